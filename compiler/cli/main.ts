@@ -1,0 +1,30 @@
+// The `gan` command line. Each subcommand returns an exit code; user errors
+// print diagnostics (never a stack trace) and exit 1.
+import { Command, CommanderError } from 'commander';
+import { doctorReport, renderDoctor } from './doctor.ts';
+
+export async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  const program = new Command('gan')
+    .description('gan-dsl: declarative GAN architectures compiled to WGSL, trained on WebGPU')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  program
+    .command('doctor')
+    .description('show Node, the WebGPU adapter Dawn chose and its limits')
+    .option('--json', 'print one JSON object')
+    .action(async (opts: { json?: boolean }) => {
+      const r = await doctorReport();
+      console.log(opts.json ? JSON.stringify(r, null, 2) : renderDoctor(r));
+      code = r.adapter && r.nodeOk ? 0 : 1;
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 1;
+    throw e;
+  }
+  return code;
+}

@@ -1,0 +1,139 @@
+// Dawn device set-up. The object returned by `create()` must stay referenced
+// for the life of the process: if it is garbage-collected, dawn.node crashes,
+// aborts or leaves promises unresolved. We keep it in module scope.
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { create, globals } from 'webgpu';
+
+export type AdapterPreference = 'auto' | 'hardware' | 'software';
+
+export interface DeviceInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  backend: string;
+  software: boolean;
+  limits: Record<string, number>;
+  features: string[];
+}
+
+export interface GpuContext {
+  adapter: GPUAdapter;
+  device: GPUDevice;
+  info: DeviceInfo;
+}
+
+/** Raised when no usable adapter exists; the CLI prints it without a stack. */
+export class NoAdapterError extends Error {
+  override name = 'NoAdapterError';
+}
+
+let gpu: GPU | undefined; // held for the process lifetime (see header)
+let shared: Promise<GpuContext> | undefined;
+
+function ensureRuntimeDir(): void {
+  // lavapipe warns on every start when XDG_RUNTIME_DIR is unset.
+  if (!process.env.XDG_RUNTIME_DIR) {
+    const dir = join(tmpdir(), `gan-xdg-${process.getuid?.() ?? 0}`);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    process.env.XDG_RUNTIME_DIR = dir;
+  }
+}
+
+function instance(): GPU {
+  if (!gpu) {
+    ensureRuntimeDir();
+    Object.assign(globalThis, globals);
+    gpu = create([]);
+  }
+  return gpu;
+}
+
+/** Adapter preference from the environment: GAN_ADAPTER=auto|hardware|software. */
+export function preferenceFromEnv(): AdapterPreference {
+  const v = (process.env.GAN_ADAPTER ?? 'auto').toLowerCase();
+  if (v === 'auto' || v === 'hardware' || v === 'software') return v;
+  throw new NoAdapterError(`GAN_ADAPTER must be auto, hardware or software, not '${v}'`);
+}
+
+function isSoftware(adapter: GPUAdapter): boolean {
+  const i = adapter.info;
+  const text = `${i.vendor} ${i.architecture} ${i.device} ${i.description}`.toLowerCase();
+  return /llvmpipe|lavapipe|swiftshader|software|warp/.test(text) || (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+}
+
+export async function requestAdapter(pref: AdapterPreference = preferenceFromEnv()): Promise<GPUAdapter> {
+  const g = instance();
+  const hw = pref !== 'software' ? await g.requestAdapter({ powerPreference: 'high-performance' }) : null;
+  if (hw && (!isSoftware(hw) || pref === 'auto')) {
+    if (pref === 'hardware' && isSoftware(hw)) throw new NoAdapterError('no hardware WebGPU adapter found (GAN_ADAPTER=hardware)');
+    return hw;
+  }
+  if (pref === 'hardware') throw new NoAdapterError('no hardware WebGPU adapter found (GAN_ADAPTER=hardware)');
+  const sw = await g.requestAdapter({ forceFallbackAdapter: true }) ?? await g.requestAdapter();
+  if (!sw) {
+    throw new NoAdapterError(
+      'no WebGPU adapter found. Dawn needs a Vulkan driver: install your GPU vendor\'s driver, or on a CPU-only ' +
+        'Debian 12 machine run `bash scripts/setup.sh` (installs mesa-vulkan-drivers 25.x from bookworm-backports).',
+    );
+  }
+  return sw;
+}
+
+const LIMIT_KEYS = [
+  'maxBufferSize',
+  'maxStorageBufferBindingSize',
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupsPerDimension',
+  'maxBindGroups',
+] as const;
+
+export function describeAdapter(adapter: GPUAdapter): DeviceInfo {
+  const i = adapter.info;
+  const limits: Record<string, number> = {};
+  for (const k of LIMIT_KEYS) limits[k] = Number(adapter.limits[k]);
+  const desc = i.description ?? '';
+  // Dawn on Linux only ships the Vulkan backend; the description names the driver.
+  const backend = (i as { backendType?: string }).backendType ?? 'vulkan';
+  return {
+    vendor: i.vendor,
+    architecture: i.architecture,
+    device: i.device,
+    description: desc,
+    backend,
+    software: isSoftware(adapter),
+    limits,
+    features: [...adapter.features].map(String).sort(),
+  };
+}
+
+/** Opens (once per process) a device with the adapter's own limits. */
+export function getDevice(pref?: AdapterPreference): Promise<GpuContext> {
+  shared ??= openDevice(pref);
+  return shared;
+}
+
+async function openDevice(pref?: AdapterPreference): Promise<GpuContext> {
+  const adapter = await requestAdapter(pref);
+  const requiredLimits: Record<string, number> = {};
+  for (const k of LIMIT_KEYS) requiredLimits[k] = Number(adapter.limits[k]);
+  const features = (['timestamp-query', 'shader-f16', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures: features });
+  device.lost.then((info) => {
+    if (info.reason !== 'destroyed') {
+      console.error(`gan: WebGPU device lost: ${info.message}`);
+      process.exit(70);
+    }
+  });
+  device.addEventListener('uncapturederror', (ev) => {
+    const err = (ev as GPUUncapturedErrorEvent).error;
+    console.error(`gan: WebGPU error: ${err.message}`);
+    process.exitCode = 70;
+  });
+  return { adapter, device, info: describeAdapter(adapter) };
+}
