@@ -1,7 +1,10 @@
 // The `gan` command line. Each subcommand returns an exit code; user errors
 // print diagnostics (never a stack trace) and exit 1.
 import { Command, CommanderError } from 'commander';
+import { runCheck } from './check.ts';
 import { doctorReport, renderDoctor } from './doctor.ts';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
@@ -9,6 +12,18 @@ export async function main(argv: string[]): Promise<number> {
     .description('gan-dsl: declarative GAN architectures compiled to WGSL, trained on WebGPU')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  program
+    .command('check')
+    .description('parse a .gan file, check every shape, print a model summary')
+    .argument('<file>', 'the .gan model')
+    .option('--set <key=value>', 'override a param (ngf=16) or a setting (train.batch=4); repeatable', collect)
+    .option('--preset <name>', "apply a preset declared in the model (e.g. 'tiny')")
+    .option('--json', 'print one JSON object instead of the table')
+    .option('--no-layers', 'print only per-network totals')
+    .action((file: string, opts: { set?: string[]; preset?: string; json?: boolean; layers?: boolean }) => {
+      code = runCheck(file, opts);
+    });
 
   program
     .command('doctor')

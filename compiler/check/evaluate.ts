@@ -1,0 +1,485 @@
+// Evaluates expressions and statements of a .gan model symbolically: scalars
+// are computed, tensors get static shapes and are recorded as graph nodes.
+// Errors abort the current statement (DiagnosticError) and poison what it
+// assigned, so evaluation continues and one mistake is reported once.
+import type * as A from '../../grammar/ast.ts';
+import { Codes, DiagnosticError, didYouMean, error, type Diagnostic } from '../../grammar/diagnostics.ts';
+import type { BlockDecl } from '../../grammar/ast.ts';
+import { builtins, scalarFunctions, shapeFunctions, typeName, typeOk, type Builtin, type NodeExtra, type OpContext } from './builtins.ts';
+import { NetworkGraph } from './graph.ts';
+import { Scope } from './scope.ts';
+import { describe, poison, shapeStr, type Tensor, type Value } from './values.ts';
+
+export type BodyKind = 'block' | 'stage' | 'condition' | 'discriminator' | 'params';
+
+/** The network being built: its graph and the current layer path. */
+export class NetContext {
+  private readonly path: string[] = [];
+  private readonly counters = new Map<string, number>();
+  readonly heads = new Map<string, { node: number; span: A.Span }>();
+  readonly losses = new Map<string, { node: number; span: A.Span }>();
+
+  constructor(readonly graph: NetworkGraph) {}
+
+  /** Next free name `base.i` under the current path. */
+  fresh(base: string): string {
+    const key = `${this.path.join('/')}|${base}`;
+    const i = this.counters.get(key) ?? 0;
+    this.counters.set(key, i + 1);
+    return `${base}.${i}`;
+  }
+
+  push(seg: string): void {
+    this.path.push(seg);
+  }
+  pop(): void {
+    this.path.pop();
+  }
+  prefix(seg: string): string {
+    return [...this.path, seg].join('/');
+  }
+  get depth(): number {
+    return this.path.length;
+  }
+}
+
+class ReturnSignal {
+  constructor(readonly value: Value) {}
+}
+
+export interface EvalHost {
+  blocks: Map<string, BlockDecl>;
+  /** Called for every param read (for "unused param" warnings). */
+  onParamRead?(name: string): void;
+}
+
+const MAX_BLOCK_DEPTH = 64;
+
+export class Evaluator {
+  readonly diagnostics: Diagnostic[] = [];
+  /** Settings sections read bare names as symbols (`bce`, `adam(...)`). */
+  symbolic = false;
+
+  constructor(private readonly host: EvalHost) {}
+
+  fail(code: string, message: string, span?: A.Span, label?: string, help?: string): never {
+    throw new DiagnosticError(error(code, message, span, { label, help }));
+  }
+
+  report(e: unknown): void {
+    if (e instanceof DiagnosticError) this.diagnostics.push(e.diagnostic);
+    else throw e;
+  }
+
+  // ---- statements ----
+
+  /** Runs statements; returns the value of a `return` or of a trailing expression. */
+  exec(stmts: A.Stmt[], scope: Scope, net: NetContext | undefined, kind: BodyKind): Value | undefined {
+    let last: Value | undefined;
+    for (const s of stmts) {
+      last = undefined;
+      try {
+        last = this.stmt(s, scope, net, kind);
+      } catch (e) {
+        if (e instanceof ReturnSignal) throw e;
+        this.report(e);
+        if (s.kind === 'assign') for (const t of s.targets) scope.set(t.name, poison);
+      }
+    }
+    return last;
+  }
+
+  private stmt(s: A.Stmt, scope: Scope, net: NetContext | undefined, kind: BodyKind): Value | undefined {
+    switch (s.kind) {
+      case 'assign': {
+        const v = this.expr(s.value, scope, net);
+        if (s.targets.length === 1) {
+          scope.set(s.targets[0].name, v);
+        } else {
+          if (v.t === 'poison') {
+            for (const t of s.targets) scope.set(t.name, poison);
+            return undefined;
+          }
+          if (v.t !== 'tuple' || v.items.length !== s.targets.length) {
+            this.fail(
+              Codes.typeMismatch,
+              `cannot unpack ${describe(v)} into ${s.targets.length} names`,
+              s.value.span,
+              `expected ${s.targets.length} values`,
+              v.t === 'tensor' ? `split it first, e.g. '... |> split(${s.targets.length})'` : undefined,
+            );
+          }
+          s.targets.forEach((t, i) => scope.set(t.name, v.items[i]));
+        }
+        return undefined;
+      }
+      case 'expr':
+        return this.expr(s.value, scope, net);
+      case 'repeat': {
+        const n = this.intValue(s.count, scope, 'repeat count', 0);
+        for (let i = 0; i < n; i++) {
+          if (s.index) scope.set(s.index.name, { t: 'num', v: i });
+          this.exec(s.body, scope, net, kind);
+        }
+        return undefined;
+      }
+      case 'if': {
+        const c = this.expr(s.cond, scope, net);
+        if (c.t === 'poison') return undefined;
+        if (c.t !== 'bool') this.fail(Codes.typeMismatch, `an 'if' condition must be true or false, got ${describe(c)}`, s.cond.span, 'expected a boolean');
+        const branch = c.v ? s.then : s.else;
+        return branch ? this.exec(branch, scope, net, kind) : undefined;
+      }
+      case 'loss': {
+        if (kind === 'params' || !net) this.fail(Codes.structure, `'loss' is not allowed here`, s.span);
+        const v = this.expr(s.value, scope, net);
+        if (v.t === 'poison') return undefined;
+        if (v.t !== 'tensor' || v.shape.length !== 0) {
+          this.fail(Codes.typeMismatch, `loss '${s.name}' must be a scalar loss (kl_normal, bce, mse, l1), got ${describe(v)}`, s.value.span, 'expected a scalar');
+        }
+        if (net.losses.has(s.name)) this.fail(Codes.duplicateName, `loss '${s.name}' is defined twice`, s.nameSpan);
+        net.losses.set(s.name, { node: v.node, span: s.nameSpan });
+        return undefined;
+      }
+      case 'head': {
+        if (kind !== 'discriminator' || !net) {
+          this.fail(Codes.structure, `'head' is only allowed directly in a discriminator`, s.span, undefined, 'return the logit from the block and declare the head in the discriminator');
+        }
+        const v = this.expr(s.value, scope, net);
+        if (v.t === 'poison') return undefined;
+        const known = ['uncond', 'cond', 'align'];
+        if (!known.includes(s.name)) {
+          this.fail(Codes.structure, `unknown head '${s.name}'`, s.nameSpan, 'expected uncond, cond or align', didYouMean(s.name, known));
+        }
+        if (v.t !== 'tensor' || v.shape.reduce((a, b) => a * b, 1) !== 1) {
+          this.fail(Codes.shapeMismatch, `head '${s.name}' must give one number per sample, got ${describe(v)}`, s.value.span, 'expected shape [1] or [1, 1, 1]', 'end the head with conv(1, k = 4, stride = 4) on a 4x4 map, or linear(1)');
+        }
+        if (net.heads.has(s.name)) this.fail(Codes.duplicateName, `head '${s.name}' is defined twice`, s.nameSpan);
+        net.heads.set(s.name, { node: v.node, span: s.nameSpan });
+        return undefined;
+      }
+      case 'return': {
+        if (kind !== 'block') this.fail(Codes.structure, `'return' is only allowed in a block`, s.span);
+        const vals = s.values.map((e) => this.expr(e, scope, net));
+        throw new ReturnSignal(vals.length === 1 ? vals[0] : { t: 'tuple', items: vals });
+      }
+    }
+  }
+
+  // ---- expressions ----
+
+  intValue(e: A.Expr, scope: Scope, what: string, min = 1): number {
+    const v = this.expr(e, scope, undefined);
+    if (v.t === 'poison') throw new DiagnosticError(error(Codes.internal, 'poisoned', e.span)); // already reported
+    if (v.t !== 'num' || !Number.isInteger(v.v)) this.fail(Codes.typeMismatch, `${what} must be an integer, got ${describe(v)}${v.t === 'num' ? ` (${v.v})` : ''}`, e.span, 'expected an integer');
+    if (v.v < min) this.fail(Codes.badValue, `${what} must be at least ${min}, got ${v.v}`, e.span);
+    return v.v;
+  }
+
+  expr(e: A.Expr, scope: Scope, net: NetContext | undefined): Value {
+    switch (e.kind) {
+      case 'num':
+        return { t: 'num', v: e.value };
+      case 'str':
+        return { t: 'str', v: e.value };
+      case 'bool':
+        return { t: 'bool', v: e.value };
+      case 'name':
+        return this.name(e, scope);
+      case 'member':
+        return this.member(e, scope, net);
+      case 'tuple':
+      case 'list':
+        return { t: 'tuple', items: e.items.map((i) => this.expr(i, scope, net)) };
+      case 'unary': {
+        const v = this.expr(e.operand, scope, net);
+        if (v.t === 'poison') return v;
+        if (e.op === 'not') {
+          if (v.t !== 'bool') this.fail(Codes.typeMismatch, `'not' needs true or false, got ${describe(v)}`, e.operand.span);
+          return { t: 'bool', v: !v.v };
+        }
+        if (v.t === 'num') return { t: 'num', v: -v.v };
+        if (v.t === 'tensor') return this.elementwise(net, e, 'mul', v, { t: 'num', v: -1 });
+        return this.fail(Codes.typeMismatch, `cannot negate ${describe(v)}`, e.operand.span);
+      }
+      case 'binary':
+        return this.binary(e, scope, net);
+      case 'call':
+        return this.call(e, scope, net);
+    }
+  }
+
+  private name(e: Extract<A.Expr, { kind: 'name' }>, scope: Scope): Value {
+    const v = scope.get(e.name);
+    if (v) return v;
+    if (this.symbolic) return { t: 'sym', name: e.name };
+    if (builtins.has(e.name) || this.host.blocks.has(e.name)) {
+      this.fail(Codes.typeMismatch, `'${e.name}' is an op, not a value`, e.span, 'expected a value', `call it: '${e.name}(...)', or pipe into it: 'x |> ${e.name}'`);
+    }
+    this.fail(Codes.undefinedName, `undefined name '${e.name}'`, e.span, 'not a param, input, noise or variable in scope', didYouMean(e.name, scope.allNames()));
+  }
+
+  private member(e: Extract<A.Expr, { kind: 'member' }>, scope: Scope, net: NetContext | undefined): Value {
+    const obj = this.expr(e.object, scope, net);
+    if (obj.t === 'poison') return obj;
+    if (obj.t === 'stage') {
+      const stageScope = this.stageScopes.get(obj.name);
+      const v = stageScope?.getOwn(e.name);
+      if (!v) {
+        this.fail(Codes.undefinedName, `stage '${obj.name}' has no variable '${e.name}'`, e.nameSpan, 'not assigned in that stage', didYouMean(e.name, stageScope?.names ?? []));
+      }
+      return v;
+    }
+    if (obj.t === 'call' && this.symbolic) {
+      const v = obj.args[e.name];
+      if (!v) this.fail(Codes.undefinedName, `'${obj.name}(...)' has no field '${e.name}'`, e.nameSpan, undefined, didYouMean(e.name, Object.keys(obj.args)));
+      return v;
+    }
+    return this.fail(Codes.typeMismatch, `${describe(obj)} has no field '${e.name}'`, e.nameSpan, undefined, obj.t === 'tensor' ? `for its size use channels(x), height(x) or width(x)` : undefined);
+  }
+
+  /** Final scopes of evaluated stages, for `g0.h`. Filled by the model checker. */
+  readonly stageScopes = new Map<string, { getOwn(name: string): Value | undefined; names: string[] }>();
+
+  private binary(e: Extract<A.Expr, { kind: 'binary' }>, scope: Scope, net: NetContext | undefined): Value {
+    const l = this.expr(e.left, scope, net);
+    const r = this.expr(e.right, scope, net);
+    if (l.t === 'poison' || r.t === 'poison') return poison;
+    const op = e.op;
+    if (op === 'and' || op === 'or') {
+      if (l.t !== 'bool' || r.t !== 'bool') this.fail(Codes.typeMismatch, `'${op}' needs true or false on both sides, got ${describe(l)} and ${describe(r)}`, e.opSpan);
+      return { t: 'bool', v: op === 'and' ? l.v && r.v : l.v || r.v };
+    }
+    if (op === '==' || op === '!=') {
+      const same = (l.t === 'num' || l.t === 'bool' || l.t === 'str' || l.t === 'sym') && l.t === r.t && JSON.stringify(l) === JSON.stringify(r);
+      return { t: 'bool', v: op === '==' ? same : !same };
+    }
+    if (l.t === 'num' && r.t === 'num') {
+      const a = l.v;
+      const b = r.v;
+      if ((op === '/' || op === 'div' || op === '%') && b === 0) this.fail(Codes.badValue, 'division by zero', e.right.span);
+      switch (op) {
+        case '+': return { t: 'num', v: a + b };
+        case '-': return { t: 'num', v: a - b };
+        case '*': return { t: 'num', v: a * b };
+        case '/': return { t: 'num', v: a / b };
+        case 'div': return { t: 'num', v: Math.floor(a / b) };
+        case '%': return { t: 'num', v: a - b * Math.floor(a / b) };
+        case '**': return { t: 'num', v: a ** b };
+        case '<': return { t: 'bool', v: a < b };
+        case '>': return { t: 'bool', v: a > b };
+        case '<=': return { t: 'bool', v: a <= b };
+        case '>=': return { t: 'bool', v: a >= b };
+      }
+    }
+    if (l.t === 'str' && r.t === 'str' && op === '+') return { t: 'str', v: l.v + r.v };
+    const arith: Record<string, string> = { '+': 'add', '-': 'sub', '*': 'mul', '/': 'div' };
+    if ((l.t === 'tensor' || r.t === 'tensor') && (l.t === 'tensor' || l.t === 'num') && (r.t === 'tensor' || r.t === 'num') && arith[op]) {
+      return this.elementwise(net, e, arith[op], l, r);
+    }
+    return this.fail(Codes.typeMismatch, `cannot apply '${op}' to ${describe(l)} and ${describe(r)}`, e.opSpan, 'unsupported operand types');
+  }
+
+  /** Elementwise arithmetic with NumPy-style broadcasting over the per-sample shape. */
+  private elementwise(net: NetContext | undefined, e: A.Expr, op: string, l: Value, r: Value): Value {
+    if (!net) this.fail(Codes.typeMismatch, 'tensors are not allowed here', e.span);
+    const ls = l.t === 'tensor' ? l.shape : [];
+    const rs = r.t === 'tensor' ? r.shape : [];
+    const n = Math.max(ls.length, rs.length);
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const a = ls[ls.length - n + i] ?? 1;
+      const b = rs[rs.length - n + i] ?? 1;
+      if (a !== b && a !== 1 && b !== 1) {
+        this.fail(Codes.shapeMismatch, `shapes ${shapeStr(ls)} and ${shapeStr(rs)} do not broadcast in '${op}'`, e.span, `${shapeStr(ls)} ${op} ${shapeStr(rs)}`, 'broadcasting aligns shapes from the right; sizes must match or be 1');
+      }
+      out.push(Math.max(a, b));
+    }
+    const ctx = this.opContext(net, e.span, {});
+    const inputs = [l, r].filter((v): v is Tensor => v.t === 'tensor');
+    const attrs: Record<string, number> = {};
+    if (l.t === 'num') attrs.left = l.v;
+    if (r.t === 'num') attrs.right = r.v;
+    return ctx.node(op, inputs, out, { attrs });
+  }
+
+  private call(e: Extract<A.Expr, { kind: 'call' }>, scope: Scope, net: NetContext | undefined): Value {
+    const args = e.args.map((a) => ({ name: a.name, nameSpan: a.nameSpan, span: a.value.span, value: this.expr(a.value, scope, net) }));
+    if (args.some((a) => a.value.t === 'poison')) return poison;
+    const block = this.host.blocks.get(e.callee);
+    if (block) return this.callBlock(block, e, args, net);
+    const first = args[0]?.value;
+    const shapeFn = shapeFunctions[e.callee];
+    if (shapeFn) {
+      if (args.length !== 1 || first?.t !== 'tensor') this.fail(Codes.badArity, `${e.callee}(x) takes one tensor`, e.span);
+      const v = shapeFn(first.shape);
+      if (v === undefined) this.fail(Codes.shapeMismatch, `${e.callee} needs a [C, H, W] tensor, got ${shapeStr(first.shape)}`, args[0].span);
+      return { t: 'num', v };
+    }
+    const scalarFn = scalarFunctions[e.callee];
+    if (scalarFn && args.every((a) => a.value.t === 'num' && !a.name)) {
+      if (!scalarFn.arity.includes(args.length)) this.fail(Codes.badArity, `${e.callee} takes ${scalarFn.arity.join(' or ')} argument(s), got ${args.length}`, e.span);
+      return { t: 'num', v: scalarFn.f(...args.map((a) => (a.value as { v: number }).v)) };
+    }
+    const op = builtins.get(e.callee);
+    if (op) {
+      if (!net) this.fail(Codes.typeMismatch, `op '${e.callee}' makes tensors, which are not allowed here`, e.span, 'expected a compile-time value');
+      return this.callBuiltin(op, e, args, net);
+    }
+    if (this.symbolic) {
+      const kw: Record<string, Value> = {};
+      for (const a of args) {
+        if (!a.name) this.fail(Codes.typeMismatch, `arguments of '${e.callee}(...)' in a settings section must be named`, a.span, `expected name = value`);
+        kw[a.name] = a.value;
+      }
+      return { t: 'call', name: e.callee, args: kw, span: e.span };
+    }
+    const known = [...builtins.keys(), ...this.host.blocks.keys(), ...Object.keys(scalarFunctions), ...Object.keys(shapeFunctions)];
+    this.fail(Codes.unknownOp, `unknown op or block '${e.callee}'`, e.calleeSpan, 'not a built-in op or a block of this model', didYouMean(e.callee, known));
+  }
+
+  private signature(op: Builtin): string {
+    const parts = op.args.map((a) => (a.default === undefined ? a.name : `${a.name} = ${typeof a.default === 'function' ? 'auto' : describeDefault(a.default)}`));
+    if (op.rest) parts.splice(op.args.findIndex((a) => a.default !== undefined) === -1 ? parts.length : op.args.findIndex((a) => a.default !== undefined), 0, '...');
+    return `${op.name}(${parts.join(', ')})`;
+  }
+
+  private callBuiltin(op: Builtin, e: Extract<A.Expr, { kind: 'call' }>, args: BoundArg[], net: NetContext): Value {
+    const bound: Record<string, Value> = {};
+    const spans: Record<string, A.Span> = {};
+    const rest: Value[] = [];
+    // Variadic ops take their tensors positionally and the rest by keyword.
+    const positionalSpecs = op.rest ? op.args.filter((a) => a.type === 'tensor') : op.args;
+    let pos = 0;
+    for (const a of args) {
+      if (a.name) {
+        const spec = op.args.find((s) => s.name === a.name);
+        if (!spec) {
+          this.fail(Codes.unknownKeyword, `${op.name} has no argument '${a.name}'`, a.nameSpan ?? a.span, `expected ${this.signature(op)}`, didYouMean(a.name, op.args.map((s) => s.name)));
+        }
+        if (a.name in bound) this.fail(Codes.badArity, `argument '${a.name}' of ${op.name} is given twice`, a.nameSpan ?? a.span);
+        bound[a.name] = a.value;
+        spans[a.name] = a.span;
+      } else if (pos < positionalSpecs.length) {
+        const spec = positionalSpecs[pos++];
+        bound[spec.name] = a.value;
+        spans[spec.name] = a.span;
+      } else if (op.rest) {
+        rest.push(a.value);
+        if (!typeOk(op.rest, a.value)) this.fail(Codes.typeMismatch, `arguments of ${op.name} must be ${typeName(op.rest)}, got ${describe(a.value)}`, a.span);
+      } else {
+        this.fail(Codes.badArity, `${op.name} takes at most ${positionalSpecs.length} positional argument(s), got ${args.filter((x) => !x.name).length}`, a.span, `expected ${this.signature(op)}`);
+      }
+    }
+    for (const spec of op.args) {
+      if (!(spec.name in bound)) {
+        if (spec.default === undefined) {
+          const piped = e.piped && spec === op.args[0];
+          this.fail(Codes.badArity, `${op.name} is missing argument '${spec.name}'${piped ? '' : ''}`, e.span, `expected ${this.signature(op)}`);
+        }
+        bound[spec.name] = typeof spec.default === 'function' ? spec.default(bound) : spec.default;
+        spans[spec.name] = e.span;
+      } else if (!typeOk(spec.type, bound[spec.name])) {
+        const v = bound[spec.name];
+        this.fail(Codes.typeMismatch, `argument '${spec.name}' of ${op.name} must be ${typeName(spec.type)}, got ${describe(v)}${v.t === 'num' ? ` (${v.v})` : ''}`, spans[spec.name], `expected ${typeName(spec.type)}`);
+      }
+    }
+    const ctx = this.opContext(net, e.span, spans);
+    return op.apply(ctx, bound, rest);
+  }
+
+  private blockDepth = 0;
+
+  private callBlock(block: BlockDecl, e: Extract<A.Expr, { kind: 'call' }>, args: BoundArg[], net: NetContext | undefined): Value {
+    if (!net) this.fail(Codes.typeMismatch, `block '${block.name}' makes tensors, which are not allowed here`, e.span);
+    const sig = `${block.name}(${block.params.map((p) => p.name).join(', ')})`;
+    const scope = new Scope(this.globals);
+    const given = new Set<string>();
+    let pos = 0;
+    for (const a of args) {
+      let name: string;
+      if (a.name) {
+        if (!block.params.some((p) => p.name === a.name)) {
+          this.fail(Codes.unknownKeyword, `block ${block.name} has no parameter '${a.name}'`, a.nameSpan ?? a.span, `expected ${sig}`, didYouMean(a.name, block.params.map((p) => p.name)));
+        }
+        name = a.name;
+      } else {
+        if (pos >= block.params.length) {
+          this.fail(Codes.badArity, `block ${block.name} takes ${block.params.length} argument(s), got ${args.length}${e.piped ? ' (the piped value counts as the first)' : ''}`, a.span, `expected ${sig}`);
+        }
+        name = block.params[pos++].name;
+      }
+      if (given.has(name)) this.fail(Codes.badArity, `argument '${name}' of block ${block.name} is given twice`, a.span);
+      given.add(name);
+      scope.set(name, a.value);
+    }
+    for (const p of block.params) {
+      if (given.has(p.name)) continue;
+      if (!p.default) this.fail(Codes.badArity, `block ${block.name} is missing argument '${p.name}'`, e.span, `expected ${sig}`);
+      scope.set(p.name, this.expr(p.default, scope, net));
+    }
+    if (this.blockDepth >= MAX_BLOCK_DEPTH) this.fail(Codes.structure, `block '${block.name}' calls itself too deeply (recursion is not supported)`, e.span);
+    net.push(net.fresh(block.name));
+    this.blockDepth++;
+    try {
+      let result: Value | undefined;
+      try {
+        result = this.exec(block.body, scope, net, 'block');
+      } catch (r) {
+        if (!(r instanceof ReturnSignal)) throw r;
+        result = r.value;
+      }
+      if (!result) {
+        this.fail(Codes.structure, `block '${block.name}' gives no result`, block.nameSpan, undefined, "end it with an expression or a 'return'");
+      }
+      return result;
+    } finally {
+      this.blockDepth--;
+      net.pop();
+    }
+  }
+
+  /** The scope blocks see: params, inputs and the network's globals. Set per network. */
+  globals: Scope = new Scope();
+
+  /** Noise nodes created by randn_like, counted per network. */
+  opContext(net: NetContext, span: A.Span, spans: Record<string, A.Span>): OpContext {
+    const graph = net.graph;
+    return {
+      span,
+      argSpan: (name) => spans[name] ?? span,
+      fail: (code, message, s, label, help) => this.fail(code, message, s ?? span, label, help),
+      node: (op: string, inputs: Tensor[], shape: number[], extra: NodeExtra = {}): Tensor => {
+        const path = net.prefix(net.fresh(op));
+        const n = graph.add({
+          kind: 'op',
+          op,
+          inputs: inputs.map((t) => t.node),
+          attrs: extra.attrs ?? {},
+          shape,
+          path,
+          params: (extra.params ?? []).map((p) => ({ name: `${path}/${p.leaf}`, shape: p.shape, init: p.init })),
+          buffers: (extra.buffers ?? []).map((b) => ({ name: `${path}/${b.leaf}`, shape: b.shape, init: b.init })),
+          macs: extra.macs ?? 0,
+        });
+        return { t: 'tensor', shape, node: n.id, net: graph.name };
+      },
+      noise: (shape: number[]): Tensor => {
+        const path = net.prefix(net.fresh('randn'));
+        const n = graph.add({ kind: 'noise', op: 'randn', inputs: [], attrs: { dist: 'normal' }, shape, path, params: [], buffers: [], macs: 0 });
+        return { t: 'tensor', shape, node: n.id, net: graph.name };
+      },
+    };
+  }
+}
+
+interface BoundArg {
+  name?: string;
+  nameSpan?: A.Span;
+  span: A.Span;
+  value: Value;
+}
+
+function describeDefault(v: Value): string {
+  return v.t === 'num' || v.t === 'bool' ? String(v.v) : v.t === 'str' ? JSON.stringify(v.v) : '...';
+}

@@ -1,0 +1,195 @@
+// Loads a .gan file with everything it stands on: its `extends` chain and its
+// `import`s, merged into one ModelSource. Later declarations override earlier
+// ones by name (a variant file overrides its base). Cycles are reported with
+// the whole chain.
+import { readFileSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
+import type * as A from '../grammar/ast.ts';
+import { Codes, error, type Diagnostic } from '../grammar/diagnostics.ts';
+import { parseSource } from '../grammar/index.ts';
+
+export interface ParamSource {
+  name: string;
+  value: A.Expr;
+  /** Where the param was first declared (an override keeps the declaration). */
+  declSpan: A.Span;
+}
+
+export interface ModelSource {
+  name: string;
+  file: string;
+  params: Map<string, ParamSource>;
+  inputs: Map<string, A.InputDecl>;
+  noises: Map<string, A.NoiseDecl>;
+  blocks: Map<string, A.BlockDecl>;
+  conditions: Map<string, A.ConditionDecl>;
+  stages: Map<string, A.StageDecl>;
+  discriminators: Map<string, A.DiscriminatorDecl>;
+  objective: A.Setting[];
+  train: A.Setting[];
+  presets: Map<string, A.PresetDecl>;
+}
+
+export interface LoadResult {
+  model?: ModelSource;
+  diagnostics: Diagnostic[];
+  /** Every source text read, by display name, for rendering diagnostics. */
+  sources: Map<string, string>;
+}
+
+/** Display names are relative to the working directory, like compilers print them. */
+function displayName(abs: string): string {
+  const rel = relative(process.cwd(), abs);
+  return rel.startsWith('..') ? abs : rel;
+}
+
+export function emptyModel(name: string, file: string): ModelSource {
+  return {
+    name,
+    file,
+    params: new Map(),
+    inputs: new Map(),
+    noises: new Map(),
+    blocks: new Map(),
+    conditions: new Map(),
+    stages: new Map(),
+    discriminators: new Map(),
+    objective: [],
+    train: [],
+    presets: new Map(),
+  };
+}
+
+class Loader {
+  readonly diagnostics: Diagnostic[] = [];
+  readonly sources = new Map<string, string>();
+  private readonly cache = new Map<string, ModelSource | null>();
+
+  /** `stack` holds absolute paths being loaded, for cycle detection. */
+  load(abs: string, stack: string[], from?: A.Span, sourceText?: string): ModelSource | null {
+    const shown = displayName(abs);
+    const at = stack.indexOf(abs);
+    if (at >= 0) {
+      const chain = [...stack.slice(at), abs].map(displayName).join(' -> ');
+      this.diagnostics.push(error(Codes.cyclicInclude, `cyclic extends/import: ${chain}`, from, { label: 'this closes the cycle' }));
+      return null;
+    }
+    if (this.cache.has(abs)) return this.cache.get(abs)!;
+    let text = sourceText;
+    if (text === undefined) {
+      try {
+        text = readFileSync(abs, 'utf8');
+      } catch (e) {
+        const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message;
+        this.diagnostics.push(error(Codes.fileNotFound, `cannot read '${shown}': ${why}`, from, { label: 'expected a path to a .gan file, relative to this file' }));
+        return null;
+      }
+    }
+    this.sources.set(shown, text);
+    const parsed = parseSource(text, shown);
+    this.diagnostics.push(...parsed.diagnostics);
+    const ast = parsed.ast;
+    const next = [...stack, abs];
+    const name = ast.name?.name ?? shown.replace(/^.*\//, '').replace(/\.gan$/, '');
+
+    let model: ModelSource;
+    if (ast.extends) {
+      const base = this.load(resolve(dirname(abs), ast.extends.path), next, ast.extends.span);
+      model = base ? cloneModel(base) : emptyModel(name, shown);
+      model.name = name;
+      model.file = shown;
+    } else {
+      model = emptyModel(name, shown);
+    }
+    for (const d of ast.decls) {
+      if (d.kind !== 'import') continue;
+      const lib = this.load(resolve(dirname(abs), d.path), next, d.pathSpan);
+      // An import brings in blocks only; the importing file's own win.
+      if (lib) for (const [k, b] of lib.blocks) if (!model.blocks.has(k)) model.blocks.set(k, b);
+    }
+    applyDecls(model, ast.decls, this.diagnostics);
+    this.cache.set(abs, model);
+    return model;
+  }
+}
+
+function cloneModel(m: ModelSource): ModelSource {
+  return {
+    ...m,
+    params: new Map(m.params),
+    inputs: new Map(m.inputs),
+    noises: new Map(m.noises),
+    blocks: new Map(m.blocks),
+    conditions: new Map(m.conditions),
+    stages: new Map(m.stages),
+    discriminators: new Map(m.discriminators),
+    objective: [...m.objective],
+    train: [...m.train],
+    presets: new Map(m.presets),
+  };
+}
+
+function applyDecls(model: ModelSource, decls: A.TopDecl[], diags: Diagnostic[]): void {
+  const seenHere = new Map<string, A.Span>();
+  const once = (kind: string, name: string, span: A.Span): void => {
+    const key = `${kind}:${name}`;
+    const prev = seenHere.get(key);
+    if (prev) diags.push(error(Codes.duplicateName, `${kind} '${name}' is declared twice in this file`, span, { label: 'second declaration' }));
+    seenHere.set(key, span);
+  };
+  for (const d of decls) {
+    switch (d.kind) {
+      case 'import':
+        break;
+      case 'param': {
+        once('param', d.name, d.nameSpan);
+        const prev = model.params.get(d.name);
+        model.params.set(d.name, { name: d.name, value: d.value, declSpan: prev?.declSpan ?? d.nameSpan });
+        break;
+      }
+      case 'input':
+        once('input', d.name, d.nameSpan);
+        model.inputs.set(d.name, d);
+        break;
+      case 'noise':
+        once('noise', d.name, d.nameSpan);
+        model.noises.set(d.name, d);
+        break;
+      case 'block':
+        once('block', d.name, d.nameSpan);
+        model.blocks.set(d.name, d);
+        break;
+      case 'condition':
+        once('condition', d.name, d.nameSpan);
+        model.conditions.set(d.name, d);
+        break;
+      case 'generator':
+        for (const s of d.stages) {
+          once('stage', s.name, s.nameSpan);
+          model.stages.set(s.name, s);
+        }
+        break;
+      case 'discriminator':
+        once('discriminator', d.name, d.nameSpan);
+        model.discriminators.set(d.name, d);
+        break;
+      case 'objective':
+        model.objective.push(...d.settings);
+        break;
+      case 'train':
+        model.train.push(...d.settings);
+        break;
+      case 'preset':
+        once('preset', d.name, d.nameSpan);
+        model.presets.set(d.name, d);
+        break;
+    }
+  }
+}
+
+/** Loads `path` (or, with `text`, treats `text` as the contents of `path`). */
+export function loadModel(path: string, text?: string): LoadResult {
+  const loader = new Loader();
+  const model = loader.load(resolve(path), [], undefined, text);
+  return { model: model ?? undefined, diagnostics: loader.diagnostics, sources: loader.sources };
+}
