@@ -86,8 +86,8 @@ export function objectiveSchema(stageNames: string[]): SectionSchema {
       colour: { doc: 'colour-consistency weight (0 = off)', default: { t: 'num', v: 0 }, check: isNum(0) },
       perceptual: { doc: 'perceptual loss weight (0 = off)', default: { t: 'num', v: 0 }, check: isNum(0) },
       clip_guidance: {
-        doc: 'clip(weight, stage, encoder, weights): guidance from a frozen CLIP image encoder',
-        check: callOf({ clip: { args: { weight: { check: isNum(0) }, stage: { check: stage }, encoder: { check: str, default: { t: 'str', v: 'ViT-B/32' } }, weights: { check: str } } } }, 'guidance'),
+        doc: 'clip(weight, at, encoder, weights): guidance from a frozen CLIP image encoder',
+        check: callOf({ clip: { args: { weight: { check: isNum(0) }, at: { check: stage }, encoder: { check: str, default: { t: 'str', v: 'ViT-B/32' } }, weights: { check: str } } } }, 'guidance'),
       },
     },
   };
@@ -101,6 +101,7 @@ export const trainSchema: SectionSchema = {
     g: { doc: 'generator optimizer', default: { t: 'call', name: 'adam', args: { lr: { t: 'num', v: 2e-4 } }, span: { file: '', offset: 0, length: 0 } }, check: callOf(optimizers, 'optimizer') },
     d: { doc: 'discriminator optimizer (one per discriminator)', default: { t: 'call', name: 'adam', args: { lr: { t: 'num', v: 2e-4 } }, span: { file: '', offset: 0, length: 0 } }, check: callOf(optimizers, 'optimizer') },
     n_critic: { doc: 'discriminator steps per generator step', default: { t: 'num', v: 1 }, check: isInt(1) },
+    d_every: { doc: 'update the discriminators on every k-th generator step only', default: { t: 'num', v: 1 }, check: isInt(1) },
     real_label: { doc: 'target for real samples (< 1 smooths labels)', default: { t: 'num', v: 1 }, check: isNum(0, 1, true) },
     g_ema: { doc: 'EMA decay of generator weights (0 = off)', default: { t: 'num', v: 0.999 }, check: isNum(0, 1) },
     seed: { doc: 'random seed', default: { t: 'num', v: 0 }, check: isInt(0) },

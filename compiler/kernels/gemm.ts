@@ -24,7 +24,8 @@ import type { KernelSpec } from './kernel.ts';
 export type LaneLoadMode =
   /** `at(col)` is a vec4 of L[k, col..col+3] (cols multiple of 4, col 4-aligned). */
   | 'cols-vec4'
-  /** `at(col)` is a vec4 of L[k..k+3, col] (depth multiple of 4; k steps by 4). */
+  /** `at(col)` is a vec4 of L[k..k+3, col] (depth multiple of 4; k steps by 4, and
+   *  `at` sees the counters of the first of the 4). */
   | 'k-vec4'
   /** `at(col)` is the f32 L[k, col]. */
   | 'scalar';
@@ -46,15 +47,24 @@ export interface GemmProblem {
    * `row{i}: u32`, the row index (clamped into range, so loads stay in bounds).
    */
   rowSetup(i: number): string;
-  /** The reduction: counters it declares, the trip count (may use `group`), and how to advance them by one k. */
-  loop: { init: string; count: string; advance: string };
+  /** WGSL run once per invocation before the rows' set-up; `group: u32` in scope. */
+  groupSetup?: string;
+  /**
+   * The reduction: `init` declares counters, `count` is the trip count (may use
+   * `group`), `prelude` runs at each k before the uniform loads (its lets are
+   * scoped to that k), `advance` moves the counters on by one k.
+   */
+  loop: { init: string; count: string; prelude?: string; advance: string };
   /**
    * WGSL f32 expression of U[row{i}, k] at the current counters; `k` is a WGSL
    * u32 expression of the flat reduction index (the loop variable plus the
    * sub-step when the lane loads cover 4 k at once).
    */
   uniformAt(i: number, k: string): string;
-  /** How L is read; `at(col)` gets a WGSL u32 column expression (clamped into range). */
+  /**
+   * How L is read; `at(col)` gets a WGSL u32 column expression (clamped into
+   * range) and may use `k`, `group` and the loop counters, not prelude lets.
+   */
   lane: { mode: LaneLoadMode; at(col: string): string };
   /**
    * WGSL statement storing `value` (f32 expression) as C[row{i}, col]; it runs
@@ -118,6 +128,7 @@ export function gemmKernel(p: GemmProblem, tiling: GemmTiling = chooseTiling(p.r
   emit(`if (tile >= ${u(uniformTiles)}) { return; }`);
   emit(`let group = tile / ${u(rowTiles)};`);
   emit(`let firstRow = (tile % ${u(rowTiles)}) * ${u(TM)};`);
+  emit(p.groupSetup ?? '');
   emit(`let firstCol = (wid.x * ${u(lanes)} + lid.x) * ${u(TN)};`);
   for (let i = 0; i < TM; i++) {
     emit(`let row${i} = min(firstRow + ${u(i)}, ${u(p.rows - 1)});`);
@@ -131,7 +142,8 @@ export function gemmKernel(p: GemmProblem, tiling: GemmTiling = chooseTiling(p.r
   }
   for (let i = 0; i < TM; i++) for (let q = 0; q < vecs; q++) emit(`var acc${i}_${q} = vec4<f32>(0.0);`);
 
-  // The reduction loop.
+  // The reduction loop. Each k sub-step is its own block so loaders' per-k
+  // `prelude` lets can be redeclared; the lane loads of a 4-k step come first.
   emit(p.loop.init);
   emit(`let depth = ${p.loop.count};`);
   emit(`for (var k = 0u; k < depth; k += ${u(step)}) {`);
@@ -141,17 +153,20 @@ export function gemmKernel(p: GemmProblem, tiling: GemmTiling = chooseTiling(p.r
     for (let j = 0; j < TN; j++) emit(`let lane${j} = ${p.lane.at(`col${j}`)};`, 2);
   }
   for (let s = 0; s < step; s++) {
+    emit('{', 2);
+    emit(p.loop.prelude ?? '', 3);
     // The lane operand of this k as vec4s over 4 adjacent columns.
     for (let q = 0; q < vecs; q++) {
       const cols = [0, 1, 2, 3].map((c) => `lane${4 * q + c}${step === 4 ? `[${s}]` : ''}`);
       const value = p.lane.mode === 'cols-vec4' ? `lane${q}` : `vec4<f32>(${cols.join(', ')})`;
-      emit(`let b${s}_${q} = ${value};`, 2);
+      emit(`let b${q} = ${value};`, 3);
     }
     for (let i = 0; i < TM; i++) {
-      emit(`let a${s}_${i} = ${p.uniformAt(i, s === 0 ? 'k' : `(k + ${u(s)})`)};`, 2);
-      for (let q = 0; q < vecs; q++) emit(`acc${i}_${q} = fma(vec4<f32>(a${s}_${i}), b${s}_${q}, acc${i}_${q});`, 2);
+      emit(`let a${i} = ${p.uniformAt(i, s === 0 ? 'k' : `(k + ${u(s)})`)};`, 3);
+      for (let q = 0; q < vecs; q++) emit(`acc${i}_${q} = fma(vec4<f32>(a${i}), b${q}, acc${i}_${q});`, 3);
     }
-    emit(p.loop.advance, 2);
+    emit(p.loop.advance, 3);
+    emit('}', 2);
   }
   emit('}');
 

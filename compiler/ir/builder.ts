@@ -1,0 +1,282 @@
+// GraphBuilder: the API the front end lowers a checked model through.
+//
+//   const b = new GraphBuilder();
+//   const x = b.input('image', [8, 3, 64, 64]);
+//   const w = b.param('d0/conv.0/weight', [64, 3, 4, 4], { kind: 'normal', mean: 0, std: 0.02 }, 'D0');
+//   const h = b.leakyRelu(b.conv2d(x, w, { stride: 2, pad: 1 }), 0.2);
+//
+// Every method checks shapes as it builds (errors name the op and the shapes)
+// and returns the output Value. Composite ops (batchNorm, glu, losses...) are
+// expanded here into primitives, so autodiff and fusion only see primitives.
+import { Graph, type Attrs, type Init, type Value } from './graph.ts';
+import { axis as normAxis, fmtShape, numel, sameShape, type Shape } from './shape.ts';
+import { primitive } from '../ops/registry.ts';
+import { batchNorm, type BatchNormOptions } from '../ops/batchnorm.ts';
+import { bceWithLogits, klNormal, l1Loss, mseLoss } from '../ops/losses.ts';
+import { cosineSimilarity, glu, linear, tileHW } from '../ops/composite.ts';
+
+export class GraphBuilder {
+  readonly graph: Graph;
+  /** Latest version of each state buffer (after assign). */
+  private readonly versions = new Map<number, Value>();
+  private rngStreams = 0;
+
+  constructor(graph: Graph = new Graph()) {
+    this.graph = graph;
+  }
+
+  // ---- leaves -------------------------------------------------------------
+
+  param(name: string, shape: Shape, init: Init = { kind: 'zeros' }, group = 'default'): Value {
+    return this.graph.newValue(shape, 'param', { name, init, group });
+  }
+
+  input(name: string, shape: Shape): Value {
+    return this.graph.newValue(shape, 'input', { name });
+  }
+
+  /** BatchNorm running statistics and other state carried across steps. */
+  buffer(name: string, shape: Shape, init: Init = { kind: 'zeros' }): Value {
+    return this.graph.newValue(shape, 'buffer', { name, init });
+  }
+
+  /** Fresh standard-normal noise every step (a counter-based generator on the GPU); feeds may override it by name. */
+  noise(name: string, shape: Shape): Value {
+    return this.graph.addNode('randn', [], { shape: [...shape], stream: this.rngStreams++ }, shape, 'noise', name);
+  }
+
+  /** Standard-normal values like `v` (unnamed noise). */
+  randnLike(v: Value): Value {
+    return this.apply('randn', [], { shape: [...v.shape], stream: this.rngStreams++ });
+  }
+
+  /** The current value of a state buffer: the last one assigned in this graph, or the stored one. */
+  read(buffer: Value): Value {
+    if (buffer.kind !== 'buffer') throw new Error(`read: '${buffer.name}' is a ${buffer.kind}, not a buffer`);
+    return this.versions.get(buffer.id) ?? buffer;
+  }
+
+  /** Writes `value` into a state buffer at the end of the step; later reads see it. */
+  assign(buffer: Value, value: Value): void {
+    if (buffer.kind !== 'buffer') throw new Error(`assign: '${buffer.name}' is a ${buffer.kind}, not a buffer`);
+    if (!sameShape(buffer.shape, value.shape)) {
+      throw new Error(`assign: '${buffer.name}' has shape ${fmtShape(buffer.shape)}, value has ${fmtShape(value.shape)}`);
+    }
+    this.versions.set(buffer.id, value);
+    const ups = this.graph.updates;
+    const i = ups.findIndex((u) => u.target === buffer);
+    if (i >= 0) ups.splice(i, 1);
+    ups.push({ target: buffer, value });
+  }
+
+  output(name: string, v: Value): Value {
+    this.graph.outputs.set(name, v);
+    return v;
+  }
+
+  // ---- generic ------------------------------------------------------------
+
+  apply(op: string, inputs: readonly Value[], attrs: Attrs = {}): Value {
+    const def = primitive(op);
+    if (def.arity >= 0 && inputs.length !== def.arity) {
+      throw new Error(`${op}: expects ${def.arity} inputs, got ${inputs.length}`);
+    }
+    const shape = def.shape(inputs.map((v) => v.shape), attrs);
+    return this.graph.addNode(op, inputs, attrs, shape);
+  }
+
+  /** A constant (broadcast scalar by default). */
+  scalar(value: number, shape: Shape = []): Value {
+    return this.apply('fill', [], { value, shape: [...shape] });
+  }
+
+  private operand(v: Value | number): Value {
+    return typeof v === 'number' ? this.scalar(v) : v;
+  }
+
+  // ---- elementwise ----------------------------------------------------------
+
+  add(a: Value | number, b: Value | number): Value {
+    return this.apply('add', [this.operand(a), this.operand(b)]);
+  }
+  sub(a: Value | number, b: Value | number): Value {
+    return this.apply('sub', [this.operand(a), this.operand(b)]);
+  }
+  mul(a: Value | number, b: Value | number): Value {
+    return this.apply('mul', [this.operand(a), this.operand(b)]);
+  }
+  div(a: Value | number, b: Value | number): Value {
+    return this.apply('div', [this.operand(a), this.operand(b)]);
+  }
+  maximum(a: Value | number, b: Value | number): Value {
+    return this.apply('maximum', [this.operand(a), this.operand(b)]);
+  }
+  neg(x: Value): Value {
+    return this.apply('neg', [x]);
+  }
+  relu(x: Value): Value {
+    return this.apply('relu', [x]);
+  }
+  leakyRelu(x: Value, slope = 0.01): Value {
+    return this.apply('leaky_relu', [x], { slope });
+  }
+  tanh(x: Value): Value {
+    return this.apply('tanh', [x]);
+  }
+  sigmoid(x: Value): Value {
+    return this.apply('sigmoid', [x]);
+  }
+  softplus(x: Value): Value {
+    return this.apply('softplus', [x]);
+  }
+  exp(x: Value): Value {
+    return this.apply('exp', [x]);
+  }
+  log(x: Value): Value {
+    return this.apply('log', [x]);
+  }
+  sqrt(x: Value): Value {
+    return this.apply('sqrt', [x]);
+  }
+  abs(x: Value): Value {
+    return this.apply('abs', [x]);
+  }
+  /** 1 where x > 0, else 0 (no gradient). */
+  step(x: Value): Value {
+    return this.apply('step', [x]);
+  }
+  sign(x: Value): Value {
+    return this.apply('sign', [x]);
+  }
+  /** Identity forward, no gradient backward (PyTorch's detach). */
+  stopGradient(x: Value): Value {
+    return this.apply('stop_gradient', [x]);
+  }
+  detach(x: Value): Value {
+    return this.stopGradient(x);
+  }
+
+  // ---- shapes ---------------------------------------------------------------
+
+  reshape(x: Value, shape: Shape): Value {
+    const s = [...shape];
+    const hole = s.indexOf(-1);
+    if (hole >= 0) s[hole] = numel(x.shape) / numel(s.filter((d) => d !== -1));
+    if (sameShape(s, x.shape)) return x;
+    return this.apply('reshape', [x], { shape: s });
+  }
+  expand(x: Value, shape: Shape): Value {
+    if (sameShape(x.shape, shape)) return x;
+    return this.apply('expand', [x], { shape: [...shape] });
+  }
+  /** Sums `x` down to `shape` (the reverse of broadcasting). */
+  sumTo(x: Value, shape: Shape): Value {
+    if (sameShape(x.shape, shape)) return x;
+    const lead = x.shape.length - shape.length;
+    const axes: number[] = [];
+    for (let d = 0; d < x.shape.length; d++) {
+      const t = d < lead ? 1 : shape[d - lead];
+      if (t === 1 && x.shape[d] !== 1) axes.push(d);
+    }
+    const s = axes.length ? this.sum(x, axes, true) : x;
+    return this.reshape(s, shape);
+  }
+  concat(xs: readonly Value[], axis: number): Value {
+    if (xs.length === 1) return xs[0];
+    return this.apply('concat', xs, { axis: normAxis(axis, xs[0].shape.length) });
+  }
+  slice(x: Value, axis: number, start: number, end: number): Value {
+    const a = normAxis(axis, x.shape.length);
+    if (start === 0 && end === x.shape[a]) return x;
+    return this.apply('slice', [x], { axis: a, start, end });
+  }
+  /** Splits along `axis` into pieces of the given sizes, or into `n` equal pieces. */
+  split(x: Value, axis: number, sizes: number | readonly number[]): Value[] {
+    const a = normAxis(axis, x.shape.length);
+    const dim = x.shape[a];
+    const parts = typeof sizes === 'number' ? new Array<number>(sizes).fill(dim / sizes) : [...sizes];
+    if (parts.some((p) => !Number.isInteger(p)) || parts.reduce((s, p) => s + p, 0) !== dim) {
+      throw new Error(`split: cannot split axis ${a} of ${fmtShape(x.shape)} into ${JSON.stringify(sizes)}`);
+    }
+    const out: Value[] = [];
+    let at = 0;
+    for (const p of parts) {
+      out.push(this.slice(x, a, at, at + p));
+      at += p;
+    }
+    return out;
+  }
+  /** Zero padding along one axis. */
+  pad(x: Value, axis: number, before: number, after: number): Value {
+    if (before === 0 && after === 0) return x;
+    return this.apply('pad', [x], { axis: normAxis(axis, x.shape.length), before, after });
+  }
+  /** Nearest-neighbour upsampling x2 of an NCHW tensor. */
+  upsample2x(x: Value): Value {
+    return this.apply('upsample2x', [x]);
+  }
+  /** Sum of each 2x2 block of an NCHW tensor (the adjoint of upsample2x). */
+  sumPool2x(x: Value): Value {
+    return this.apply('sum_pool2x', [x]);
+  }
+  /** [B, C] -> [B, C, H, W] (each vector repeated over the plane). */
+  tileHW(v: Value, h: number, w: number): Value {
+    return tileHW(this, v, h, w);
+  }
+
+  // ---- reductions -------------------------------------------------------------
+
+  sum(x: Value, axes?: readonly number[], keepdims = false): Value {
+    const ax = (axes ?? x.shape.map((_, i) => i)).map((a) => normAxis(a, x.shape.length));
+    if (ax.length === 0) return x;
+    return this.apply('sum', [x], { axes: [...new Set(ax)].sort((p, q) => p - q), keepdims });
+  }
+  mean(x: Value, axes?: readonly number[], keepdims = false): Value {
+    const ax = (axes ?? x.shape.map((_, i) => i)).map((a) => normAxis(a, x.shape.length));
+    const n = ax.reduce((p, a) => p * x.shape[a], 1);
+    return this.mul(this.sum(x, ax, keepdims), 1 / n);
+  }
+
+  // ---- linear algebra ---------------------------------------------------------
+
+  /** 2-D matrix product op(a) @ op(b), op = optional transpose. */
+  matmul(a: Value, b: Value, opts: { transA?: boolean; transB?: boolean } = {}): Value {
+    return this.apply('matmul', [a, b], { transA: !!opts.transA, transB: !!opts.transB });
+  }
+  /** x [N, in] @ w[out, in]^T + bias[out] (PyTorch nn.Linear layout). */
+  linear(x: Value, w: Value, bias?: Value): Value {
+    return linear(this, x, w, bias);
+  }
+  /** NCHW convolution with OIHW weights, PyTorch semantics; optional bias [O]. */
+  conv2d(x: Value, w: Value, opts: { stride?: number; pad?: number; bias?: Value } = {}): Value {
+    const y = this.apply('conv2d', [x, w], { stride: opts.stride ?? 1, pad: opts.pad ?? 0 });
+    return opts.bias ? this.add(y, this.reshape(opts.bias, [1, y.shape[1], 1, 1])) : y;
+  }
+
+  // ---- layers and losses --------------------------------------------------------
+
+  batchNorm(x: Value, opts: BatchNormOptions): Value {
+    return batchNorm(this, x, opts);
+  }
+  /** First half * sigmoid(second half) along `axis` (default 1, channels). */
+  glu(x: Value, axis = 1): Value {
+    return glu(this, x, axis);
+  }
+  cosineSimilarity(a: Value, b: Value, axis = 1, eps = 1e-8): Value {
+    return cosineSimilarity(this, a, b, axis, eps);
+  }
+  /** mean(softplus(x) - x * target): BCE with logits and a real-valued target. */
+  bceWithLogits(x: Value, target: Value | number): Value {
+    return bceWithLogits(this, x, target);
+  }
+  /** -0.5 * mean(1 + logvar - mu^2 - exp(logvar)). */
+  klNormal(mu: Value, logvar: Value): Value {
+    return klNormal(this, mu, logvar);
+  }
+  mse(a: Value, b: Value): Value {
+    return mseLoss(this, a, b);
+  }
+  l1(a: Value, b: Value): Value {
+    return l1Loss(this, a, b);
+  }
+}

@@ -1,0 +1,254 @@
+// conv2d forward and both backward passes as implicit GEMMs on the shared
+// skeleton in gemm.ts. Layouts: input/gradient NCHW, weight OIHW, all
+// contiguous float32.
+//
+// In all three the GEMM's uniform side (one value per workgroup, see gemm.ts)
+// carries the im2col addressing: pixel decomposition happens once per tile
+// row, padding checks run in scalar registers, and each lane only loads plain
+// weight or gradient rows, as vec4s where the layout allows:
+//   forward:      rows = output pixels (n, oh, ow)   cols = out channels   k = (ci, kh, kw)
+//   backward-data rows = input pixels (n, ih, iw)    cols = in channels    k = (co, kh, kw)
+//   backward-wgt  rows = taps (ci, kh, kw)           cols = out channels   k = (n, oh, ow)
+// Backward-data of a strided conv is split into stride phases (ih % sh, iw % sw):
+// within a phase only every sh-th kernel row can touch a pixel, so iterating
+// just those taps avoids the (sh*sw - 1) / (sh*sw) of multiply-adds that a
+// plain transposed-conv GEMM would spend on zeros.
+import { gemmKernel, type LaneLoadMode } from './gemm.ts';
+import type { KernelSpec } from './kernel.ts';
+
+export interface Conv2dShape {
+  batch: number;
+  inChannels: number;
+  outChannels: number;
+  /** Input height and width. */
+  height: number;
+  width: number;
+  /** Kernel size, stride and zero padding: one number for both axes, or [h, w]. */
+  kernel: number | [number, number];
+  stride?: number | [number, number];
+  padding?: number | [number, number];
+}
+
+/** The fully resolved geometry every conv kernel builder works from. */
+export interface ConvGeometry {
+  N: number;
+  Ci: number;
+  Co: number;
+  H: number;
+  W: number;
+  KH: number;
+  KW: number;
+  SH: number;
+  SW: number;
+  PH: number;
+  PW: number;
+  OH: number;
+  OW: number;
+}
+
+function pair(v: number | [number, number] | undefined, fallback: number): [number, number] {
+  if (v === undefined) return [fallback, fallback];
+  return typeof v === 'number' ? [v, v] : v;
+}
+
+/** Resolves a Conv2dShape (output size by PyTorch's rule) and validates it. */
+export function convGeometry(s: Conv2dShape): ConvGeometry {
+  const [KH, KW] = pair(s.kernel, 1);
+  const [SH, SW] = pair(s.stride, 1);
+  const [PH, PW] = pair(s.padding, 0);
+  const OH = Math.floor((s.height + 2 * PH - KH) / SH) + 1;
+  const OW = Math.floor((s.width + 2 * PW - KW) / SW) + 1;
+  const g = { N: s.batch, Ci: s.inChannels, Co: s.outChannels, H: s.height, W: s.width, KH, KW, SH, SW, PH, PW, OH, OW };
+  for (const [k, v] of Object.entries(g)) {
+    if (!Number.isInteger(v) || v < (k === 'PH' || k === 'PW' ? 0 : 1)) {
+      throw new Error(`conv2d: invalid geometry, ${k} = ${v} (input ${s.height}x${s.width}, kernel ${KH}x${KW}, stride ${SH}x${SW}, padding ${PH}x${PW})`);
+    }
+  }
+  return g;
+}
+
+/** Output spatial size [OH, OW] of a conv2d. */
+export function conv2dOutputSize(s: Conv2dShape): [number, number] {
+  const g = convGeometry(s);
+  return [g.OH, g.OW];
+}
+
+/** Multiply-adds x 2 of one conv2d forward; the backward passes do the same useful work. */
+export function conv2dFlops(g: ConvGeometry): number {
+  return 2 * g.N * g.OH * g.OW * g.Co * g.Ci * g.KH * g.KW;
+}
+
+function u(n: number): string {
+  return `${n}u`;
+}
+function i32(n: number): string {
+  return `${n}i`;
+}
+
+function tag(g: ConvGeometry): string {
+  return `n${g.N}_c${g.Ci}_${g.Co}_h${g.H}x${g.W}_k${g.KH}x${g.KW}_s${g.SH}x${g.SW}_p${g.PH}x${g.PW}`;
+}
+
+/** Storage declarations in binding order; `vec4Names` are bound as array<vec4<f32>>. */
+function declare(bindings: KernelSpec['bindings'], vec4Names: string[] = []): string {
+  return bindings
+    .map((b, i) => {
+      const type = vec4Names.includes(b.name) ? 'array<vec4<f32>>' : 'array<f32>';
+      return `@group(0) @binding(${i}) var<storage, ${b.access === 'read' ? 'read' : 'read_write'}> ${b.name}: ${type};`;
+    })
+    .join('\n');
+}
+
+/** A zero-padded load: the index is only used when `ok`, so it never leaves the buffer. */
+function paddedLoader(buffer: string): string {
+  return `fn load_${buffer}(index: i32, ok: bool) -> f32 {
+  return select(0.0, ${buffer}[select(0u, u32(index), ok)], ok);
+}`;
+}
+
+/**
+ * y = conv2d(x, w) (+ bias). Bindings: x [N,Ci,H,W], w [Co,Ci,KH,KW], [bias [Co]], y [N,Co,OH,OW].
+ */
+export function conv2dForwardKernel(shape: Conv2dShape & { bias?: boolean }): KernelSpec {
+  const g = convGeometry(shape);
+  const K = g.Ci * g.KH * g.KW;
+  const HW = g.H * g.W;
+  const OHW = g.OH * g.OW;
+  // Weight rows are contiguous along k = (ci, kh, kw): 4 taps per vec4 when K allows.
+  const mode: LaneLoadMode = K % 4 === 0 ? 'k-vec4' : 'scalar';
+  const bindings: KernelSpec['bindings'] = [
+    { name: 'x', access: 'read' },
+    { name: 'w', access: 'read' },
+    ...(shape.bias ? [{ name: 'bias', access: 'read' as const }] : []),
+    { name: 'y', access: 'read_write' },
+  ];
+  return gemmKernel({
+    name: `conv2d_fwd_${tag(g)}${shape.bias ? '_bias' : ''}`,
+    rows: g.N * OHW,
+    cols: g.Co,
+    groups: 1,
+    bindings,
+    declarations: `${declare(bindings, mode === 'k-vec4' ? ['w'] : [])}\n${paddedLoader('x')}`,
+    rowSetup: (i) => `let img${i} = row${i} / ${u(OHW)};
+let pix${i} = row${i} % ${u(OHW)};
+let ih${i} = i32(pix${i} / ${u(g.OW)} * ${u(g.SH)}) - ${i32(g.PH)};
+let iw${i} = i32(pix${i} % ${u(g.OW)} * ${u(g.SW)}) - ${i32(g.PW)};
+let xBase${i} = i32(img${i} * ${u(g.Ci * HW)}) + ih${i} * ${i32(g.W)} + iw${i};
+let yBase${i} = img${i} * ${u(g.Co * OHW)} + pix${i};`,
+    // Counters for k = (ci, kh, kw): xOff = ci*H*W + kh*W + kw.
+    loop: {
+      init: 'var kh = 0i;\nvar kw = 0i;\nvar xOff = 0i;',
+      count: u(K),
+      advance: `kw += 1i; xOff += 1i;
+if (kw == ${i32(g.KW)}) { kw = 0i; kh += 1i; xOff += ${i32(g.W - g.KW)};
+  if (kh == ${i32(g.KH)}) { kh = 0i; xOff += ${i32(HW - g.KH * g.W)}; } }`,
+    },
+    uniformAt: (i) => `load_x(xBase${i} + xOff, u32(ih${i} + kh) < ${u(g.H)} && u32(iw${i} + kw) < ${u(g.W)})`,
+    lane: { mode, at: (col) => (mode === 'k-vec4' ? `w[(${col} * ${u(K)} + k) / 4u]` : `w[${col} * ${u(K)} + k]`) },
+    store: (i, col, value) => `y[yBase${i} + ${col} * ${u(OHW)}] = ${value}${shape.bias ? ` + bias[${col}]` : ''};`,
+    flops: conv2dFlops(g),
+  });
+}
+
+/**
+ * dx = conv2d_input_grad(dy, w), overwriting dx. Bindings: dy [N,Co,OH,OW], w [Co,Ci,KH,KW], dx [N,Ci,H,W].
+ */
+export function conv2dBackwardDataKernel(shape: Conv2dShape): KernelSpec {
+  const g = convGeometry(shape);
+  const HW = g.H * g.W;
+  const OHW = g.OH * g.OW;
+  const KHW = g.KH * g.KW;
+  // Pixels of one phase: a grid of ceil(H / SH) x ceil(W / SW) (phase 0 is the largest;
+  // rows past a smaller phase's edge are computed and not stored).
+  const HQ = Math.ceil(g.H / g.SH);
+  const WQ = Math.ceil(g.W / g.SW);
+  const bindings: KernelSpec['bindings'] = [
+    { name: 'dy', access: 'read' },
+    { name: 'w', access: 'read' },
+    { name: 'dx', access: 'read_write' },
+  ];
+  // Per phase (ph, pw): taps kh = kh0, kh0 + SH, ... with kh = (ph + PH) mod SH, which reach
+  // oh = ihq + dh, dh = (ph + PH - kh) / SH (exact); likewise along w.
+  const groupSetup = `let ph = group / ${u(g.SW)};
+let pw = group % ${u(g.SW)};
+let kh0 = (ph + ${u(g.PH)}) % ${u(g.SH)};
+let kw0 = (pw + ${u(g.PW)}) % ${u(g.SW)};
+let dh0 = i32((ph + ${u(g.PH)} - kh0) / ${u(g.SH)});
+let dw0 = i32((pw + ${u(g.PW)} - kw0) / ${u(g.SW)});
+let tapsH = select(0u, (${u(g.KH)} - kh0 + ${u(g.SH - 1)}) / ${u(g.SH)}, kh0 < ${u(g.KH)});
+let tapsW = select(0u, (${u(g.KW)} - kw0 + ${u(g.SW - 1)}) / ${u(g.SW)}, kw0 < ${u(g.KW)});`;
+  return gemmKernel({
+    name: `conv2d_bwd_data_${tag(g)}`,
+    rows: g.N * HQ * WQ,
+    cols: g.Ci,
+    groups: g.SH * g.SW,
+    bindings,
+    declarations: `${declare(bindings)}\n${paddedLoader('dy')}`,
+    groupSetup,
+    rowSetup: (i) => `let img${i} = row${i} / ${u(HQ * WQ)};
+let ihq${i} = i32(row${i} % ${u(HQ * WQ)} / ${u(WQ)});
+let iwq${i} = i32(row${i} % ${u(WQ)});
+let ih${i} = u32(ihq${i}) * ${u(g.SH)} + ph;
+let iw${i} = u32(iwq${i}) * ${u(g.SW)} + pw;
+let dyBase${i} = i32(img${i} * ${u(g.Co * OHW)}) + ihq${i} * ${i32(g.OW)} + iwq${i};
+let dxBase${i} = img${i} * ${u(g.Ci * HW)} + ih${i} * ${u(g.W)} + iw${i};`,
+    loop: {
+      init: 'var co = 0u;\nvar kh = kh0;\nvar kw = kw0;\nvar dh = dh0;\nvar dw = dw0;',
+      count: `${u(g.Co)} * tapsH * tapsW`,
+      prelude: `let dyOff = i32(co * ${u(OHW)}) + dh * ${i32(g.OW)} + dw;`,
+      advance: `kw += ${u(g.SW)}; dw -= 1i;
+if (kw >= ${u(g.KW)}) { kw = kw0; dw = dw0; kh += ${u(g.SH)}; dh -= 1i;
+  if (kh >= ${u(g.KH)}) { kh = kh0; dh = dh0; co += 1u; } }`,
+    },
+    uniformAt: (i) => `load_dy(dyBase${i} + dyOff, u32(ihq${i} + dh) < ${u(g.OH)} && u32(iwq${i} + dw) < ${u(g.OW)})`,
+    lane: { mode: 'scalar', at: (col) => `w[co * ${u(g.Ci * KHW)} + ${col} * ${u(KHW)} + kh * ${u(g.KW)} + kw]` },
+    store: (i, col, value) => `if (ih${i} < ${u(g.H)} && iw${i} < ${u(g.W)}) { dx[dxBase${i} + ${col} * ${u(HW)}] = ${value}; }`,
+    flops: conv2dFlops(g),
+  });
+}
+
+/**
+ * dw = conv2d_weight_grad(x, dy), overwriting dw. Bindings: x [N,Ci,H,W], dy [N,Co,OH,OW], dw [Co,Ci,KH,KW].
+ */
+export function conv2dBackwardWeightKernel(shape: Conv2dShape): KernelSpec {
+  const g = convGeometry(shape);
+  const HW = g.H * g.W;
+  const OHW = g.OH * g.OW;
+  const KHW = g.KH * g.KW;
+  // dy rows are contiguous along k = (n, oh, ow) within an image: 4 pixels per vec4
+  // when an image holds a multiple of 4, so 4 consecutive k never straddle images.
+  const mode: LaneLoadMode = OHW % 4 === 0 ? 'k-vec4' : 'scalar';
+  const bindings: KernelSpec['bindings'] = [
+    { name: 'x', access: 'read' },
+    { name: 'dy', access: 'read' },
+    { name: 'dw', access: 'read_write' },
+  ];
+  return gemmKernel({
+    name: `conv2d_bwd_weight_${tag(g)}`,
+    rows: g.Ci * KHW,
+    cols: g.Co,
+    groups: 1,
+    bindings,
+    declarations: `${declare(bindings, mode === 'k-vec4' ? ['dy'] : [])}\n${paddedLoader('x')}`,
+    rowSetup: (i) => `let ci${i} = row${i} / ${u(KHW)};
+let kh${i} = i32(row${i} % ${u(KHW)} / ${u(g.KW)}) - ${i32(g.PH)};
+let kw${i} = i32(row${i} % ${u(g.KW)}) - ${i32(g.PW)};
+let xBase${i} = i32(ci${i} * ${u(HW)}) + kh${i} * ${i32(g.W)} + kw${i};`,
+    // Counters for k = (n, oh, ow): ihs = oh*SH, iws = ow*SW, pix = oh*OW + ow.
+    loop: {
+      init: 'var ow = 0u;\nvar oh = 0u;\nvar ihs = 0i;\nvar iws = 0i;\nvar pix = 0u;\nvar xImg = 0i;\nvar dyImg = 0u;',
+      count: u(g.N * OHW),
+      prelude: `let xOff = xImg + ihs * ${i32(g.W)} + iws;`,
+      advance: `ow += 1u; iws += ${i32(g.SW)}; pix += 1u;
+if (ow == ${u(g.OW)}) { ow = 0u; iws = 0i; oh += 1u; ihs += ${i32(g.SH)};
+  if (oh == ${u(g.OH)}) { oh = 0u; ihs = 0i; pix = 0u; xImg += ${i32(g.Ci * HW)}; dyImg += ${u(g.Co * OHW)}; } }`,
+    },
+    uniformAt: (i) => `load_x(xBase${i} + xOff, u32(ihs + kh${i}) < ${u(g.H)} && u32(iws + kw${i}) < ${u(g.W)})`,
+    lane: {
+      mode,
+      at: (col) => (mode === 'k-vec4' ? `dy[(dyImg + ${col} * ${u(OHW)} + pix) / 4u]` : `dy[dyImg + ${col} * ${u(OHW)} + pix]`),
+    },
+    store: (i, col, value) => `dw[${col} * ${u(g.Ci * KHW)} + row${i}] = ${value};`,
+    flops: conv2dFlops(g),
+  });
+}

@@ -1,0 +1,166 @@
+// Fused kernels: a root node plus the fusible producers inlined into it. Each
+// inlined node becomes a WGSL function `fN(i) -> f32` (its output at flat
+// index i), built from the op's own `fn` (compiler/ops); values computed
+// elsewhere are read from storage bindings. The root is either fusible (one
+// invocation per output element) or a `sum` (a workgroup tree per output, or
+// one invocation per output when the reduced extent is small).
+import type { Node, Value } from '../ir/graph.ts';
+import { numel, sameShape, strides, type Shape } from '../ir/shape.ts';
+import { primitive } from '../ops/registry.ts';
+import type { SumAttrs } from '../ops/reduce.ts';
+import { keptShape } from '../ops/reduce.ts';
+import type { KernelSpec } from './kernel.ts';
+import { gridFor, groupsFor } from './grid.ts';
+
+export interface FusedKernel {
+  spec: KernelSpec;
+  /** Values bound as inputs, in binding order; the output comes last. */
+  leaves: Value[];
+}
+
+/** Index into `from` (broadcast) for flat index `i` of shape `to`. */
+export function broadcastIndex(from: Shape, to: Shape, i = 'i'): string {
+  if (sameShape(from, to)) return i;
+  if (numel(from) === 1) return '0u';
+  const lead = to.length - from.length;
+  const fs = strides(from);
+  const ts = strides(to);
+  const terms: string[] = [];
+  for (let d = 0; d < from.length; d++) {
+    if (from[d] === 1) continue;
+    const td = d + lead;
+    let coord = ts[td] === 1 ? i : `(${i} / ${ts[td]}u)`;
+    if (td > 0) coord = `(${coord} % ${to[td]}u)`;
+    terms.push(fs[d] === 1 ? coord : `${coord} * ${fs[d]}u`);
+  }
+  return terms.join(' + ');
+}
+
+const REDUCE_WG = 64;
+/** Below this many reduced elements per output, one invocation reduces serially. */
+const SERIAL_REDUCE = 32;
+
+export function fusedKernel(root: Node, isInlined: (v: Value) => boolean): FusedKernel {
+  const inlined = (v: Value) => v.node === root || isInlined(v);
+  const leaves: Value[] = [];
+  const leafIdx = new Map<number, number>();
+  const fns: string[] = [];
+  const done = new Set<number>();
+  const names: string[] = [root.op];
+
+  const fnOf = (v: Value): string => {
+    if (v.node && inlined(v)) {
+      emit(v.node);
+      return `f${v.node.id}`;
+    }
+    let k = leafIdx.get(v.id);
+    if (k === undefined) {
+      k = leaves.length;
+      leafIdx.set(v.id, k);
+      leaves.push(v);
+      fns.push(`fn l${k}(i: u32) -> f32 { return in${k}[i]; }`);
+    }
+    return `l${k}`;
+  };
+
+  const emit = (n: Node): void => {
+    if (done.has(n.id)) return;
+    done.add(n.id);
+    const def = primitive(n.op);
+    if (!def.fn) throw new Error(`op '${n.op}' cannot be fused`);
+    const inFns = n.inputs.map(fnOf);
+    names.push(n.op);
+    const body = def.fn({
+      out: n.output.shape,
+      ins: n.inputs.map((v) => v.shape),
+      attrs: n.attrs,
+      at: (k, idx) => `${inFns[k]}(${idx})`,
+      bcast: (k) => `${inFns[k]}(${broadcastIndex(n.inputs[k].shape, n.output.shape)})`,
+    });
+    fns.push(`fn f${n.id}(i: u32) -> f32 {\n  ${body}\n}`);
+  };
+
+  let main: string;
+  let workgroups: [number, number, number];
+  let flops = 0;
+  const outShape = root.output.shape;
+  const total = numel(outShape);
+
+  if (root.op === 'sum') {
+    const src = fnOf(root.inputs[0]);
+    const x = root.inputs[0].shape;
+    const { axes } = root.attrs as unknown as SumAttrs;
+    const kept = keptShape(x, axes);
+    const xs = strides(x);
+    const ks = strides(kept);
+    const reducedDims = axes.filter((a) => x[a] > 1);
+    const R = reducedDims.reduce((p, a) => p * x[a], 1);
+    const baseTerms = kept.map((d, a) => (d > 1 ? `((o / ${ks[a]}u) % ${d}u) * ${xs[a]}u` : '')).filter(Boolean);
+    const rShape = reducedDims.map((a) => x[a]);
+    const rs = strides(rShape);
+    const offTerms = reducedDims.map((a, j) => `((r / ${rs[j]}u) % ${rShape[j]}u) * ${xs[a]}u`);
+    fns.push(`fn base(o: u32) -> u32 { return ${baseTerms.join(' + ') || '0u'}; }`);
+    fns.push(`fn roff(r: u32) -> u32 { return ${offTerms.join(' + ') || '0u'}; }`);
+    flops = numel(x);
+    if (R <= SERIAL_REDUCE || total >= 4096 && R <= 256) {
+      const g = gridFor(total);
+      workgroups = g.workgroups;
+      main = `@compute @workgroup_size(${g.size})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let o = ${g.index('gid')};
+  if (o >= ${total}u) { return; }
+  let b0 = base(o);
+  var acc = 0.0;
+  for (var r = 0u; r < ${R}u; r++) { acc += ${src}(b0 + roff(r)); }
+  out[o] = acc;
+}`;
+    } else {
+      const g = groupsFor(total);
+      workgroups = g.workgroups;
+      main = `var<workgroup> part: array<f32, ${REDUCE_WG}>;
+
+@compute @workgroup_size(${REDUCE_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let o = ${g.index('wid')};
+  let b0 = base(o);
+  var acc = 0.0;
+  for (var r = lid; r < ${R}u; r += ${REDUCE_WG}u) { acc += ${src}(b0 + roff(r)); }
+  part[lid] = acc;
+  workgroupBarrier();
+  for (var s = ${REDUCE_WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { part[lid] += part[lid + s]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { out[o] = part[0]; }
+}`;
+    }
+  } else {
+    const f = fnOf(root.output);
+    const g = gridFor(total);
+    workgroups = g.workgroups;
+    flops = total * names.length;
+    main = `@compute @workgroup_size(${g.size})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = ${g.index('gid')};
+  if (i >= ${total}u) { return; }
+  out[i] = ${f}(i);
+}`;
+  }
+
+  // The root itself is computed by `main`, never read from a binding.
+  if (leaves.some((v) => v === root.output)) throw new Error('internal: fused root read as a leaf');
+  const decls = leaves.map((_, k) => `@group(0) @binding(${k}) var<storage, read> in${k}: array<f32>;`);
+  decls.push(`@group(0) @binding(${leaves.length}) var<storage, read_write> out: array<f32>;`);
+  const wgsl = `${decls.join('\n')}\n\n${fns.join('\n\n')}\n\n${main}\n`;
+  const tag = [...new Set(names)].slice(0, 6).join('_');
+  return {
+    spec: {
+      name: `fused_${tag}_${total}`,
+      wgsl,
+      bindings: [...leaves.map((_, k) => ({ name: `in${k}`, access: 'read' as const })), { name: 'out', access: 'read_write' as const }],
+      workgroups,
+      flops,
+    },
+    leaves,
+  };
+}

@@ -1,0 +1,245 @@
+// Elementwise ops: unary maps, binary maps with NumPy broadcasting, constants
+// (fill) and explicit broadcasting (expand). All are fusible: a chain of them
+// becomes one kernel.
+import type { Value } from '../ir/graph.ts';
+import { broadcastShapes, broadcastsTo, type Shape } from '../ir/shape.ts';
+import { f32, shapeError, type Domain, type FnCtx, type GradCtx, type ParityCase, type PrimitiveOp } from './op.ts';
+
+type Attrs = Record<string, unknown>;
+
+interface UnarySpec<A = Attrs> {
+  name: string;
+  doc: string;
+  /** WGSL f32 expression of `a` (the input value). */
+  expr: (a: string, attrs: A) => string;
+  grad: (g: GradCtx<A>) => Value | null;
+  parity: ParityCase[];
+}
+
+function unary<A = Attrs>(s: UnarySpec<A>): PrimitiveOp<A> {
+  return {
+    name: s.name,
+    doc: s.doc,
+    kind: 'fusible',
+    arity: 1,
+    shape: (ins) => [...ins[0]],
+    fn: (c: FnCtx<A>) => `let a = ${c.bcast(0)};\n  return ${s.expr('a', c.attrs)};`,
+    grad: (g) => [g.needs[0] ? s.grad(g) : null],
+    parity: s.parity,
+    flopsPerElement: 1,
+  };
+}
+
+const S = [3, 5];
+const S4 = [2, 3, 4, 5];
+const p = (torch: string, domain?: Domain[], extra: Partial<ParityCase> = {}): ParityCase[] => [
+  { inputs: [S], torch, domain, ...extra },
+  { inputs: [S4], torch, domain, ...extra },
+];
+
+export const unaryOps: PrimitiveOp<any>[] = [
+  unary({
+    name: 'neg',
+    doc: '-x',
+    expr: (a) => `-${a}`,
+    grad: ({ b, gy }) => b.neg(gy),
+    parity: p('-x0'),
+  }),
+  unary({
+    name: 'relu',
+    doc: 'max(x, 0)',
+    expr: (a) => `max(${a}, 0.0)`,
+    grad: ({ b, gy, x }) => b.mul(gy, b.step(x[0])),
+    parity: p('torch.relu(x0)', ['away0']),
+  }),
+  unary<{ slope: number }>({
+    name: 'leaky_relu',
+    doc: 'x if x > 0 else slope * x',
+    expr: (a, { slope }) => `select(${f32(slope)} * ${a}, ${a}, ${a} > 0.0)`,
+    // d/dx = slope + (1 - slope) * step(x)
+    grad: ({ b, gy, x, attrs }) => b.mul(gy, b.add(b.mul(b.step(x[0]), 1 - attrs.slope), attrs.slope)),
+    parity: p('F.leaky_relu(x0, 0.2)', ['away0'], { attrs: { slope: 0.2 } }),
+  }),
+  unary({
+    name: 'tanh',
+    doc: 'tanh(x)',
+    // WGSL tanh on lavapipe loses accuracy for large |x|; this form is exact to f32 rounding.
+    expr: (a) => `(1.0 - 2.0 / (exp(2.0 * clamp(${a}, -15.0, 15.0)) + 1.0))`,
+    grad: ({ b, gy, y }) => b.mul(gy, b.sub(1, b.mul(y, y))),
+    parity: p('torch.tanh(x0)'),
+  }),
+  unary({
+    name: 'sigmoid',
+    doc: '1 / (1 + exp(-x))',
+    expr: (a) => `(1.0 / (1.0 + exp(-${a})))`,
+    grad: ({ b, gy, y }) => b.mul(gy, b.mul(y, b.sub(1, y))),
+    parity: p('torch.sigmoid(x0)'),
+  }),
+  unary({
+    name: 'softplus',
+    doc: 'log(1 + exp(x)), computed stably',
+    expr: (a) => `(max(${a}, 0.0) + log(1.0 + exp(-abs(${a}))))`,
+    grad: ({ b, gy, x }) => b.mul(gy, b.sigmoid(x[0])),
+    parity: p('F.softplus(x0)'),
+  }),
+  unary({
+    name: 'exp',
+    doc: 'e^x',
+    expr: (a) => `exp(${a})`,
+    grad: ({ b, gy, y }) => b.mul(gy, y),
+    parity: p('torch.exp(x0)'),
+  }),
+  unary({
+    name: 'log',
+    doc: 'natural logarithm',
+    expr: (a) => `log(${a})`,
+    grad: ({ b, gy, x }) => b.div(gy, x[0]),
+    parity: p('torch.log(x0)', ['positive']),
+  }),
+  unary({
+    name: 'sqrt',
+    doc: 'square root',
+    expr: (a) => `sqrt(${a})`,
+    grad: ({ b, gy, y }) => b.div(gy, b.mul(y, 2)),
+    parity: p('torch.sqrt(x0)', ['positive']),
+  }),
+  unary({
+    name: 'abs',
+    doc: '|x|',
+    expr: (a) => `abs(${a})`,
+    grad: ({ b, gy, x }) => b.mul(gy, b.sign(x[0])),
+    parity: p('torch.abs(x0)', ['away0']),
+  }),
+  unary({
+    name: 'step',
+    doc: '1 where x > 0, else 0; piecewise constant, so no gradient flows',
+    expr: (a) => `select(0.0, 1.0, ${a} > 0.0)`,
+    grad: () => null,
+    parity: p('(x0 > 0).float()', ['away0'], { grad: [] }),
+  }),
+  unary({
+    name: 'sign',
+    doc: 'sign(x); piecewise constant, so no gradient flows',
+    expr: (a) => `sign(${a})`,
+    grad: () => null,
+    parity: p('torch.sign(x0)', ['away0'], { grad: [] }),
+  }),
+  unary({
+    name: 'stop_gradient',
+    doc: 'identity forward; blocks the gradient (detach)',
+    expr: (a) => a,
+    grad: () => null,
+    parity: p('x0.detach()', undefined, { grad: [] }),
+  }),
+];
+
+interface BinarySpec {
+  name: string;
+  doc: string;
+  expr: (a: string, b: string) => string;
+  grad: (g: GradCtx) => [Value | null, Value | null];
+  torch: string;
+  domain?: Domain[];
+}
+
+function binary(s: BinarySpec): PrimitiveOp {
+  return {
+    name: s.name,
+    doc: `${s.doc}, broadcasting like NumPy`,
+    kind: 'fusible',
+    arity: 2,
+    shape: (ins) => {
+      const out = broadcastShapes(ins[0], ins[1]);
+      if (!out) throw shapeError(s.name, 'shapes do not broadcast', ins);
+      return out;
+    },
+    fn: (c) => `let a = ${c.bcast(0)};\n  let b = ${c.bcast(1)};\n  return ${s.expr('a', 'b')};`,
+    grad: (g) => {
+      const [ga, gb] = s.grad(g);
+      return [
+        g.needs[0] && ga ? g.b.sumTo(ga, g.x[0].shape) : null,
+        g.needs[1] && gb ? g.b.sumTo(gb, g.x[1].shape) : null,
+      ];
+    },
+    parity: [
+      { name: 'same', inputs: [[3, 5], [3, 5]], torch: s.torch, domain: s.domain },
+      { name: 'bcast', inputs: [[2, 3, 4, 5], [1, 3, 1, 1]], torch: s.torch, domain: s.domain },
+      { name: 'rank', inputs: [[4, 1], [2, 1, 5]], torch: s.torch, domain: s.domain },
+    ],
+    flopsPerElement: 1,
+  };
+}
+
+export const binaryOps: PrimitiveOp[] = [
+  binary({
+    name: 'add',
+    doc: 'a + b',
+    expr: (a, b) => `(${a} + ${b})`,
+    grad: ({ gy }) => [gy, gy],
+    torch: 'x0 + x1',
+  }),
+  binary({
+    name: 'sub',
+    doc: 'a - b',
+    expr: (a, b) => `(${a} - ${b})`,
+    grad: ({ b, gy, needs }) => [gy, needs[1] ? b.neg(gy) : null],
+    torch: 'x0 - x1',
+  }),
+  binary({
+    name: 'mul',
+    doc: 'a * b',
+    expr: (a, b) => `(${a} * ${b})`,
+    grad: ({ b, gy, x, needs }) => [needs[0] ? b.mul(gy, x[1]) : null, needs[1] ? b.mul(gy, x[0]) : null],
+    torch: 'x0 * x1',
+  }),
+  binary({
+    name: 'div',
+    doc: 'a / b',
+    expr: (a, b) => `(${a} / ${b})`,
+    grad: ({ b, gy, x, y, needs }) => [needs[0] ? b.div(gy, x[1]) : null, needs[1] ? b.neg(b.mul(gy, b.div(y, x[1]))) : null],
+    torch: 'x0 / x1',
+    domain: ['normal', 'away0'],
+  }),
+  binary({
+    name: 'maximum',
+    doc: 'max(a, b) (ties send the gradient to b)',
+    expr: (a, b) => `max(${a}, ${b})`,
+    grad: ({ b, gy, x, needs }) => {
+      const m = b.step(b.sub(x[0], x[1]));
+      return [needs[0] ? b.mul(gy, m) : null, needs[1] ? b.mul(gy, b.sub(1, m)) : null];
+    },
+    torch: 'torch.maximum(x0, x1)',
+  }),
+];
+
+export const fillOp: PrimitiveOp<{ value: number; shape: number[] }> = {
+  name: 'fill',
+  doc: 'a constant tensor (usually a broadcast scalar)',
+  kind: 'fusible',
+  arity: 0,
+  shape: (_ins, a) => [...a.shape],
+  fn: (c) => `return ${f32(c.attrs.value)};`,
+  grad: () => [],
+  parity: [{ inputs: [], attrs: { value: 1.5, shape: [2, 3] }, torch: 'torch.full((2, 3), 1.5)', grad: [] }],
+  flopsPerElement: 0,
+};
+
+export const expandOp: PrimitiveOp<{ shape: number[] }> = {
+  name: 'expand',
+  doc: 'broadcast x to a larger shape',
+  kind: 'fusible',
+  arity: 1,
+  shape: (ins, a) => {
+    if (!broadcastsTo(ins[0], a.shape)) throw shapeError('expand', `cannot broadcast to [${a.shape.join(',')}]`, ins);
+    return [...a.shape];
+  },
+  fn: (c) => `return ${c.bcast(0)};`,
+  grad: ({ b, gy, x }) => [b.sumTo(gy, x[0].shape)],
+  parity: [
+    { inputs: [[3, 1]], attrs: { shape: [2, 3, 4] }, torch: 'x0.expand(2, 3, 4)' },
+    { inputs: [[1, 4, 1, 1]], attrs: { shape: [2, 4, 3, 3] }, torch: 'x0.expand(2, 4, 3, 3)' },
+  ],
+  flopsPerElement: 0,
+};
+
+export type { Shape };

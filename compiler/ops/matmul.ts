@@ -1,0 +1,44 @@
+// matmul: 2-D op(A) @ op(B) with optional transposes, lowered to the shared
+// GEMM template (kernels/gemm.ts). Transposes make the gradient rule closed:
+//   C = A B      dA = dC B^T     dB = A^T dC   (with the flags folded in).
+import { matmulKernel } from '../kernels/gemm.ts';
+import { shapeError, type PrimitiveOp } from './op.ts';
+
+export interface MatmulAttrs {
+  transA: boolean;
+  transB: boolean;
+}
+
+export const matmulOp: PrimitiveOp<MatmulAttrs> = {
+  name: 'matmul',
+  doc: 'op(a) @ op(b), op = optional transpose',
+  kind: 'kernel',
+  arity: 2,
+  shape: (ins, { transA, transB }) => {
+    const [a, b] = ins;
+    if (a.length !== 2 || b.length !== 2) throw shapeError('matmul', 'expects 2-D operands', ins);
+    const [m, ka] = transA ? [a[1], a[0]] : [a[0], a[1]];
+    const [kb, n] = transB ? [b[1], b[0]] : [b[0], b[1]];
+    if (ka !== kb) throw shapeError('matmul', `inner dimensions differ (${ka} vs ${kb})`, ins);
+    return [m, n];
+  },
+  lower: ({ ins, out, attrs }) => {
+    const K = attrs.transA ? ins[0][0] : ins[0][1];
+    const spec = matmulKernel({ M: out[0], N: out[1], K, transposeA: attrs.transA, transposeB: attrs.transB });
+    return [{ spec, args: [0, 1, 'out'] }];
+  },
+  grad: ({ b, gy, x, attrs, needs }) => {
+    const [A, B] = x;
+    const { transA: ta, transB: tb } = attrs;
+    // C = op(A) op(B).  d op(A) = dC op(B)^T ;  d op(B) = op(A)^T dC.
+    const dA = !needs[0] ? null : ta ? b.matmul(B, gy, { transA: tb, transB: true }) : b.matmul(gy, B, { transB: !tb });
+    const dB = !needs[1] ? null : tb ? b.matmul(gy, A, { transA: true, transB: ta }) : b.matmul(A, gy, { transA: !ta });
+    return [dA, dB];
+  },
+  parity: [
+    { name: 'nn', inputs: [[5, 7], [7, 6]], attrs: { transA: false, transB: false }, torch: 'x0 @ x1' },
+    { name: 'nt', inputs: [[5, 8], [6, 8]], attrs: { transA: false, transB: true }, torch: 'x0 @ x1.t()' },
+    { name: 'tn', inputs: [[7, 5], [7, 6]], attrs: { transA: true, transB: false }, torch: 'x0.t() @ x1' },
+    { name: 'tt', inputs: [[7, 5], [6, 7]], attrs: { transA: true, transB: true }, torch: 'x0.t() @ x1.t()' },
+  ],
+};

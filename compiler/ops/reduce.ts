@@ -1,0 +1,33 @@
+// sum over chosen axes. Lowered as a workgroup tree (kernels/reduce.ts) with
+// its fusible producers inlined, so sum((x - m)^2) is one kernel. mean is
+// sum * 1/n (GraphBuilder.mean).
+import { shapeError, type PrimitiveOp } from './op.ts';
+import type { Shape } from '../ir/shape.ts';
+
+export interface SumAttrs {
+  axes: number[];
+  keepdims: boolean;
+}
+
+export function keptShape(input: Shape, axes: readonly number[]): number[] {
+  return input.map((d, i) => (axes.includes(i) ? 1 : d));
+}
+
+export const sumOp: PrimitiveOp<SumAttrs> = {
+  name: 'sum',
+  doc: 'sum over axes (keepdims optional)',
+  kind: 'reduce',
+  arity: 1,
+  shape: (ins, { axes, keepdims }) => {
+    for (const a of axes) if (a < 0 || a >= ins[0].length) throw shapeError('sum', `axis ${a} out of range`, ins);
+    return keepdims ? keptShape(ins[0], axes) : ins[0].filter((_, i) => !axes.includes(i));
+  },
+  grad: ({ b, gy, x, attrs }) => [b.expand(b.reshape(gy, keptShape(x[0].shape, attrs.axes)), x[0].shape)],
+  parity: [
+    { name: 'all', inputs: [[3, 5]], attrs: { axes: [0, 1], keepdims: false }, torch: 'x0.sum()' },
+    { name: 'bn2d', inputs: [[2, 3, 4, 5]], attrs: { axes: [0, 2, 3], keepdims: true }, torch: 'x0.sum((0, 2, 3), keepdim=True)' },
+    { name: 'inner', inputs: [[4, 70]], attrs: { axes: [1], keepdims: false }, torch: 'x0.sum(1)' },
+    { name: 'big', inputs: [[2, 3, 16, 16]], attrs: { axes: [0, 2, 3], keepdims: false }, torch: 'x0.sum((0, 2, 3))' },
+  ],
+  flopsPerElement: 1,
+};

@@ -1,0 +1,185 @@
+// Data-movement ops: reshape, concat, slice, zero pad, nearest upsample x2 and
+// its adjoint (2x2 sum pooling). All are fusible index maps: output element i
+// reads its inputs at computed indices, so they cost nothing when fused.
+import { numel, sameShape, type Shape } from '../ir/shape.ts';
+import { shapeError, type PrimitiveOp } from './op.ts';
+
+/** outer / dim / inner split of a shape around `axis`. */
+function around(shape: Shape, axis: number): { outer: number; dim: number; inner: number } {
+  let outer = 1;
+  let inner = 1;
+  for (let d = 0; d < axis; d++) outer *= shape[d];
+  for (let d = axis + 1; d < shape.length; d++) inner *= shape[d];
+  return { outer, dim: shape[axis], inner };
+}
+
+export const reshapeOp: PrimitiveOp<{ shape: number[] }> = {
+  name: 'reshape',
+  doc: 'same elements, new shape (row-major)',
+  kind: 'fusible',
+  arity: 1,
+  shape: (ins, a) => {
+    if (numel(ins[0]) !== numel(a.shape)) throw shapeError('reshape', `cannot reshape to [${a.shape.join(',')}]`, ins);
+    return [...a.shape];
+  },
+  fn: (c) => `return ${c.at(0, 'i')};`,
+  grad: ({ b, gy, x }) => [b.reshape(gy, x[0].shape)],
+  parity: [{ inputs: [[2, 12]], attrs: { shape: [2, 3, 2, 2] }, torch: 'x0.reshape(2, 3, 2, 2)' }],
+  flopsPerElement: 0,
+};
+
+export const concatOp: PrimitiveOp<{ axis: number }> = {
+  name: 'concat',
+  doc: 'concatenation along an axis',
+  kind: 'fusible',
+  arity: -1,
+  shape: (ins, { axis }) => {
+    if (ins.length === 0) throw new Error('concat: no inputs');
+    const out = [...ins[0]];
+    out[axis] = 0;
+    for (const s of ins) {
+      if (s.length !== out.length || s.some((d, i) => i !== axis && d !== ins[0][i])) {
+        throw shapeError('concat', `shapes differ outside axis ${axis}`, ins);
+      }
+      out[axis] += s[axis];
+    }
+    return out;
+  },
+  fn: (c) => {
+    const { dim, inner } = around(c.out, c.attrs.axis);
+    const lines = [`let outer = i / ${dim * inner}u;`, `let k = (i / ${inner}u) % ${dim}u;`, `let r = i % ${inner}u;`];
+    let off = 0;
+    c.ins.forEach((s, j) => {
+      const dj = s[c.attrs.axis];
+      const read = c.at(j, `outer * ${dj * inner}u + (k - ${off}u) * ${inner}u + r`);
+      lines.push(j === c.ins.length - 1 ? `return ${read};` : `if (k < ${off + dj}u) { return ${read}; }`);
+      off += dj;
+    });
+    return lines.join('\n  ');
+  },
+  grad: ({ b, gy, x, attrs, needs }) => {
+    let off = 0;
+    return x.map((xi, j) => {
+      const d = xi.shape[attrs.axis];
+      const g = needs[j] ? b.slice(gy, attrs.axis, off, off + d) : null;
+      off += d;
+      return g;
+    });
+  },
+  parity: [
+    { name: 'ch', inputs: [[2, 3, 2, 2], [2, 1, 2, 2]], attrs: { axis: 1 }, torch: 'torch.cat([x0, x1], 1)' },
+    { name: 'vec', inputs: [[2, 3], [2, 4], [2, 2]], attrs: { axis: 1 }, torch: 'torch.cat([x0, x1, x2], 1)' },
+  ],
+  flopsPerElement: 0,
+};
+
+export const sliceOp: PrimitiveOp<{ axis: number; start: number; end: number }> = {
+  name: 'slice',
+  doc: 'elements start..end-1 along an axis',
+  kind: 'fusible',
+  arity: 1,
+  shape: (ins, { axis, start, end }) => {
+    const s = ins[0];
+    if (!(axis >= 0 && axis < s.length && start >= 0 && end <= s[axis] && start < end)) {
+      throw shapeError('slice', `bad range ${start}..${end} on axis ${axis}`, ins);
+    }
+    const out = [...s];
+    out[axis] = end - start;
+    return out;
+  },
+  fn: (c) => {
+    const { dim, inner } = around(c.out, c.attrs.axis);
+    const din = c.ins[0][c.attrs.axis];
+    return [
+      `let outer = i / ${dim * inner}u;`,
+      `let k = (i / ${inner}u) % ${dim}u;`,
+      `return ${c.at(0, `outer * ${din * inner}u + (k + ${c.attrs.start}u) * ${inner}u + i % ${inner}u`)};`,
+    ].join('\n  ');
+  },
+  grad: ({ b, gy, x, attrs }) => [b.pad(gy, attrs.axis, attrs.start, x[0].shape[attrs.axis] - attrs.end)],
+  parity: [
+    { inputs: [[2, 6, 2, 2]], attrs: { axis: 1, start: 1, end: 4 }, torch: 'x0[:, 1:4]' },
+    { inputs: [[3, 8]], attrs: { axis: 1, start: 4, end: 8 }, torch: 'x0[:, 4:8]' },
+  ],
+  flopsPerElement: 0,
+};
+
+export const padOp: PrimitiveOp<{ axis: number; before: number; after: number }> = {
+  name: 'pad',
+  doc: 'zero padding along one axis (the adjoint of slice)',
+  kind: 'fusible',
+  arity: 1,
+  shape: (ins, { axis, before, after }) => {
+    const out = [...ins[0]];
+    out[axis] += before + after;
+    return out;
+  },
+  fn: (c) => {
+    const { dim, inner } = around(c.out, c.attrs.axis);
+    const din = c.ins[0][c.attrs.axis];
+    const { before } = c.attrs;
+    return [
+      `let outer = i / ${dim * inner}u;`,
+      `let k = (i / ${inner}u) % ${dim}u;`,
+      `if (k < ${before}u || k >= ${before + din}u) { return 0.0; }`,
+      `return ${c.at(0, `outer * ${din * inner}u + (k - ${before}u) * ${inner}u + i % ${inner}u`)};`,
+    ].join('\n  ');
+  },
+  grad: ({ b, gy, x, attrs }) => [b.slice(gy, attrs.axis, attrs.before, attrs.before + x[0].shape[attrs.axis])],
+  parity: [{ inputs: [[2, 3, 2]], attrs: { axis: 1, before: 1, after: 2 }, torch: 'F.pad(x0, (0, 0, 1, 2))' }],
+  flopsPerElement: 0,
+};
+
+function nchw(op: string, ins: readonly Shape[]): void {
+  if (ins[0].length !== 4) throw shapeError(op, 'expects an NCHW tensor', ins);
+}
+
+export const upsample2xOp: PrimitiveOp = {
+  name: 'upsample2x',
+  doc: 'nearest-neighbour upsampling x2 of NCHW',
+  kind: 'fusible',
+  arity: 1,
+  shape: (ins) => {
+    nchw('upsample2x', ins);
+    const [n, c, h, w] = ins[0];
+    return [n, c, 2 * h, 2 * w];
+  },
+  fn: (c) => {
+    const [, , h, w] = c.ins[0];
+    return [
+      `let x = i % ${2 * w}u;`,
+      `let y = (i / ${2 * w}u) % ${2 * h}u;`,
+      `let nc = i / ${4 * h * w}u;`,
+      `return ${c.at(0, `nc * ${h * w}u + (y / 2u) * ${w}u + x / 2u`)};`,
+    ].join('\n  ');
+  },
+  grad: ({ b, gy }) => [b.sumPool2x(gy)],
+  parity: [{ inputs: [[2, 3, 3, 4]], torch: 'F.interpolate(x0, scale_factor=2, mode="nearest")' }],
+  flopsPerElement: 0,
+};
+
+export const sumPool2xOp: PrimitiveOp = {
+  name: 'sum_pool2x',
+  doc: 'sum of each 2x2 block of NCHW (the adjoint of upsample2x)',
+  kind: 'fusible',
+  arity: 1,
+  shape: (ins) => {
+    nchw('sum_pool2x', ins);
+    const [n, c, h, w] = ins[0];
+    if (h % 2 || w % 2) throw shapeError('sum_pool2x', 'H and W must be even', ins);
+    return [n, c, h / 2, w / 2];
+  },
+  fn: (c) => {
+    const [, , h, w] = c.ins[0];
+    const base = `(i / ${(h / 2) * (w / 2)}u) * ${h * w}u + ((i / ${w / 2}u) % ${h / 2}u) * ${2 * w}u + (i % ${w / 2}u) * 2u`;
+    return [
+      `let j = ${base};`,
+      `return ${c.at(0, 'j')} + ${c.at(0, 'j + 1u')} + ${c.at(0, `j + ${w}u`)} + ${c.at(0, `j + ${w + 1}u`)};`,
+    ].join('\n  ');
+  },
+  grad: ({ b, gy }) => [b.upsample2x(gy)],
+  parity: [{ inputs: [[2, 3, 4, 6]], torch: '4 * F.avg_pool2d(x0, 2)' }],
+  flopsPerElement: 3,
+};
+
+export { sameShape };

@@ -1,0 +1,414 @@
+// Execution plans. A Plan is plain JSON-able data: the kernels (WGSL with
+// shapes baked in, deduplicated), the steps that run them in order with the
+// buffer ranges each binding uses, and the memory they need. The runtime
+// (runtime/executor.ts) executes it without knowing anything about ops.
+//
+// State shared by every program of a model lives in a StateLayout: params of
+// one optimizer group packed into "arena" buffers (so one Adam dispatch covers
+// a whole network), a gradient arena with the same layout, and the state
+// buffers (BatchNorm running statistics). Activations live in transient
+// buffers assigned from liveness, reused within a program and across programs.
+import { bytesOf, topoSort, type Graph, type Init, type Node, type Value } from './ir/graph.ts';
+import { fmtShape, numel } from './ir/shape.ts';
+import type { KernelSpec } from './kernels/kernel.ts';
+import { fusedKernel } from './kernels/fused.ts';
+import { primitive } from './ops/registry.ts';
+
+/** A byte range of a named buffer. */
+export interface Slot {
+  buffer: string;
+  offset: number;
+  size: number;
+}
+
+export interface ParamSlot extends Slot {
+  shape: number[];
+  group: string;
+  init: Init;
+  /** The same range in the gradient arena. */
+  grad: Slot;
+}
+
+export interface StateSlot extends Slot {
+  shape: number[];
+  init: Init;
+}
+
+export interface StateLayout {
+  params: Record<string, ParamSlot>;
+  state: Record<string, StateSlot>;
+  /** Every arena buffer and its size in bytes. */
+  buffers: Record<string, number>;
+  /** Optimizer groups: the param and gradient arena chunks of each. */
+  groups: Record<string, { params: string[]; chunks: { param: string; grad: string; bytes: number }[] }>;
+}
+
+export type Step =
+  | { op: 'dispatch'; kernel: number; args: Slot[]; /** skipped when this noise is fed */ noise?: string }
+  | { op: 'copy'; src: Slot; dst: Slot }
+  | { op: 'clear'; dst: Slot };
+
+export interface MemoryReport {
+  /** Params, their gradients and state buffers (shared by all programs). */
+  stateBytes: number;
+  /** Feed and output buffers of this program. */
+  ioBytes: number;
+  /** Transient activation buffers after liveness-based reuse. */
+  transientBytes: number;
+  /** Largest sum of live activations at any step (a lower bound for transientBytes). */
+  liveBytes: number;
+  /** Without reuse: every activation in its own buffer. */
+  unsharedBytes: number;
+  peakBytes: number;
+}
+
+export interface Plan {
+  name: string;
+  kernels: KernelSpec[];
+  steps: Step[];
+  /** Sizes of transient buffers 't0', 't1', ... */
+  transients: number[];
+  feeds: Record<string, { slot: Slot; shape: number[]; kind: 'input' | 'noise' }>;
+  outputs: Record<string, { slot: Slot; shape: number[] }>;
+  /** Params whose gradient arena range this program writes (or clears). */
+  grads: string[];
+  memory: MemoryReport;
+  stats: { nodes: number; dispatches: number; kernels: number; fusedNodes: number };
+}
+
+export interface PlanLimits {
+  maxStorageBufferBindingSize: number;
+  minStorageBufferOffsetAlignment: number;
+}
+
+export const DEFAULT_LIMITS: PlanLimits = { maxStorageBufferBindingSize: 128 * 1024 * 1024, minStorageBufferOffsetAlignment: 256 };
+
+const align = (x: number, a: number) => Math.ceil(x / a) * a;
+
+function tooBig(what: string, shape: readonly number[], limits: PlanLimits): Error {
+  const bytes = numel(shape) * 4;
+  return new Error(
+    `${what} ${fmtShape(shape)} needs ${bytes} bytes (${(bytes / 2 ** 20).toFixed(1)} MiB), more than the adapter's ` +
+      `maxStorageBufferBindingSize of ${limits.maxStorageBufferBindingSize} bytes (${(limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(1)} MiB); ` +
+      `reduce the batch size or the layer width`,
+  );
+}
+
+/** Packs params by group (and state buffers) into arena chunks no larger than one binding. */
+export function layoutState(graph: Graph, limits: PlanLimits = DEFAULT_LIMITS): StateLayout {
+  const layout: StateLayout = { params: {}, state: {}, buffers: {}, groups: {} };
+  const a = limits.minStorageBufferOffsetAlignment;
+  const pack = (values: Value[], prefix: string, place: (v: Value, buffer: string, offset: number) => void): string[] => {
+    const chunks: string[] = [];
+    let used = Infinity;
+    for (const v of values) {
+      const size = bytesOf(v);
+      if (size > limits.maxStorageBufferBindingSize) throw tooBig(`${v.kind} '${v.name}'`, v.shape, limits);
+      if (used + size > limits.maxStorageBufferBindingSize) {
+        chunks.push(`${prefix}:${chunks.length}`);
+        used = 0;
+      }
+      const buffer = chunks[chunks.length - 1];
+      place(v, buffer, used);
+      used = align(used + size, a);
+      layout.buffers[buffer] = used;
+    }
+    return chunks;
+  };
+  const groups = new Map<string, Value[]>();
+  for (const p of graph.params) {
+    const g = p.group ?? 'default';
+    if (!groups.has(g)) groups.set(g, []);
+    groups.get(g)!.push(p);
+  }
+  for (const [g, ps] of groups) {
+    const chunks = pack(ps, `param:${g}`, (v, buffer, offset) => {
+      const size = bytesOf(v);
+      layout.params[v.name!] = {
+        buffer,
+        offset,
+        size,
+        shape: [...v.shape],
+        group: g,
+        init: v.init ?? { kind: 'zeros' },
+        grad: { buffer: buffer.replace(/^param:/, 'grad:'), offset, size },
+      };
+    });
+    for (const c of chunks) layout.buffers[c.replace(/^param:/, 'grad:')] = layout.buffers[c];
+    layout.groups[g] = {
+      params: ps.map((p) => p.name!),
+      chunks: chunks.map((c) => ({ param: c, grad: c.replace(/^param:/, 'grad:'), bytes: layout.buffers[c] })),
+    };
+  }
+  pack(graph.byKind('buffer'), 'state', (v, buffer, offset) => {
+    layout.state[v.name!] = { buffer, offset, size: bytesOf(v), shape: [...v.shape], init: v.init ?? { kind: 'zeros' } };
+  });
+  return layout;
+}
+
+export interface ProgramSpec {
+  name: string;
+  /** Named values copied out (losses, images). Small ones are cheap to read back every step. */
+  outputs?: Record<string, Value>;
+  /** Gradient values to store in the gradient arena, by param name (from autodiff). */
+  grads?: Map<string, Value | null> | Record<string, Value | null>;
+  /** Apply the graph's state updates (BatchNorm running statistics). Default true. */
+  updates?: boolean;
+  /** Zero the gradients of params of these groups that `grads` leaves out. */
+  groups?: string[];
+}
+
+/** Fusible nodes with several consumers are recomputed by each when at most this many ops deep. */
+const RECOMPUTE_COST = 3;
+/** Storage bindings per fused kernel (the adapter allows 16 including the output). */
+const MAX_LEAVES = 12;
+
+export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramSpec, limits: PlanLimits = DEFAULT_LIMITS): Plan {
+  const outputs = Object.entries(spec.outputs ?? {});
+  const gradEntries = (spec.grads instanceof Map ? [...spec.grads] : Object.entries(spec.grads ?? {})).filter(
+    (e): e is [string, Value] => e[1] !== null,
+  );
+  const updates = spec.updates === false ? [] : graph.updates.filter((u) => u.value !== u.target);
+  const roots = [...outputs.map((e) => e[1]), ...gradEntries.map((e) => e[1]), ...updates.map((u) => u.value)];
+  const nodes = topoSort(roots);
+  for (const n of nodes) {
+    if (bytesOf(n.output) > limits.maxStorageBufferBindingSize) throw tooBig(`'${n.op}' output`, n.output.shape, limits);
+  }
+
+  // ---- fusion: which fusible values are computed inline by their consumers ----
+  const consumers = new Map<number, Node[]>();
+  for (const n of nodes) {
+    for (const v of n.inputs) {
+      if (!consumers.has(v.id)) consumers.set(v.id, []);
+      consumers.get(v.id)!.push(n);
+    }
+  }
+  const required = new Set(roots.map((v) => v.id));
+  const inline = new Set<number>();
+  const cost = new Map<number, number>();
+  const leafCount = new Map<number, Set<number>>();
+  for (const n of nodes) {
+    const def = primitive(n.op);
+    const leaves = new Set<number>();
+    let c = def.kind === 'fusible' && n.op !== 'fill' ? 1 : 0;
+    for (const v of n.inputs) {
+      if (inline.has(v.id)) {
+        c += cost.get(v.id)!;
+        for (const l of leafCount.get(v.id)!) leaves.add(l);
+      } else leaves.add(v.id);
+    }
+    cost.set(n.output.id, c);
+    leafCount.set(n.output.id, leaves);
+    if (def.kind !== 'fusible' || required.has(n.output.id)) continue;
+    const cons = consumers.get(n.output.id) ?? [];
+    const fusibleConsumers = cons.every((m) => {
+      const k = primitive(m.op).kind;
+      return k === 'fusible' || k === 'reduce';
+    });
+    if (!fusibleConsumers || cons.length === 0) continue;
+    if (cons.length > 1 && c > RECOMPUTE_COST) continue;
+    if (leaves.size > MAX_LEAVES) continue;
+    inline.add(n.output.id);
+  }
+  // A consumer that gathers too many leaves materialises its widest inlined input.
+  for (const n of nodes) {
+    if (inline.has(n.output.id)) continue;
+    for (;;) {
+      const all = new Set<number>();
+      const widest = { id: -1, n: 0 };
+      for (const v of n.inputs) {
+        const ls = inline.has(v.id) ? leafCount.get(v.id)! : new Set([v.id]);
+        for (const l of ls) all.add(l);
+        if (inline.has(v.id) && ls.size > widest.n) Object.assign(widest, { id: v.id, n: ls.size });
+      }
+      if (all.size <= MAX_LEAVES || widest.id < 0) break;
+      inline.delete(widest.id);
+    }
+  }
+
+  // ---- storage -------------------------------------------------------------------
+  const home = new Map<number, Slot>();
+  const feeds: Plan['feeds'] = {};
+  const outs: Plan['outputs'] = {};
+  const steps: Step[] = [];
+  const tail: Step[] = [];
+  const slotOf = (v: Value): Slot => {
+    const s = home.get(v.id);
+    if (!s) throw new Error(`internal: value %${v.id} has no storage`);
+    return s;
+  };
+  // Leaves used by this program.
+  for (const n of nodes) {
+    for (const v of n.inputs) {
+      if (v.node || home.has(v.id)) continue;
+      if (v.kind === 'param') home.set(v.id, slotOf2(layout.params[v.name!], v));
+      else if (v.kind === 'buffer') home.set(v.id, slotOf2(layout.state[v.name!], v));
+      else if (v.kind === 'input') {
+        const slot = { buffer: `in:${v.name}`, offset: 0, size: bytesOf(v) };
+        feeds[v.name!] = { slot, shape: [...v.shape], kind: 'input' };
+        home.set(v.id, slot);
+      }
+    }
+  }
+  // Roots that are leaves themselves (an output that is an input, say) are copied.
+  for (const v of roots) {
+    if (!v.node && !home.has(v.id)) {
+      if (v.kind === 'param') home.set(v.id, slotOf2(layout.params[v.name!], v));
+      else if (v.kind === 'buffer') home.set(v.id, slotOf2(layout.state[v.name!], v));
+      else if (v.kind === 'input') {
+        const slot = { buffer: `in:${v.name}`, offset: 0, size: bytesOf(v) };
+        feeds[v.name!] = { slot, shape: [...v.shape], kind: 'input' };
+        home.set(v.id, slot);
+      }
+    }
+  }
+  // Fixed homes for values that must persist: grads in the arena, outputs, noise (feedable).
+  const gradParams: string[] = [];
+  for (const [p, v] of gradEntries) {
+    const ps = layout.params[p];
+    if (!ps) throw new Error(`grads: '${p}' is not a param`);
+    if (bytesOf(v) !== ps.size) throw new Error(`grads: gradient of '${p}' has shape ${fmtShape(v.shape)}, param has ${fmtShape(ps.shape)}`);
+    gradParams.push(p);
+    if (v.node && !home.has(v.id)) home.set(v.id, ps.grad);
+    else tail.push({ op: 'copy', src: v.node ? home.get(v.id)! : slotOfLeaf(v), dst: ps.grad });
+  }
+  function slotOfLeaf(v: Value): Slot {
+    return home.get(v.id)!;
+  }
+  for (const [name, v] of outputs) {
+    const slot = { buffer: `out:${name}`, offset: 0, size: bytesOf(v) };
+    outs[name] = { slot, shape: [...v.shape] };
+    if (v.node && !home.has(v.id)) home.set(v.id, slot);
+    else tail.push({ op: 'copy', src: home.get(v.id)!, dst: slot });
+  }
+  for (const n of nodes) {
+    if (n.output.kind === 'noise' && !home.has(n.output.id)) {
+      const slot = { buffer: `in:${n.output.name}`, offset: 0, size: bytesOf(n.output) };
+      feeds[n.output.name!] = { slot, shape: [...n.output.shape], kind: 'noise' };
+      home.set(n.output.id, slot);
+    }
+  }
+
+  // ---- schedule + transient allocation from liveness ---------------------------------
+  const materialised = nodes.filter((n) => !inline.has(n.output.id));
+  interface Launch {
+    node: Node;
+    kernels: { spec: KernelSpec; args: (Value | 'rng')[] }[];
+  }
+  const launches: Launch[] = materialised.map((node) => {
+    const def = primitive(node.op);
+    if (def.kind === 'kernel') {
+      const lowered = def.lower!({ node, ins: node.inputs.map((v) => v.shape), out: node.output.shape, attrs: node.attrs });
+      return {
+        node,
+        kernels: lowered.map((k) => ({ spec: k.spec, args: k.args.map((a) => (a === 'out' ? node.output : a === 'rng' ? 'rng' : node.inputs[a])) })),
+      };
+    }
+    const fk = fusedKernel(node, (v) => inline.has(v.id));
+    return { node, kernels: [{ spec: fk.spec, args: [...fk.leaves, node.output] }] };
+  });
+  const lastUse = new Map<number, number>();
+  launches.forEach((l, i) => {
+    for (const k of l.kernels) for (const a of k.args) if (a !== 'rng') lastUse.set(a.id, i);
+  });
+  for (const v of roots) lastUse.set(v.id, Infinity);
+  const free: { id: number; size: number }[] = [];
+  const transients: number[] = [];
+  const owner = new Map<number, number>(); // value id -> transient index
+  let live = 0;
+  let liveBytes = 0;
+  let unsharedBytes = 0;
+  const kernelIndex = new Map<string, number>();
+  const kernels: KernelSpec[] = [];
+  launches.forEach((l, i) => {
+    const v = l.node.output;
+    if (!home.has(v.id)) {
+      const size = bytesOf(v);
+      unsharedBytes += size;
+      // Best fit among free buffers; else grow the largest free one; else a new buffer.
+      free.sort((p, q) => p.size - q.size);
+      let pick = free.findIndex((f) => f.size >= size);
+      if (pick < 0 && free.length) pick = free.length - 1;
+      let t: number;
+      if (pick >= 0) {
+        t = free.splice(pick, 1)[0].id;
+        transients[t] = Math.max(transients[t], size);
+      } else {
+        t = transients.length;
+        transients.push(size);
+      }
+      owner.set(v.id, t);
+      home.set(v.id, { buffer: `t${t}`, offset: 0, size });
+      live += size;
+      liveBytes = Math.max(liveBytes, live);
+    }
+    for (const k of l.kernels) {
+      let ki = kernelIndex.get(k.spec.wgsl);
+      if (ki === undefined) {
+        ki = kernels.length;
+        kernels.push(k.spec);
+        kernelIndex.set(k.spec.wgsl, ki);
+      }
+      const args = k.args.map((a) => (a === 'rng' ? { buffer: 'rng', offset: 0, size: 16 } : slotOf(a)));
+      steps.push({ op: 'dispatch', kernel: ki, args, ...(v.kind === 'noise' ? { noise: v.name } : {}) });
+    }
+    const released = new Set<number>();
+    for (const k of l.kernels) {
+      for (const a of k.args) {
+        if (a === 'rng' || released.has(a.id)) continue;
+        const t = owner.get(a.id);
+        if (t !== undefined && lastUse.get(a.id) === i) {
+          released.add(a.id);
+          free.push({ id: t, size: transients[t] });
+          live -= bytesOf(a);
+        }
+      }
+    }
+  });
+  // Values with no consumers in this program (dead ends) were never released: harmless.
+
+  for (const u of updates) tail.push({ op: 'copy', src: slotOf(u.value), dst: slotOf2(layout.state[u.target.name!], u.target) });
+  // Gradients of params in the optimised groups that nothing here computes are zeroed.
+  const clears: Step[] = [];
+  for (const g of spec.groups ?? []) {
+    for (const p of layout.groups[g]?.params ?? []) {
+      if (!gradParams.includes(p)) {
+        clears.push({ op: 'clear', dst: layout.params[p].grad });
+        gradParams.push(p);
+      }
+    }
+  }
+
+  const stateBytes = Object.values(layout.buffers).reduce((s, b) => s + b, 0);
+  const ioBytes = [...Object.values(feeds).map((f) => f.slot.size), ...Object.values(outs).map((o) => o.slot.size)].reduce((s, b) => s + b, 0);
+  const transientBytes = transients.reduce((s, b) => s + b, 0);
+  return {
+    name: spec.name,
+    kernels,
+    steps: [...clears, ...steps, ...tail],
+    transients,
+    feeds,
+    outputs: outs,
+    grads: gradParams,
+    memory: { stateBytes, ioBytes, transientBytes, liveBytes, unsharedBytes, peakBytes: stateBytes + ioBytes + transientBytes },
+    stats: { nodes: nodes.length, dispatches: steps.length, kernels: kernels.length, fusedNodes: inline.size },
+  };
+}
+
+function slotOf2(s: Slot | undefined, v: Value): Slot {
+  if (!s) throw new Error(`'${v.name}' is not in the state layout (was the layout made from this graph?)`);
+  return { buffer: s.buffer, offset: s.offset, size: s.size };
+}
+
+/** Human-readable memory report, e.g. for `gan check --memory`. */
+export function formatMemory(plan: Plan): string {
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(2)} MiB`;
+  const m = plan.memory;
+  return [
+    `${plan.name}: peak ${mib(m.peakBytes)}`,
+    `  params + grads + state  ${mib(m.stateBytes)}`,
+    `  feeds + outputs         ${mib(m.ioBytes)}`,
+    `  activations             ${mib(m.transientBytes)} in ${plan.transients.length} buffers (live peak ${mib(m.liveBytes)}, ${mib(m.unsharedBytes)} without reuse)`,
+    `  ${plan.stats.dispatches} dispatches, ${plan.stats.kernels} distinct kernels, ${plan.stats.fusedNodes} ops fused away`,
+  ].join('\n');
+}
