@@ -10,8 +10,12 @@ type Children = Record<string, CstElement[] | undefined>;
 class Incomplete extends Error {}
 
 export function toAst(cst: CstNode, file: string): A.GanFile {
-  const b = new AstBuilder(file);
-  return b.file(cst);
+  return new AstBuilder(file).file(cst);
+}
+
+/** Converts an `expr` CST node; throws if recovery left it incomplete. */
+export function exprToAst(cst: CstNode, file: string): A.Expr {
+  return new AstBuilder(file).expr(cst);
 }
 
 class AstBuilder {

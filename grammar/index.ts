@@ -1,7 +1,7 @@
 // Front door of the grammar: text in, AST and syntax diagnostics out.
 import type { IRecognitionException, IToken } from 'chevrotain';
 import type { GanFile, Span } from './ast.ts';
-import { toAst } from './cst-to-ast.ts';
+import { exprToAst, toAst } from './cst-to-ast.ts';
 import { Codes, error, type Diagnostic } from './diagnostics.ts';
 import { parser } from './parser.ts';
 import { GanLexer } from './tokens.ts';
@@ -109,4 +109,23 @@ export function parseSource(text: string, file: string): ParseResult {
     );
   }
   return { ast: toAst(cst, file), diagnostics };
+}
+
+/** Parses a lone expression (a `--set` value, for instance). */
+export function parseExpression(text: string, file: string): { expr?: import('./ast.ts').Expr; diagnostics: Diagnostic[] } {
+  const lex = GanLexer.tokenize(text);
+  const diagnostics: Diagnostic[] = lex.errors.map((e) =>
+    error(Codes.unexpectedCharacter, `unexpected character '${text.substr(e.offset, e.length || 1)}'`, { file, offset: e.offset, length: e.length || 1 }),
+  );
+  parser.input = lex.tokens;
+  const cst = parser.expr();
+  for (const e of parser.errors) {
+    diagnostics.push(error(Codes.syntax, `unexpected ${describeFound(e.token)}`, spanOfToken(file, e.token, text), { label: `expected ${expectedOf(e)}` }));
+  }
+  if (diagnostics.length) return { diagnostics };
+  try {
+    return { expr: exprToAst(cst, file), diagnostics };
+  } catch {
+    return { diagnostics: [error(Codes.syntax, 'incomplete expression', { file, offset: 0, length: Math.max(1, text.length) })] };
+  }
 }
