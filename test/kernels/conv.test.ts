@@ -1,0 +1,65 @@
+// conv2d forward and both backward passes (implicit GEMM) against torch autograd.
+import { afterAll, describe, it } from 'vitest';
+import {
+  conv2dBackwardDataKernel,
+  conv2dBackwardWeightKernel,
+  conv2dForwardKernel,
+  conv2dOutputSize,
+  type Conv2dShape,
+} from '../../compiler/kernels/conv.ts';
+import { expectClose } from '../oracle/compare.ts';
+import { randn } from '../oracle/random.ts';
+import { startTorch, torchAvailable, torchStatus, type TorchOracle } from '../oracle/torch.ts';
+import { runKernel } from './harness.ts';
+
+type Case = Conv2dShape & { label: string; bias: boolean };
+
+// Small shapes that still cover each code path: vec4 and scalar lane loads
+// (K or OH*OW divisible by 4 or not), odd sizes that leave partial tiles,
+// strides with and without taps in every phase, and the StackGAN layer kinds.
+const CASES: Case[] = [
+  { label: 'k3 s1 p1, bias, odd 7x9, scalar lanes', batch: 2, inChannels: 5, outChannels: 6, height: 7, width: 9, kernel: 3, stride: 1, padding: 1, bias: true },
+  { label: 'k3 s1 p1, vec4 lanes', batch: 2, inChannels: 4, outChannels: 16, height: 8, width: 8, kernel: 3, stride: 1, padding: 1, bias: false },
+  { label: 'k4 s2 p1 (D downsampling)', batch: 2, inChannels: 3, outChannels: 16, height: 16, width: 16, kernel: 4, stride: 2, padding: 1, bias: false },
+  { label: 'k4 s2 p1, odd 9x11, bias', batch: 3, inChannels: 4, outChannels: 5, height: 9, width: 11, kernel: 4, stride: 2, padding: 1, bias: true },
+  { label: 'k4 s4 p0 (logit head, 1 channel)', batch: 3, inChannels: 8, outChannels: 1, height: 4, width: 4, kernel: 4, stride: 4, padding: 0, bias: true },
+  { label: 'k3 s2 p1', batch: 2, inChannels: 6, outChannels: 12, height: 10, width: 10, kernel: 3, stride: 2, padding: 1, bias: false },
+  { label: 'k1 s2 p0 (phases without taps)', batch: 1, inChannels: 3, outChannels: 4, height: 7, width: 7, kernel: 1, stride: 2, padding: 0, bias: false },
+  { label: 'rectangular k3x5, stride 1x2, pad 1x2', batch: 2, inChannels: 4, outChannels: 9, height: 6, width: 11, kernel: [3, 5], stride: [1, 2], padding: [1, 2], bias: true },
+];
+
+describe.skipIf(!torchAvailable())(`conv2d implicit GEMM vs torch (${torchStatus()})`, () => {
+  let torch: TorchOracle;
+  afterAll(() => torch?.close());
+
+  it.each(CASES)('$label', async (c) => {
+    torch = await startTorch();
+    const [OH, OW] = conv2dOutputSize(c);
+    const k = typeof c.kernel === 'number' ? [c.kernel, c.kernel] : c.kernel;
+    const seed = c.inChannels * 7919 + c.outChannels * 104729 + c.height;
+    const x = randn([c.batch, c.inChannels, c.height, c.width], seed);
+    const w = randn([c.outChannels, c.inChannels, k[0], k[1]], seed + 1, 0.3);
+    const bias = randn([c.outChannels], seed + 2);
+    const dy = randn([c.batch, c.outChannels, OH, OW], seed + 3);
+    const ref = await torch.run(
+      `y = F.conv2d(x, w, bias if use_bias else None, stride=stride, padding=padding)
+y.backward(dy)
+out = {"y": y, "dx": x.grad, "dw": w.grad}`,
+      { x, w, bias, dy },
+      { grad: ['x', 'w'], vars: { use_bias: c.bias, stride: c.stride ?? 1, padding: c.padding ?? 0 } },
+    );
+
+    const fwd = conv2dForwardKernel(c);
+    const fwdData: Record<string, Float32Array | number> = { x: x.data, w: w.data, y: ref.y.data.length };
+    if (c.bias) fwdData.bias = bias.data;
+    expectClose((await runKernel(fwd, fwdData)).y, ref.y, 1e-5, fwd.name);
+
+    const bwdData = conv2dBackwardDataKernel(c);
+    // dx starts as garbage: the kernel must overwrite every element.
+    const dx0 = randn(x.shape, 99).data;
+    expectClose((await runKernel(bwdData, { dy: dy.data, w: w.data, dx: dx0 })).dx, ref.dx, 1e-4, bwdData.name);
+
+    const bwdWeight = conv2dBackwardWeightKernel(c);
+    expectClose((await runKernel(bwdWeight, { x: x.data, dy: dy.data, dw: randn(w.shape, 98).data })).dw, ref.dw, 1e-4, bwdWeight.name);
+  });
+});
