@@ -1,0 +1,350 @@
+// Executes compiled plans (compiler/plan.ts) on a WebGPU device.
+//
+//   const rt = await Runtime.create(layout);      // arenas for params, grads, state
+//   rt.initState(seed);                           // params/state from their Init
+//   const step = await rt.load(plan);             // compiles every pipeline up front
+//   const out = await rt.run(step, { text, image }, { optimizers: [adamD] });
+//
+// A run records the whole program (and optimizer updates) into one command
+// buffer and submits it once; named outputs are copied into a staging buffer
+// from a reusable ring and mapped asynchronously, so callers that do not await
+// the returned promise never wait on the GPU. The runtime knows nothing about
+// ops: it only imports the plan format.
+import type { Init, } from '../compiler/ir/graph.ts';
+import type { Plan, Slot, StateLayout } from '../compiler/plan.ts';
+import type { KernelSpec } from '../compiler/kernels/kernel.ts';
+import { getDevice, type GpuContext } from './device.ts';
+import { pipelineCache, type PipelineCache } from './pipelines.ts';
+
+const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
+const STORAGE = USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST;
+
+/** Something recorded after a program's steps, e.g. an optimizer update. */
+export interface StepHook {
+  kernels(): KernelSpec[];
+  /** Called before the command buffer is recorded (write per-step uniforms here). */
+  beforeStep?(): void;
+  record(pass: GPUComputePassEncoder): void;
+}
+
+export interface RunOptions {
+  optimizers?: StepHook[];
+  /** Which outputs to read back (default: all of the plan's outputs). */
+  read?: boolean | string[];
+}
+
+interface Staging {
+  buffer: GPUBuffer;
+  busy: boolean;
+}
+
+export class Program {
+  /** Per step: pipeline + bind group, or null for copy/clear steps. */
+  groups: (GPUBindGroup | null)[] = [];
+  readonly local = new Map<string, GPUBuffer>();
+  readonly ring: Staging[] = [];
+  constructor(readonly plan: Plan) {}
+}
+
+export class Runtime {
+  readonly device: GPUDevice;
+  readonly cache: PipelineCache;
+  private readonly buffers = new Map<string, GPUBuffer>();
+  private transients: GPUBuffer[] = [];
+  private readonly programs: Program[] = [];
+  private readonly rng: GPUBuffer;
+  private readonly rngWords = new Uint32Array(4);
+  private stepCount = 0;
+
+  private constructor(
+    readonly ctx: GpuContext,
+    readonly layout: StateLayout,
+    seed: number,
+  ) {
+    this.device = ctx.device;
+    this.cache = pipelineCache(this.device);
+    for (const [name, bytes] of Object.entries(layout.buffers)) {
+      this.buffers.set(name, this.device.createBuffer({ label: name, size: Math.max(bytes, 4), usage: STORAGE }));
+    }
+    this.rng = this.device.createBuffer({ label: 'rng', size: 16, usage: STORAGE });
+    this.rngWords[0] = seed >>> 0;
+  }
+
+  static async create(layout: StateLayout, opts: { ctx?: GpuContext; seed?: number } = {}): Promise<Runtime> {
+    return new Runtime(opts.ctx ?? (await getDevice()), layout, opts.seed ?? 0);
+  }
+
+  /** Seeds the on-GPU noise generator (streams restart from step 0). */
+  setSeed(seed: number): void {
+    this.rngWords[0] = seed >>> 0;
+    this.stepCount = 0;
+  }
+
+  /** The arena buffer of a layout name ('param:G:0', 'grad:G:0', 'state:0'). */
+  arena(name: string): GPUBuffer {
+    const b = this.buffers.get(name);
+    if (!b) throw new Error(`no arena buffer '${name}'`);
+    return b;
+  }
+
+  /** Initialises every param and state buffer from its Init, deterministically from `seed`. */
+  initState(seed = 0): void {
+    const rand = normalSource(seed);
+    for (const [name, p] of Object.entries(this.layout.params)) this.writeParam(name, initTensor(p.init, p.shape, rand));
+    for (const [name, s] of Object.entries(this.layout.state)) this.writeState(name, initTensor(s.init, s.shape, rand));
+  }
+
+  writeParam(name: string, data: Float32Array): void {
+    this.write(this.paramSlot(name), data, `param '${name}'`);
+  }
+  writeState(name: string, data: Float32Array): void {
+    const s = this.layout.state[name];
+    if (!s) throw new Error(`no state buffer '${name}'`);
+    this.write(s, data, `state '${name}'`);
+  }
+  readParam(name: string): Promise<Float32Array> {
+    return this.readSlot(this.paramSlot(name));
+  }
+  readGrad(name: string): Promise<Float32Array> {
+    return this.readSlot(this.paramSlot(name).grad);
+  }
+  readState(name: string): Promise<Float32Array> {
+    const s = this.layout.state[name];
+    if (!s) throw new Error(`no state buffer '${name}'`);
+    return this.readSlot(s);
+  }
+
+  private paramSlot(name: string) {
+    const p = this.layout.params[name];
+    if (!p) throw new Error(`no param '${name}'`);
+    return p;
+  }
+
+  private write(slot: Slot, data: Float32Array, what: string): void {
+    if (data.byteLength !== slot.size) throw new Error(`${what}: expected ${slot.size / 4} floats, got ${data.length}`);
+    this.device.queue.writeBuffer(this.resolve(slot.buffer), slot.offset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Reads any slot back (tests, checkpoints); not for the hot path. */
+  async readSlot(slot: Slot, program?: Program): Promise<Float32Array> {
+    const staging = this.device.createBuffer({ size: slot.size, usage: USAGE.MAP_READ | USAGE.COPY_DST });
+    const enc = this.device.createCommandEncoder();
+    enc.copyBufferToBuffer(this.resolve(slot.buffer, program), slot.offset, staging, 0, slot.size);
+    this.device.queue.submit([enc.finish()]);
+    await staging.mapAsync(0x1);
+    const out = new Float32Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  private resolve(name: string, program?: Program): GPUBuffer {
+    if (name === 'rng') return this.rng;
+    if (/^t\d+$/.test(name)) return this.transients[Number(name.slice(1))];
+    const local = program?.local.get(name);
+    if (local) return local;
+    const b = this.buffers.get(name);
+    if (!b) throw new Error(`plan refers to unknown buffer '${name}'`);
+    return b;
+  }
+
+  /** Compiles the plan's kernels (asynchronously, all at once) and allocates its buffers. */
+  async load(plan: Plan, hooks: StepHook[] = []): Promise<Program> {
+    await this.cache.prepare([...plan.kernels, ...hooks.flatMap((h) => h.kernels())]);
+    const prog = new Program(plan);
+    const mk = (name: string, size: number) => prog.local.set(name, this.device.createBuffer({ label: name, size: Math.max(4, size), usage: STORAGE }));
+    for (const f of Object.values(plan.feeds)) mk(f.slot.buffer, f.slot.size);
+    for (const o of Object.values(plan.outputs)) mk(o.slot.buffer, o.slot.size);
+    // The transient pool is shared by all programs: grow it, then rebind everyone.
+    let grown = false;
+    plan.transients.forEach((size, i) => {
+      const cur = this.transients[i];
+      if (!cur || cur.size < size) {
+        cur?.destroy();
+        this.transients[i] = this.device.createBuffer({ label: `t${i}`, size: Math.max(4, size), usage: STORAGE });
+        grown = true;
+      }
+    });
+    this.programs.push(prog);
+    for (const p of grown ? this.programs : [prog]) this.bind(p);
+    return prog;
+  }
+
+  private bind(prog: Program): void {
+    prog.groups = prog.plan.steps.map((s) => {
+      if (s.op !== 'dispatch') return null;
+      const spec = prog.plan.kernels[s.kernel];
+      const pipeline = this.cache.pipeline(spec);
+      return this.device.createBindGroup({
+        label: spec.name,
+        layout: pipeline.getBindGroupLayout(0),
+        entries: s.args.map((a, binding) => ({ binding, resource: { buffer: this.resolve(a.buffer, prog), offset: a.offset, size: a.size } })),
+      });
+    });
+  }
+
+  /**
+   * Runs one step: writes feeds, records every dispatch (and the hooks, e.g.
+   * optimizers) into one command buffer, submits it, and returns a promise of
+   * the outputs, read back asynchronously through a reused staging ring.
+   */
+  run(prog: Program, feeds: Record<string, Float32Array> = {}, opts: RunOptions = {}): Promise<Record<string, Float32Array>> {
+    const plan = prog.plan;
+    const q = this.device.queue;
+    for (const [name, data] of Object.entries(feeds)) {
+      const f = plan.feeds[name];
+      if (!f) throw new Error(`${plan.name}: unknown feed '${name}' (feeds: ${Object.keys(plan.feeds).join(', ') || 'none'})`);
+      if (data.byteLength !== f.slot.size) throw new Error(`${plan.name}: feed '${name}' [${f.shape.join(',')}] needs ${f.slot.size / 4} floats, got ${data.length}`);
+      q.writeBuffer(prog.local.get(f.slot.buffer)!, 0, data.buffer, data.byteOffset, data.byteLength);
+    }
+    for (const [name, f] of Object.entries(plan.feeds)) {
+      if (f.kind === 'input' && !(name in feeds)) throw new Error(`${plan.name}: missing feed '${name}' [${f.shape.join(',')}]`);
+    }
+    this.rngWords[1] = this.stepCount++;
+    q.writeBuffer(this.rng, 0, this.rngWords);
+    const hooks = opts.optimizers ?? [];
+    for (const h of hooks) h.beforeStep?.();
+
+    const enc = this.device.createCommandEncoder({ label: plan.name });
+    let pass: GPUComputePassEncoder | null = null;
+    const open = () => (pass ??= enc.beginComputePass({ label: plan.name }));
+    const close = () => {
+      pass?.end();
+      pass = null;
+    };
+    plan.steps.forEach((s, i) => {
+      if (s.op === 'dispatch') {
+        if (s.noise && s.noise in feeds) return;
+        const p = open();
+        const spec = plan.kernels[s.kernel];
+        p.setPipeline(this.cache.pipeline(spec));
+        p.setBindGroup(0, prog.groups[i]!);
+        p.dispatchWorkgroups(...spec.workgroups);
+      } else if (s.op === 'copy') {
+        close();
+        enc.copyBufferToBuffer(this.resolve(s.src.buffer, prog), s.src.offset, this.resolve(s.dst.buffer, prog), s.dst.offset, s.src.size);
+      } else {
+        close();
+        enc.clearBuffer(this.resolve(s.dst.buffer, prog), s.dst.offset, s.dst.size);
+      }
+    });
+    if (hooks.length) {
+      const p = open();
+      for (const h of hooks) h.record(p);
+    }
+    close();
+
+    const names = opts.read === false ? [] : Array.isArray(opts.read) ? opts.read : Object.keys(plan.outputs);
+    if (names.length === 0) {
+      q.submit([enc.finish()]);
+      return Promise.resolve({});
+    }
+    let total = 0;
+    const at: number[] = [];
+    for (const n of names) {
+      const o = plan.outputs[n];
+      if (!o) throw new Error(`${plan.name}: no output '${n}'`);
+      at.push(total);
+      total += Math.ceil(o.slot.size / 4) * 4;
+    }
+    let st = prog.ring.find((r) => !r.busy && r.buffer.size >= total);
+    if (!st) {
+      st = { buffer: this.device.createBuffer({ label: `${plan.name}-staging`, size: total, usage: USAGE.MAP_READ | USAGE.COPY_DST }), busy: false };
+      prog.ring.push(st);
+    }
+    const staging = st;
+    staging.busy = true;
+    names.forEach((n, k) => {
+      const o = plan.outputs[n];
+      enc.copyBufferToBuffer(prog.local.get(o.slot.buffer)!, 0, staging.buffer, at[k], o.slot.size);
+    });
+    q.submit([enc.finish()]);
+    return staging.buffer.mapAsync(0x1, 0, total).then(() => {
+      const range = staging.buffer.getMappedRange(0, total);
+      const out: Record<string, Float32Array> = {};
+      names.forEach((n, k) => {
+        out[n] = new Float32Array(range.slice(at[k], at[k] + plan.outputs[n].slot.size));
+      });
+      staging.buffer.unmap();
+      staging.busy = false;
+      return out;
+    });
+  }
+
+  /** Waits until the GPU has finished everything submitted so far. */
+  async idle(): Promise<void> {
+    await this.device.queue.onSubmittedWorkDone();
+  }
+
+  destroy(): void {
+    for (const b of this.buffers.values()) b.destroy();
+    for (const b of this.transients) b.destroy();
+    for (const p of this.programs) {
+      for (const b of p.local.values()) b.destroy();
+      for (const r of p.ring) r.buffer.destroy();
+    }
+    this.rng.destroy();
+  }
+}
+
+// ---- initialisation (CPU, deterministic) ---------------------------------------
+
+function normalSource(seed: number): () => number {
+  let s = (seed ^ 0x5bd1e995) >>> 0;
+  const u = () => {
+    s = (s + 0x9e3779b9) >>> 0;
+    let z = s;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+    return (((z ^ (z >>> 16)) >>> 0) + 0.5) / 4294967296;
+  };
+  return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+}
+
+export function initTensor(init: Init, shape: readonly number[], randn: () => number): Float32Array {
+  const n = shape.reduce((p, d) => p * d, 1);
+  const out = new Float32Array(n);
+  switch (init.kind) {
+    case 'zeros':
+      return out;
+    case 'ones':
+      return out.fill(1);
+    case 'const':
+      return out.fill(init.value);
+    case 'normal':
+      for (let i = 0; i < n; i++) out[i] = init.mean + init.std * randn();
+      return out;
+    case 'uniform':
+      for (let i = 0; i < n; i++) out[i] = init.low + (init.high - init.low) * (0.5 + Math.atan(randn()) / Math.PI);
+      return out;
+    case 'orthogonal':
+      return orthogonal(shape, init.gain, randn);
+  }
+}
+
+/** torch.nn.init.orthogonal_: rows = shape[0], columns = the rest; QR of a normal matrix (Gram-Schmidt). */
+function orthogonal(shape: readonly number[], gain: number, randn: () => number): Float32Array {
+  const rows = shape[0];
+  const cols = shape.slice(1).reduce((p, d) => p * d, 1);
+  const [r, c] = rows < cols ? [rows, cols] : [cols, rows]; // orthonormal rows of a [r, c] matrix, r <= c
+  const m = Array.from({ length: r }, () => Float64Array.from({ length: c }, randn));
+  for (let i = 0; i < r; i++) {
+    for (let j = 0; j < i; j++) {
+      let d = 0;
+      for (let k = 0; k < c; k++) d += m[i][k] * m[j][k];
+      for (let k = 0; k < c; k++) m[i][k] -= d * m[j][k];
+    }
+    let norm = 0;
+    for (let k = 0; k < c; k++) norm += m[i][k] * m[i][k];
+    norm = Math.sqrt(norm) || 1;
+    for (let k = 0; k < c; k++) m[i][k] /= norm;
+  }
+  const out = new Float32Array(rows * cols);
+  for (let i = 0; i < r; i++) {
+    for (let k = 0; k < c; k++) {
+      if (rows < cols) out[i * cols + k] = gain * m[i][k];
+      else out[k * cols + i] = gain * m[i][k];
+    }
+  }
+  return out;
+}
