@@ -51,6 +51,15 @@ function instance(): GPU {
   return gpu;
 }
 
+/**
+ * The process's one Dawn GPU instance (created on first use). Other WebGPU
+ * users in the process (e.g. tfjs-webgpu in the benchmark) must share it:
+ * a second `create()` would be a second Dawn instance to keep alive.
+ */
+export function gpuInstance(): GPU {
+  return instance();
+}
+
 /** Adapter preference from the environment: GAN_ADAPTER=auto|hardware|software. */
 export function preferenceFromEnv(): AdapterPreference {
   const v = (process.env.GAN_ADAPTER ?? 'auto').toLowerCase();
