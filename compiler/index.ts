@@ -13,7 +13,8 @@ export interface CompileResult {
 export function checkFile(path: string, opts: CheckOptions = {}, text?: string): CompileResult {
   const loaded = loadModel(path, text);
   const sources = new Map(loaded.sources);
-  if (!loaded.model) return { diagnostics: loaded.diagnostics, sources };
+  // Checking a file with syntax errors would mostly report their echoes.
+  if (!loaded.model || loaded.diagnostics.some((d) => d.severity === 'error')) return { diagnostics: loaded.diagnostics, sources };
   const checked = checkModel(loaded.model, opts);
   for (const [k, v] of checked.sources) sources.set(k, v);
   const diagnostics = [...loaded.diagnostics, ...checked.diagnostics];

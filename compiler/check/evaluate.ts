@@ -17,6 +17,8 @@ export class NetContext {
   private readonly path: string[] = [];
   private readonly counters = new Map<string, number>();
   readonly heads = new Map<string, { node: number; span: A.Span }>();
+  /** Heads declared, including those whose expression failed (no "has no head" cascade). */
+  readonly headsDeclared = new Set<string>();
   readonly losses = new Map<string, { node: number; span: A.Span }>();
 
   constructor(readonly graph: NetworkGraph) {}
@@ -145,6 +147,7 @@ export class Evaluator {
         if (kind !== 'discriminator' || !net) {
           this.fail(Codes.structure, `'head' is only allowed directly in a discriminator`, s.span, undefined, 'return the logit from the block and declare the head in the discriminator');
         }
+        net.headsDeclared.add(s.name);
         const v = this.expr(s.value, scope, net);
         if (v.t === 'poison') return undefined;
         const known = ['uncond', 'cond', 'align'];

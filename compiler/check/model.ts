@@ -271,6 +271,7 @@ class ModelChecker {
       for (const [k, v] of scope.ownEntries()) {
         globals.set(k, v);
         if (v.t === 'tensor') cond.set(k, v.shape);
+        if (v.t === 'poison') cond.set(k, []); // already reported; keep the name defined downstream
       }
     }
     const stages: NetworkInfo['stages'] = [];
@@ -334,13 +335,16 @@ class ModelChecker {
       const shape = this.shapeOf(inp.shape, `input '${inp.name}'`);
       if (shape) lazyInput(inp.name, shape);
     }
-    for (const [k, shape] of cond) lazyInput(k, shape);
+    for (const [k, shape] of cond) {
+      if (shape.length === 0) globals.set(k, { t: 'poison' });
+      else lazyInput(k, shape);
+    }
     lazyInput('image', [3, res, res]);
     this.ev.globals = globals;
     const scope = new Scope(globals);
     this.ev.exec(d.body, scope, net, 'discriminator');
     globals.get('image'); // every discriminator reads an image, even one that ignores it
-    if (net.heads.size === 0) {
+    if (net.headsDeclared.size === 0) {
       this.diags.push(error(Codes.structure, `discriminator '${d.name}' has no head`, d.nameSpan, { help: "add 'head uncond = f |> conv(1, k = 4, stride = 4, bias = true)'" }));
     }
     const heads = Object.fromEntries([...net.heads].map(([k, v]) => [k, v.node]));

@@ -1,3 +1,125 @@
-// Placeholder until kernels/conv.ts lands.
-import type { PrimitiveOp } from './op.ts';
-export const convOps: PrimitiveOp<any>[] = [];
+// conv2d (NCHW input, OIHW weight, PyTorch semantics, square stride/padding)
+// and its two backward passes, all lowered to the implicit-GEMM kernels of
+// kernels/conv.ts. The three form a closed family under differentiation:
+//   y  = conv2d(x, w)          dx = bwd_data(dy, w)      dw = bwd_weight(x, dy)
+//   dx = bwd_data(dy, w)       d dy = conv2d(g, w)       d w = bwd_weight(g, dy)
+//   dw = bwd_weight(x, dy)     d x = bwd_data(dy, g)     d dy = conv2d(x, g)
+// so double backward through a conv stays expressible.
+import { conv2dBackwardDataKernel, conv2dBackwardWeightKernel, conv2dForwardKernel, conv2dOutputSize, type Conv2dShape } from '../kernels/conv.ts';
+import type { Shape } from '../ir/shape.ts';
+import { shapeError, type PrimitiveOp } from './op.ts';
+
+export interface ConvAttrs {
+  stride: number;
+  pad: number;
+}
+
+function geometry(x: Shape, w: Shape, a: ConvAttrs): Conv2dShape {
+  return { batch: x[0], inChannels: x[1], height: x[2], width: x[3], outChannels: w[0], kernel: [w[2], w[3]], stride: a.stride, padding: a.pad };
+}
+
+function outHW(op: string, x: Shape, w: Shape, a: ConvAttrs, ins: readonly Shape[]): [number, number] {
+  const oh = Math.floor((x[2] + 2 * a.pad - w[2]) / a.stride) + 1;
+  const ow = Math.floor((x[3] + 2 * a.pad - w[3]) / a.stride) + 1;
+  if (oh < 1 || ow < 1) throw shapeError(op, `kernel ${w[2]}x${w[3]} with stride ${a.stride} and padding ${a.pad} leaves no output`, ins);
+  return [oh, ow];
+}
+
+export const conv2dOp: PrimitiveOp<ConvAttrs> = {
+  name: 'conv2d',
+  doc: 'y[N,Co,OH,OW] = conv2d(x[N,Ci,H,W], w[Co,Ci,KH,KW]), no bias (GraphBuilder.conv2d adds one)',
+  kind: 'kernel',
+  arity: 2,
+  shape: (ins, a) => {
+    const [x, w] = ins;
+    if (x.length !== 4 || w.length !== 4) throw shapeError('conv2d', 'expects NCHW input and OIHW weight', ins);
+    if (x[1] !== w[1]) throw shapeError('conv2d', `input has ${x[1]} channels, weight expects ${w[1]}`, ins);
+    const [oh, ow] = outHW('conv2d', x, w, a, ins);
+    return [x[0], w[0], oh, ow];
+  },
+  lower: ({ ins, attrs }) => {
+    const g = geometry(ins[0], ins[1], attrs);
+    conv2dOutputSize(g);
+    return [{ spec: conv2dForwardKernel(g), args: [0, 1, 'out'] }];
+  },
+  grad: ({ b, gy, x, attrs, needs }) => [
+    needs[0] ? b.apply('conv2d_bwd_data', [gy, x[1]], { ...attrs, height: x[0].shape[2], width: x[0].shape[3] }) : null,
+    needs[1] ? b.apply('conv2d_bwd_weight', [x[0], gy], { ...attrs, kh: x[1].shape[2], kw: x[1].shape[3] }) : null,
+  ],
+  parity: [
+    { name: 'k3s1p1', inputs: [[2, 3, 6, 6], [4, 3, 3, 3]], attrs: { stride: 1, pad: 1 }, torch: 'F.conv2d(x0, x1, stride=1, padding=1)' },
+    { name: 'k4s2p1', inputs: [[2, 3, 8, 8], [4, 3, 4, 4]], attrs: { stride: 2, pad: 1 }, torch: 'F.conv2d(x0, x1, stride=2, padding=1)' },
+    { name: 'k4s4', inputs: [[2, 5, 4, 4], [1, 5, 4, 4]], attrs: { stride: 4, pad: 0 }, torch: 'F.conv2d(x0, x1, stride=4)' },
+    { name: 'k1', inputs: [[2, 4, 3, 5], [6, 4, 1, 1]], attrs: { stride: 1, pad: 0 }, torch: 'F.conv2d(x0, x1)' },
+  ],
+};
+
+export const conv2dBwdDataOp: PrimitiveOp<ConvAttrs & { height: number; width: number }> = {
+  name: 'conv2d_bwd_data',
+  doc: 'dx[N,Ci,H,W] from dy[N,Co,OH,OW] and w (transposed convolution)',
+  kind: 'kernel',
+  arity: 2,
+  shape: (ins, a) => {
+    const [dy, w] = ins;
+    if (dy.length !== 4 || w.length !== 4 || dy[1] !== w[0]) throw shapeError('conv2d_bwd_data', 'dy channels must match weight outputs', ins);
+    const x = [dy[0], w[1], a.height, a.width];
+    const [oh, ow] = outHW('conv2d_bwd_data', x, w, a, ins);
+    if (oh !== dy[2] || ow !== dy[3]) throw shapeError('conv2d_bwd_data', `dy must be ${oh}x${ow} for a ${a.height}x${a.width} input`, ins);
+    return x;
+  },
+  lower: ({ ins, out, attrs }) => [{ spec: conv2dBackwardDataKernel(geometry(out, ins[1], attrs)), args: [0, 1, 'out'] }],
+  grad: ({ b, gy, x, attrs, needs }) => [
+    needs[0] ? b.apply('conv2d', [gy, x[1]], { stride: attrs.stride, pad: attrs.pad }) : null,
+    needs[1] ? b.apply('conv2d_bwd_weight', [gy, x[0]], { stride: attrs.stride, pad: attrs.pad, kh: x[1].shape[2], kw: x[1].shape[3] }) : null,
+  ],
+  parity: [
+    {
+      name: 'k4s2p1',
+      inputs: [[2, 4, 4, 4], [4, 3, 4, 4]],
+      attrs: { stride: 2, pad: 1, height: 8, width: 8 },
+      torch: 'torch.nn.grad.conv2d_input((2, 3, 8, 8), x1, x0, stride=2, padding=1)',
+    },
+    {
+      name: 'k3s1p1',
+      inputs: [[2, 4, 6, 6], [4, 3, 3, 3]],
+      attrs: { stride: 1, pad: 1, height: 6, width: 6 },
+      torch: 'torch.nn.grad.conv2d_input((2, 3, 6, 6), x1, x0, stride=1, padding=1)',
+    },
+  ],
+};
+
+export const conv2dBwdWeightOp: PrimitiveOp<ConvAttrs & { kh: number; kw: number }> = {
+  name: 'conv2d_bwd_weight',
+  doc: 'dw[Co,Ci,KH,KW] from x[N,Ci,H,W] and dy[N,Co,OH,OW]',
+  kind: 'kernel',
+  arity: 2,
+  shape: (ins, a) => {
+    const [x, dy] = ins;
+    if (x.length !== 4 || dy.length !== 4 || x[0] !== dy[0]) throw shapeError('conv2d_bwd_weight', 'x and dy must be NCHW with the same batch', ins);
+    const w = [dy[1], x[1], a.kh, a.kw];
+    const [oh, ow] = outHW('conv2d_bwd_weight', x, w, a, ins);
+    if (oh !== dy[2] || ow !== dy[3]) throw shapeError('conv2d_bwd_weight', `dy must be ${oh}x${ow}`, ins);
+    return w;
+  },
+  lower: ({ ins, out, attrs }) => [{ spec: conv2dBackwardWeightKernel(geometry(ins[0], out, attrs)), args: [0, 1, 'out'] }],
+  grad: ({ b, gy, x, attrs, needs }) => [
+    needs[0] ? b.apply('conv2d_bwd_data', [x[1], gy], { stride: attrs.stride, pad: attrs.pad, height: x[0].shape[2], width: x[0].shape[3] }) : null,
+    needs[1] ? b.apply('conv2d', [x[0], gy], { stride: attrs.stride, pad: attrs.pad }) : null,
+  ],
+  parity: [
+    {
+      name: 'k4s2p1',
+      inputs: [[2, 3, 8, 8], [2, 4, 4, 4]],
+      attrs: { stride: 2, pad: 1, kh: 4, kw: 4 },
+      torch: 'torch.nn.grad.conv2d_weight(x0, (4, 3, 4, 4), x1, stride=2, padding=1)',
+    },
+    {
+      name: 'k3s1p1',
+      inputs: [[2, 3, 6, 6], [2, 4, 6, 6]],
+      attrs: { stride: 1, pad: 1, kh: 3, kw: 3 },
+      torch: 'torch.nn.grad.conv2d_weight(x0, (4, 3, 3, 3), x1, stride=1, padding=1)',
+    },
+  ],
+};
+
+export const convOps: PrimitiveOp<any>[] = [conv2dOp, conv2dBwdDataOp, conv2dBwdWeightOp];
