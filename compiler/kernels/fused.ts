@@ -51,7 +51,7 @@ export function fusedKernel(root: Node, isInlined: (v: Value) => boolean): Fused
   const fnOf = (v: Value): string => {
     if (v.node && inlined(v)) {
       emit(v.node);
-      return `f${v.node.id}`;
+      return `n${v.node.id}`;
     }
     let k = leafIdx.get(v.id);
     if (k === undefined) {
@@ -77,7 +77,7 @@ export function fusedKernel(root: Node, isInlined: (v: Value) => boolean): Fused
       at: (k, idx) => `${inFns[k]}(${idx})`,
       bcast: (k) => `${inFns[k]}(${broadcastIndex(n.inputs[k].shape, n.output.shape)})`,
     });
-    fns.push(`fn f${n.id}(i: u32) -> f32 {\n  ${body}\n}`);
+    fns.push(`fn n${n.id}(i: u32) -> f32 {\n  ${body}\n}`);
   };
 
   let main: string;
