@@ -25,8 +25,17 @@ as_root() {
     log "need root to run: $*"; return 1; fi
 }
 
+apt_log=${TMPDIR:-/tmp}/gan-setup-apt.log
 apt_updated=0
-apt_update() { [ $apt_updated = 1 ] || { as_root apt-get update -qq >&2; apt_updated=1; }; }
+apt_update() { [ $apt_updated = 1 ] || { as_root apt-get update -qq >>"$apt_log" 2>&1; apt_updated=1; }; }
+apt_install() {
+  # Quiet unless it fails; the full log stays in $apt_log.
+  if ! DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq -o Dpkg::Use-Pty=0 "$@" >>"$apt_log" 2>&1; then
+    tail -n 30 "$apt_log" >&2
+    log "apt-get install $* failed (full log: $apt_log)"
+    return 1
+  fi
+}
 
 # --- npm packages ---------------------------------------------------------
 if [ $want_npm = 1 ]; then
@@ -52,7 +61,7 @@ elif is_debian12; then
       echo 'deb http://deb.debian.org/debian bookworm-backports main' | as_root tee /etc/apt/sources.list.d/bookworm-backports.list >/dev/null
     fi
     apt_update
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 >&2
+    apt_install -t bookworm-backports mesa-vulkan-drivers libvulkan1
   fi
 else
   if ! ldconfig -p 2>/dev/null | grep -q libvulkan.so.1; then
@@ -62,11 +71,11 @@ else
 fi
 
 # --- PyTorch oracle for parity tests ---------------------------------------
-if ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
+if ! dpkg-query -W -f='${Status}' python3-torch 2>/dev/null | grep -q 'ok installed' && ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
   if is_debian12; then
     log "installing Debian's python3-torch (CPU) for the parity tests"
     apt_update
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-torch >&2
+    apt_install --no-install-recommends python3-torch python3-numpy
   else
     log "parity tests need PyTorch importable by /usr/bin/python3 (pip install torch); they will be skipped"
   fi
