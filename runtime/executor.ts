@@ -301,6 +301,14 @@ function normalSource(seed: number): () => number {
   return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
 }
 
+function normalCdf(z: number): number {
+  // Abramowitz-Stegun 7.1.26 erf, |error| < 1.5e-7: plenty for initial weights.
+  const x = Math.abs(z) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * x);
+  const erf = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  return 0.5 * (1 + Math.sign(z) * erf);
+}
+
 export function initTensor(init: Init, shape: readonly number[], randn: () => number): Float32Array {
   const n = shape.reduce((p, d) => p * d, 1);
   const out = new Float32Array(n);
@@ -315,7 +323,8 @@ export function initTensor(init: Init, shape: readonly number[], randn: () => nu
       for (let i = 0; i < n; i++) out[i] = init.mean + init.std * randn();
       return out;
     case 'uniform':
-      for (let i = 0; i < n; i++) out[i] = init.low + (init.high - init.low) * (0.5 + Math.atan(randn()) / Math.PI);
+      // Phi(z) of a standard normal z is uniform on (0, 1).
+      for (let i = 0; i < n; i++) out[i] = init.low + (init.high - init.low) * normalCdf(randn());
       return out;
     case 'orthogonal':
       return orthogonal(shape, init.gain, randn);
