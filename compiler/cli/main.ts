@@ -2,6 +2,7 @@
 // print diagnostics (never a stack trace) and exit 1.
 import { Command, CommanderError } from 'commander';
 import { runCheck } from './check.ts';
+import { runCompile, UserError } from './compile.ts';
 import { doctorReport, renderDoctor } from './doctor.ts';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -21,8 +22,24 @@ export async function main(argv: string[]): Promise<number> {
     .option('--preset <name>', "apply a preset declared in the model (e.g. 'tiny')")
     .option('--json', 'print one JSON object instead of the table')
     .option('--no-layers', 'print only per-network totals')
-    .action((file: string, opts: { set?: string[]; preset?: string; json?: boolean; layers?: boolean }) => {
+    .option('--memory', 'plan each network and report peak memory')
+    .option('--batch <n>', 'batch size for --memory (default: train.batch)')
+    .action((file: string, opts: { set?: string[]; preset?: string; json?: boolean; layers?: boolean; memory?: boolean; batch?: string }) => {
       code = runCheck(file, opts);
+    });
+
+  program
+    .command('compile')
+    .description('lower a .gan file to the tensor IR (and, later, TypeScript + WGSL)')
+    .argument('<file>', 'the .gan model')
+    .option('--emit <what>', 'what to print: ir', 'ir')
+    .option('--batch <n>', 'batch size (default: train.batch)')
+    .option('--eval', 'BatchNorm in eval mode (running statistics)')
+    .option('--net <name>', 'only this network (G, d0, ...)')
+    .option('--set <key=value>', 'override a param or a setting; repeatable', collect)
+    .option('--preset <name>', 'apply a preset declared in the model')
+    .action((file: string, opts: { emit?: string; batch?: string; eval?: boolean; net?: string; set?: string[]; preset?: string }) => {
+      code = runCompile(file, opts);
     });
 
   program
@@ -39,6 +56,10 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 1;
+    if (e instanceof UserError) {
+      process.stderr.write(`gan: ${e.message}\n`);
+      return 1;
+    }
     throw e;
   }
   return code;

@@ -1,0 +1,66 @@
+// `gan compile FILE --emit ir`: the tensor IR of each network, one op per
+// line with its shape. `gan check FILE --memory --batch N`: planned peak
+// memory of each network's forward and training step.
+import { paramGrads } from '../autodiff.ts';
+import type { CheckedModel } from '../check/model.ts';
+import { printGraph } from '../ir/printer.ts';
+import { lowerNetwork, standInLoss } from '../lower.ts';
+import { compileProgram, formatMemory, layoutState, type PlanLimits, DEFAULT_LIMITS } from '../plan.ts';
+import { checkFile } from '../index.ts';
+import { printDiagnostics } from './check.ts';
+
+export interface CompileCliOptions {
+  set?: string[];
+  preset?: string;
+  emit?: string;
+  batch?: string;
+  eval?: boolean;
+  net?: string;
+}
+
+function parseBatch(s: string | undefined, fallback: number): number {
+  if (s === undefined) return fallback;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`--batch must be a positive integer, got '${s}'`);
+  return n;
+}
+
+export class UserError extends Error {}
+
+function selectNetworks(m: CheckedModel, only?: string) {
+  if (!only) return m.networks;
+  const sel = m.networks.filter((n) => n.name === only);
+  if (!sel.length) throw new UserError(`no network '${only}' (networks: ${m.networks.map((n) => n.name).join(', ')})`);
+  return sel;
+}
+
+export function runCompile(file: string, opts: CompileCliOptions): number {
+  const r = checkFile(file, { set: opts.set, preset: opts.preset });
+  printDiagnostics(r);
+  if (!r.model) return 1;
+  const emit = opts.emit ?? 'ir';
+  if (emit !== 'ir') throw new UserError(`--emit ${emit} is not supported yet (supported: ir)`);
+  const batch = parseBatch(opts.batch, Number(r.model.train.batch ?? 1));
+  for (const net of selectNetworks(r.model, opts.net)) {
+    const lowered = lowerNetwork(net, { batch, training: !opts.eval });
+    process.stdout.write(`# network ${net.name} (${net.kind}), batch ${batch}, ${opts.eval ? 'eval' : 'training'} mode\n`);
+    process.stdout.write(printGraph(lowered.builder.graph) + '\n\n');
+  }
+  return 0;
+}
+
+/** Plans every network at `batch` and returns the memory report text. */
+export function memoryReport(m: CheckedModel, batch: number, limits: PlanLimits = DEFAULT_LIMITS, only?: string): string {
+  const out: string[] = [`planned memory at batch ${batch} (float32; limits: ${limits.maxStorageBufferBindingSize / 2 ** 20} MiB per binding)`];
+  for (const net of selectNetworks(m, only)) {
+    const fwd = lowerNetwork(net, { batch, training: false });
+    const fplan = compileProgram(fwd.builder.graph, layoutState(fwd.builder.graph, limits), { name: `${net.name} forward (eval)`, outputs: fwd.outputs, updates: false }, limits);
+    out.push(formatMemory(fplan));
+    const tr = lowerNetwork(net, { batch, training: true });
+    const loss = standInLoss(tr, net.kind);
+    const grads = paramGrads(tr.builder, loss, [net.name]);
+    const tplan = compileProgram(tr.builder.graph, layoutState(tr.builder.graph, limits), { name: `${net.name} forward + backward (training)`, outputs: { loss }, grads }, limits);
+    out.push(formatMemory(tplan));
+  }
+  return out.join('\n');
+}
