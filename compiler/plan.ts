@@ -206,7 +206,10 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
       return k === 'fusible' || k === 'reduce';
     });
     if (!fusibleConsumers || cons.length === 0) continue;
-    if (cons.length > 1 && c > RECOMPUTE_COST) continue;
+    // Several consumers recompute the value: fine when it is cheap, or when they
+    // read disjoint parts of it (GLU's two halves are slices of one tensor).
+    const reads = cons.reduce((r, m) => r + (m.op === 'slice' ? numel(m.output.shape) / numel(n.output.shape) : 1), 0);
+    if (cons.length > 1 && c > RECOMPUTE_COST && reads > 1) continue;
     if (leaves.size > MAX_LEAVES) continue;
     inline.add(n.output.id);
   }
@@ -289,8 +292,19 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
     }
   }
 
+  // A reshape that only moves a value into its fixed home (a gradient arena
+  // range, an output) is a view: its producer writes there directly.
+  const aliased = new Set<number>();
+  for (const n of nodes) {
+    const src = n.inputs[0];
+    if (n.op !== 'reshape' || inline.has(n.output.id) || !home.has(n.output.id) || !src?.node) continue;
+    if (inline.has(src.id) || home.has(src.id) || required.has(src.id) || (consumers.get(src.id) ?? []).length !== 1) continue;
+    home.set(src.id, home.get(n.output.id)!);
+    aliased.add(n.output.id);
+  }
+
   // ---- schedule + transient allocation from liveness ---------------------------------
-  const materialised = nodes.filter((n) => !inline.has(n.output.id));
+  const materialised = nodes.filter((n) => !inline.has(n.output.id) && !aliased.has(n.output.id));
   interface Launch {
     node: Node;
     kernels: { spec: KernelSpec; args: (Value | 'rng')[] }[];
