@@ -160,6 +160,8 @@ export interface ProgramSpec {
 
 /** Fusible nodes with several consumers are recomputed by each when at most this many ops deep. */
 const RECOMPUTE_COST = 3;
+/** Pure index arithmetic: free to recompute. */
+const FREE_OPS = new Set(['fill', 'reshape', 'expand', 'stop_gradient']);
 /** Storage bindings per fused kernel (the adapter allows 16 including the output). */
 const MAX_LEAVES = 12;
 
@@ -190,7 +192,7 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
   for (const n of nodes) {
     const def = primitive(n.op);
     const leaves = new Set<number>();
-    let c = def.kind === 'fusible' && n.op !== 'fill' ? 1 : 0;
+    let c = def.kind === 'fusible' && !FREE_OPS.has(n.op) ? 1 : 0;
     for (const v of n.inputs) {
       if (inline.has(v.id)) {
         c += cost.get(v.id)!;
@@ -200,7 +202,7 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
     cost.set(n.output.id, c);
     leafCount.set(n.output.id, leaves);
     if (def.kind !== 'fusible' || required.has(n.output.id)) continue;
-    const cons = consumers.get(n.output.id) ?? [];
+    const cons = [...new Set(consumers.get(n.output.id) ?? [])];
     const fusibleConsumers = cons.every((m) => {
       const k = primitive(m.op).kind;
       return k === 'fusible' || k === 'reduce';

@@ -48,10 +48,12 @@ export function fusedKernel(root: Node, isInlined: (v: Value) => boolean): Fused
   const done = new Set<number>();
   const names: string[] = [root.op];
 
+  // Local names, so identical subgraphs render identical WGSL (and share a pipeline).
+  const local = new Map<number, number>();
   const fnOf = (v: Value): string => {
     if (v.node && inlined(v)) {
       emit(v.node);
-      return `n${v.node.id}`;
+      return `n${local.get(v.node.id)}`;
     }
     let k = leafIdx.get(v.id);
     if (k === undefined) {
@@ -77,7 +79,8 @@ export function fusedKernel(root: Node, isInlined: (v: Value) => boolean): Fused
       at: (k, idx) => `${inFns[k]}(${idx})`,
       bcast: (k) => `${inFns[k]}(${broadcastIndex(n.inputs[k].shape, n.output.shape)})`,
     });
-    fns.push(`fn n${n.id}(i: u32) -> f32 {\n  ${body}\n}`);
+    local.set(n.id, local.size);
+    fns.push(`fn n${local.get(n.id)}(i: u32) -> f32 {\n  ${body}\n}`);
   };
 
   let main: string;
