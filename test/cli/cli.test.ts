@@ -70,6 +70,29 @@ describe('gan check', () => {
   });
 });
 
+describe('gan compile and the memory report', () => {
+  it('--emit ir prints the graph of each network, one op per line with its shape', () => {
+    const r = gan('compile', 'models/ms-clip-gan.gan', '--emit', 'ir', '--preset', 'tiny', '--batch', '2');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('# network G (generator), batch 2, training mode');
+    expect(r.out).toMatch(/^input\s+%\d+ : f32\[2,512\]\s+text$/m);
+    expect(r.out).toMatch(/^param\s+%\d+ : f32\[4,3,4,4\]\s+d1\/Encode16\.0\/conv2d\.0\/weight/m);
+    expect(r.out).toMatch(/^output\s+g2\.image = %\d+$/m);
+    expect(r.out).toMatch(/^output\s+align = %\d+$/m);
+  });
+
+  it('--memory plans each network at a batch size; too-large tensors are refused with sizes', () => {
+    const r = gan('check', 'models/ms-clip-gan.gan', '--preset', 'tiny', '--memory', '--batch', '2', '--no-layers');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('planned memory at batch 2');
+    expect(r.out).toMatch(/^G forward \+ backward \(training\): peak \d+\.\d+ MiB$/m);
+    expect(r.out).toMatch(/^d2 forward \(eval\): peak/m);
+    const big = gan('check', 'models/ms-clip-gan.gan', '--memory', '--batch', '64', '--no-layers');
+    expect(big.code).toBe(1);
+    expect(big.err).toMatch(/needs \d+ bytes \([\d.]+ MiB\), more than the adapter's maxStorageBufferBindingSize/);
+  });
+});
+
 describe('gan doctor', () => {
   it('names the adapter Dawn chose, or exits 1 saying there is none', () => {
     const r = gan('doctor', '--json');
