@@ -137,41 +137,34 @@ function applyDecls(model: ModelSource, decls: A.TopDecl[], diags: Diagnostic[])
     if (prev) diags.push(error(Codes.duplicateName, `${kind} '${name}' is declared twice in this file`, span, { label: 'second declaration' }));
     seenHere.set(key, span);
   };
+  // Declarations that a later one of the same name replaces.
+  const byName: Partial<Record<A.TopDecl['kind'], Map<string, A.TopDecl>>> = {
+    input: model.inputs,
+    noise: model.noises,
+    block: model.blocks,
+    condition: model.conditions,
+    discriminator: model.discriminators,
+    preset: model.presets,
+  };
   for (const d of decls) {
+    const table = byName[d.kind];
+    if (table && 'name' in d) {
+      once(d.kind, d.name, d.nameSpan);
+      table.set(d.name, d);
+      continue;
+    }
     switch (d.kind) {
-      case 'import':
-        break;
       case 'param': {
         once('param', d.name, d.nameSpan);
         const prev = model.params.get(d.name);
         model.params.set(d.name, { name: d.name, value: d.value, declSpan: prev?.declSpan ?? d.nameSpan });
         break;
       }
-      case 'input':
-        once('input', d.name, d.nameSpan);
-        model.inputs.set(d.name, d);
-        break;
-      case 'noise':
-        once('noise', d.name, d.nameSpan);
-        model.noises.set(d.name, d);
-        break;
-      case 'block':
-        once('block', d.name, d.nameSpan);
-        model.blocks.set(d.name, d);
-        break;
-      case 'condition':
-        once('condition', d.name, d.nameSpan);
-        model.conditions.set(d.name, d);
-        break;
       case 'generator':
         for (const s of d.stages) {
           once('stage', s.name, s.nameSpan);
           model.stages.set(s.name, s);
         }
-        break;
-      case 'discriminator':
-        once('discriminator', d.name, d.nameSpan);
-        model.discriminators.set(d.name, d);
         break;
       case 'objective':
         model.objective.push(...d.settings);
@@ -179,10 +172,8 @@ function applyDecls(model: ModelSource, decls: A.TopDecl[], diags: Diagnostic[])
       case 'train':
         model.train.push(...d.settings);
         break;
-      case 'preset':
-        once('preset', d.name, d.nameSpan);
-        model.presets.set(d.name, d);
-        break;
+      default:
+        break; // imports are resolved before
     }
   }
 }

@@ -94,6 +94,20 @@ function pairLoss(name: string, summary: string): Builtin {
   };
 }
 
+/** mean_hw / sum_hw: reduce a [C, H, W] map over H and W to [C]. */
+function reduceHW(name: string, op: 'mean' | 'sum'): Builtin {
+  return {
+    name,
+    summary: `${op} over height and width: [C, H, W] -> [C]`,
+    args: [{ name: 'x', type: 'tensor' }],
+    apply(ctx, a) {
+      const x = T(a, 'x');
+      needRank(ctx, x, [3], name);
+      return ctx.node(op, [x], [x.shape[0]], { attrs: { axes: [1, 2] } });
+    },
+  };
+}
+
 const builtinList: Builtin[] = [
   {
     name: 'linear',
@@ -303,26 +317,8 @@ const builtinList: Builtin[] = [
       return ctx.node('tile', [x], [x.shape[0], positive(ctx, a, 'h'), positive(ctx, a, 'w')]);
     },
   },
-  {
-    name: 'mean_hw',
-    summary: 'mean over height and width: [C, H, W] -> [C]',
-    args: [{ name: 'x', type: 'tensor' }],
-    apply(ctx, a) {
-      const x = T(a, 'x');
-      needRank(ctx, x, [3], 'mean_hw');
-      return ctx.node('mean', [x], [x.shape[0]], { attrs: { axes: [1, 2] } });
-    },
-  },
-  {
-    name: 'sum_hw',
-    summary: 'sum over height and width: [C, H, W] -> [C]',
-    args: [{ name: 'x', type: 'tensor' }],
-    apply(ctx, a) {
-      const x = T(a, 'x');
-      needRank(ctx, x, [3], 'sum_hw');
-      return ctx.node('sum', [x], [x.shape[0]], { attrs: { axes: [1, 2] } });
-    },
-  },
+  reduceHW('mean_hw', 'mean'),
+  reduceHW('sum_hw', 'sum'),
   {
     name: 'cosine',
     summary: 'cosine similarity of two vectors, one number per sample',
