@@ -10,6 +10,11 @@ export interface LowerOptions {
   batch: number;
   /** BatchNorm with batch statistics and running-stat updates (true) or running statistics (false). */
   training: boolean;
+  /**
+   * Values bound to named inputs instead of fresh graph inputs (a discriminator
+   * lowered into the generator's builder reads its `image` and `mu` from there).
+   */
+  bind?: Record<string, Value>;
 }
 
 export interface LoweredNetwork {
@@ -42,11 +47,19 @@ export function lowerNetwork(net: NetworkInfo, opts: LowerOptions, builder = new
     params.push(v);
     return v;
   };
+  const bound = (name: string, shape: number[]): Value => {
+    const v = opts.bind?.[name];
+    if (!v) return b.input(name, shape);
+    if (v.shape.length !== shape.length || v.shape.some((d, i) => d !== shape[i])) {
+      throw new Error(`lowering ${net.name}: input '${name}' is [${shape.join(', ')}], bound value is [${v.shape.join(', ')}]`);
+    }
+    return v;
+  };
   const inputName = new Map(Object.entries(net.inputs).map(([k, id]) => [id, k]));
 
   for (const n of net.graph.nodes) {
     const x = n.inputs.map((i) => values.get(i)!);
-    values.set(n.id, lowerNode(b, net.name, n, x, N, opts, param, (name, shape) => (inputs[name] = b.input(name, shape)), inputName));
+    values.set(n.id, lowerNode(b, net.name, n, x, N, opts, param, (name, shape) => (inputs[name] = bound(name, shape)), inputName));
   }
   const outputs: Record<string, Value> = {};
   const out = (name: string, id: number) => (outputs[name] = b.output(name, values.get(id)!));
