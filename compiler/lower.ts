@@ -10,6 +10,8 @@ export interface LowerOptions {
   batch: number;
   /** BatchNorm with batch statistics and running-stat updates (true) or running statistics (false). */
   training: boolean;
+  /** In training mode, update the BatchNorm running statistics (default true). */
+  updateStats?: boolean;
   /**
    * Values bound to named inputs instead of fresh graph inputs (a discriminator
    * lowered into the generator's builder reads its `image` and `mu` from there).
@@ -25,7 +27,23 @@ export interface LoweredNetwork {
   inputs: Record<string, Value>;
   /** Stage images (`g0.image`), heads (`uncond`), losses (`kl`). */
   outputs: Record<string, Value>;
+  /** The condition's tensors (mu, logvar, c_hat) of a generator. */
+  exports: Record<string, Value>;
   params: Value[];
+}
+
+/**
+ * Params and state buffers by name, per builder: lowering a network twice
+ * into one builder (a discriminator seeing real, wrong and fake images)
+ * shares its weights and chains its BatchNorm running statistics.
+ */
+const leavesByBuilder = new WeakMap<GraphBuilder, Map<string, Value>>();
+function leaf(b: GraphBuilder, name: string, make: () => Value): Value {
+  let m = leavesByBuilder.get(b);
+  if (!m) leavesByBuilder.set(b, (m = new Map()));
+  let v = m.get(name);
+  if (!v) m.set(name, (v = make()));
+  return v;
 }
 
 const INITS: Record<ParamInfo['init'], Init> = {
@@ -43,7 +61,8 @@ export function lowerNetwork(net: NetworkInfo, opts: LowerOptions, builder = new
   const params: Value[] = [];
   const group = net.name;
   const param = (p: ParamInfo) => {
-    const v = b.param(`${net.name}/${p.name}`, p.shape, INITS[p.init], group);
+    const name = `${net.name}/${p.name}`;
+    const v = leaf(b, name, () => b.param(name, p.shape, INITS[p.init], group));
     params.push(v);
     return v;
   };
@@ -66,7 +85,8 @@ export function lowerNetwork(net: NetworkInfo, opts: LowerOptions, builder = new
   for (const s of net.stages) out(`${s.name}.image`, s.image);
   for (const [k, id] of Object.entries(net.heads)) out(k, id);
   for (const [k, id] of Object.entries(net.losses)) out(k, id);
-  return { builder: b, values, inputs, outputs, params };
+  const exports = Object.fromEntries(Object.entries(net.exports).map(([k, id]) => [k, values.get(id)!]));
+  return { builder: b, values, inputs, outputs, exports, params };
 }
 
 function lowerNode(
@@ -96,8 +116,10 @@ function lowerNode(
     case 'conv2d':
       return b.conv2d(x[0], p('weight')!, { stride: a.stride as number, pad: a.pad as number, bias: p('bias') });
     case 'batchnorm': {
-      const [rm, rv] = n.buffers.map((buf) => b.buffer(`${net}/${buf.name}`, buf.shape, { kind: buf.init }));
-      return b.batchNorm(x[0], { weight: p('weight'), bias: p('bias'), runningMean: rm, runningVar: rv, training: opts.training, momentum: a.momentum as number, eps: a.eps as number });
+      const [rm, rv] = n.buffers.map((buf) => leaf(b, `${net}/${buf.name}`, () => b.buffer(`${net}/${buf.name}`, buf.shape, { kind: buf.init })));
+      // Training without updates (a forward pass repeated within one step) passes no running stats.
+      const stats = opts.training && opts.updateStats === false ? {} : { runningMean: rm, runningVar: rv };
+      return b.batchNorm(x[0], { weight: p('weight'), bias: p('bias'), ...stats, training: opts.training, momentum: a.momentum as number, eps: a.eps as number });
     }
     case 'glu':
       return b.glu(x[0], 1);

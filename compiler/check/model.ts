@@ -32,6 +32,8 @@ export interface NetworkInfo {
   losses: Record<string, number>;
   /** Graph inputs by name (text, z, image, condition outputs seen by a discriminator). */
   inputs: Record<string, number>;
+  /** Generator: the condition's tensors by name (mu, logvar, c_hat), which discriminators read. */
+  exports: Record<string, number>;
 }
 
 export interface CheckedModel {
@@ -274,6 +276,8 @@ class ModelChecker {
         if (v.t === 'poison') cond.set(k, []); // already reported; keep the name defined downstream
       }
     }
+    const exports: Record<string, number> = {};
+    for (const [k, v] of globals.ownEntries()) if (v.t === 'tensor' && cond.has(k)) exports[k] = v.node;
     const stages: NetworkInfo['stages'] = [];
     const done = new Set<string>();
     for (const s of this.src.stages.values()) {
@@ -310,7 +314,7 @@ class ModelChecker {
       stages.push({ name: s.name, resolution: res, from: s.from?.name, image: image.node, parameters: graph.parameters - before.params, macs: graph.macs - before.macs });
     }
     const losses = Object.fromEntries([...net.losses].map(([k, v]) => [k, v.node]));
-    return { name: 'G', kind: 'generator', resolution: stages.at(-1)?.resolution ?? 0, graph, stages, heads: {}, losses, inputs };
+    return { name: 'G', kind: 'generator', resolution: stages.at(-1)?.resolution ?? 0, graph, stages, heads: {}, losses, inputs, exports };
   }
 
   private discriminator(d: A.DiscriminatorDecl, cond: Map<string, number[]>, g: NetworkInfo | undefined): NetworkInfo | undefined {
@@ -350,7 +354,7 @@ class ModelChecker {
     const heads = Object.fromEntries([...net.heads].map(([k, v]) => [k, v.node]));
     for (const [k, v] of net.heads) graph.outputs.set(k, v.node);
     const losses = Object.fromEntries([...net.losses].map(([k, v]) => [k, v.node]));
-    return { name: d.name, kind: 'discriminator', resolution: res, graph, stages: [], heads, losses, inputs };
+    return { name: d.name, kind: 'discriminator', resolution: res, graph, stages: [], heads, losses, inputs, exports: {} };
   }
 }
 

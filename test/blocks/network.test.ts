@@ -80,9 +80,7 @@ function build() {
   const dNet = model.networks.find((n) => n.kind === 'discriminator')!;
   const G = lowerNetwork(gNet, { batch: BATCH, training: true });
   const b = G.builder;
-  const node = (path: string) => G.values.get(gNet.graph.nodes.find((n) => n.path === path)!.id)!;
-  const mu = node('ca/slice.0');
-  const logvar = node('ca/slice.1');
+  const { mu, logvar } = G.exports;
   const image = G.outputs['g0.image'];
   const D = lowerNetwork(dNet, { batch: BATCH, training: true, bind: { image, mu: b.detach(mu) } }, b);
   const { uncond, cond } = D.outputs;
