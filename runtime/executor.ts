@@ -271,6 +271,36 @@ export class Runtime {
     });
   }
 
+  /**
+   * Profiles one run: every dispatch submitted and awaited on its own (slow;
+   * for reports, not training). Returns wall time per step in plan order.
+   */
+  async profile(prog: Program, feeds: Record<string, Float32Array> = {}): Promise<{ name: string; ms: number; flops: number }[]> {
+    const plan = prog.plan;
+    for (const [name, data] of Object.entries(feeds)) {
+      const f = plan.feeds[name];
+      if (f) this.device.queue.writeBuffer(prog.local.get(f.slot.buffer)!, 0, data.buffer, data.byteOffset, data.byteLength);
+    }
+    await this.idle();
+    const rows: { name: string; ms: number; flops: number }[] = [];
+    for (let i = 0; i < plan.steps.length; i++) {
+      const s = plan.steps[i];
+      if (s.op !== 'dispatch' || (s.noise && s.noise in feeds)) continue;
+      const spec = plan.kernels[s.kernel];
+      const enc = this.device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      pass.setPipeline(this.cache.pipeline(spec));
+      pass.setBindGroup(0, prog.groups[i]!);
+      pass.dispatchWorkgroups(...spec.workgroups);
+      pass.end();
+      const t0 = performance.now();
+      this.device.queue.submit([enc.finish()]);
+      await this.idle();
+      rows.push({ name: spec.name, ms: performance.now() - t0, flops: spec.flops ?? 0 });
+    }
+    return rows;
+  }
+
   /** Waits until the GPU has finished everything submitted so far. */
   async idle(): Promise<void> {
     await this.device.queue.onSubmittedWorkDone();

@@ -20,6 +20,7 @@ export class GraphBuilder {
   /** Latest version of each state buffer (after assign). */
   private readonly versions = new Map<number, Value>();
   private rngStreams = 0;
+  private readonly memo = new Map<string, Value>();
 
   constructor(graph: Graph = new Graph()) {
     this.graph = graph;
@@ -76,13 +77,23 @@ export class GraphBuilder {
 
   // ---- generic ------------------------------------------------------------
 
+  /**
+   * Adds a primitive op. Identical applications (same op, inputs and attrs) are
+   * shared (hash-consing), so e.g. two autodiff calls on the same loss reuse
+   * one backward graph instead of computing it twice.
+   */
   apply(op: string, inputs: readonly Value[], attrs: Attrs = {}): Value {
     const def = primitive(op);
     if (def.arity >= 0 && inputs.length !== def.arity) {
       throw new Error(`${op}: expects ${def.arity} inputs, got ${inputs.length}`);
     }
+    const key = `${op}|${inputs.map((v) => v.id).join(',')}|${JSON.stringify(attrs)}`;
+    const hit = this.memo.get(key);
+    if (hit) return hit;
     const shape = def.shape(inputs.map((v) => v.shape), attrs);
-    return this.graph.addNode(op, inputs, attrs, shape);
+    const out = this.graph.addNode(op, inputs, attrs, shape);
+    this.memo.set(key, out);
+    return out;
   }
 
   /** A constant (broadcast scalar by default). */
