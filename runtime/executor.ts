@@ -148,8 +148,15 @@ export class Runtime {
     return b;
   }
 
-  /** Compiles the plan's kernels (asynchronously, all at once) and allocates its buffers. */
-  async load(plan: Plan, hooks: StepHook[] = []): Promise<Program> {
+  /**
+   * Compiles the plan's kernels (asynchronously, all at once) and allocates its
+   * buffers. With `warm` (default), every kernel is then dispatched once:
+   * lavapipe JIT-compiles a shader on its first dispatch, not at pipeline
+   * creation, so this moves that cost here instead of into the first step.
+   * The warm-up writes only activations, gradients and outputs (every run
+   * rewrites them); params and state are untouched.
+   */
+  async load(plan: Plan, hooks: StepHook[] = [], opts: { warm?: boolean } = {}): Promise<Program> {
     await this.cache.prepare([...plan.kernels, ...hooks.flatMap((h) => h.kernels())]);
     const prog = new Program(plan);
     const mk = (name: string, size: number) => prog.local.set(name, this.device.createBuffer({ label: name, size: Math.max(4, size), usage: STORAGE }));
@@ -167,6 +174,20 @@ export class Runtime {
     });
     this.programs.push(prog);
     for (const p of grown ? this.programs : [prog]) this.bind(p);
+    if (opts.warm ?? true) {
+      const enc = this.device.createCommandEncoder({ label: `${plan.name}-warmup` });
+      const pass = enc.beginComputePass();
+      plan.steps.forEach((s, i) => {
+        if (s.op !== 'dispatch') return;
+        const spec = plan.kernels[s.kernel];
+        pass.setPipeline(this.cache.pipeline(spec));
+        pass.setBindGroup(0, prog.groups[i]!);
+        pass.dispatchWorkgroups(...spec.workgroups);
+      });
+      pass.end();
+      this.device.queue.submit([enc.finish()]);
+      await this.idle();
+    }
     return prog;
   }
 
