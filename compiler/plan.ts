@@ -79,6 +79,8 @@ export interface Plan {
 export interface PlanLimits {
   maxStorageBufferBindingSize: number;
   minStorageBufferOffsetAlignment: number;
+  /** Bindings one kernel may use (WebGPU's default is 8; lavapipe offers 16). */
+  maxStorageBuffersPerShaderStage?: number;
 }
 
 export const DEFAULT_LIMITS: PlanLimits = { maxStorageBufferBindingSize: 128 * 1024 * 1024, minStorageBufferOffsetAlignment: 256 };
@@ -162,10 +164,10 @@ export interface ProgramSpec {
 const RECOMPUTE_COST = 3;
 /** Pure index arithmetic: free to recompute. */
 const FREE_OPS = new Set(['fill', 'reshape', 'expand', 'stop_gradient']);
-/** Storage bindings per fused kernel (the adapter allows 16 including the output). */
-const MAX_LEAVES = 12;
 
 export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramSpec, limits: PlanLimits = DEFAULT_LIMITS): Plan {
+  // Inputs a fused kernel may read: the adapter's storage bindings minus the output.
+  const MAX_LEAVES = Math.max(2, (limits.maxStorageBuffersPerShaderStage ?? 8) - 1);
   const outputs = Object.entries(spec.outputs ?? {});
   const gradEntries = (spec.grads instanceof Map ? [...spec.grads] : Object.entries(spec.grads ?? {})).filter(
     (e): e is [string, Value] => e[1] !== null,
@@ -414,6 +416,22 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
 function slotOf2(s: Slot | undefined, v: Value): Slot {
   if (!s) throw new Error(`'${v.name}' is not in the state layout (was the layout made from this graph?)`);
   return { buffer: s.buffer, offset: s.offset, size: s.size };
+}
+
+/** Bytes of optimizer state for the given groups (Adam keeps 2 floats per param, SGD 0). */
+export function optimizerStateBytes(layout: StateLayout, groups: readonly string[], floatsPerParam = 2): number {
+  let bytes = 0;
+  for (const g of groups) for (const c of layout.groups[g]?.chunks ?? []) bytes += c.bytes * floatsPerParam;
+  return bytes;
+}
+
+/** Limits of a device (from runtime/device.ts DeviceInfo.limits) as the planner needs them. */
+export function planLimits(limits: Record<string, number>): PlanLimits {
+  return {
+    maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize ?? DEFAULT_LIMITS.maxStorageBufferBindingSize,
+    minStorageBufferOffsetAlignment: limits.minStorageBufferOffsetAlignment ?? 256,
+    maxStorageBuffersPerShaderStage: limits.maxStorageBuffersPerShaderStage ?? 8,
+  };
 }
 
 /** Human-readable memory report, e.g. for `gan check --memory`. */
