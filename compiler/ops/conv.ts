@@ -25,6 +25,30 @@ function outHW(op: string, x: Shape, w: Shape, a: ConvAttrs, ins: readonly Shape
   return [oh, ow];
 }
 
+/** Visits every (x index, w index, y index) triple of a direct convolution. */
+function eachTap(x: Shape, w: Shape, a: ConvAttrs, f: (xi: number, wi: number, yi: number) => void): void {
+  const [N, Ci, H, W] = x;
+  const [Co, , KH, KW] = w;
+  const OH = Math.floor((H + 2 * a.pad - KH) / a.stride) + 1;
+  const OW = Math.floor((W + 2 * a.pad - KW) / a.stride) + 1;
+  for (let n = 0; n < N; n++)
+    for (let co = 0; co < Co; co++)
+      for (let oh = 0; oh < OH; oh++)
+        for (let ow = 0; ow < OW; ow++)
+          for (let ci = 0; ci < Ci; ci++)
+            for (let kh = 0; kh < KH; kh++) {
+              const ih = oh * a.stride + kh - a.pad;
+              if (ih < 0 || ih >= H) continue;
+              for (let kw = 0; kw < KW; kw++) {
+                const iw = ow * a.stride + kw - a.pad;
+                if (iw < 0 || iw >= W) continue;
+                f(((n * Ci + ci) * H + ih) * W + iw, ((co * Ci + ci) * KH + kh) * KW + kw, ((n * Co + co) * OH + oh) * OW + ow);
+              }
+            }
+}
+
+const size = (s: Shape) => s.reduce((p, d) => p * d, 1);
+
 export const conv2dOp: PrimitiveOp<ConvAttrs> = {
   name: 'conv2d',
   doc: 'y[N,Co,OH,OW] = conv2d(x[N,Ci,H,W], w[Co,Ci,KH,KW]), no bias (GraphBuilder.conv2d adds one)',
@@ -41,6 +65,11 @@ export const conv2dOp: PrimitiveOp<ConvAttrs> = {
     const g = geometry(ins[0], ins[1], attrs);
     conv2dOutputSize(g);
     return [{ spec: conv2dForwardKernel(g), args: [0, 1, 'out'] }];
+  },
+  ref: ([x, w], c) => {
+    const y = new Float64Array(size(c.out));
+    eachTap(c.ins[0], c.ins[1], c.attrs, (xi, wi, yi) => (y[yi] += x[xi] * w[wi]));
+    return y;
   },
   grad: ({ b, gy, x, attrs, needs }) => [
     needs[0] ? b.apply('conv2d_bwd_data', [gy, x[1]], { ...attrs, height: x[0].shape[2], width: x[0].shape[3] }) : null,
@@ -68,6 +97,11 @@ export const conv2dBwdDataOp: PrimitiveOp<ConvAttrs & { height: number; width: n
     return x;
   },
   lower: ({ ins, out, attrs }) => [{ spec: conv2dBackwardDataKernel(geometry(out, ins[1], attrs)), args: [0, 1, 'out'] }],
+  ref: ([dy, w], c) => {
+    const dx = new Float64Array(size(c.out));
+    eachTap(c.out, c.ins[1], c.attrs, (xi, wi, yi) => (dx[xi] += dy[yi] * w[wi]));
+    return dx;
+  },
   grad: ({ b, gy, x, attrs, needs }) => [
     needs[0] ? b.apply('conv2d', [gy, x[1]], { stride: attrs.stride, pad: attrs.pad }) : null,
     needs[1] ? b.apply('conv2d_bwd_weight', [gy, x[0]], { stride: attrs.stride, pad: attrs.pad, kh: x[1].shape[2], kw: x[1].shape[3] }) : null,
@@ -102,6 +136,11 @@ export const conv2dBwdWeightOp: PrimitiveOp<ConvAttrs & { kh: number; kw: number
     return w;
   },
   lower: ({ ins, out, attrs }) => [{ spec: conv2dBackwardWeightKernel(geometry(ins[0], out, attrs)), args: [0, 1, 'out'] }],
+  ref: ([x, dy], c) => {
+    const dw = new Float64Array(size(c.out));
+    eachTap(c.ins[0], c.out, c.attrs, (xi, wi, yi) => (dw[wi] += x[xi] * dy[yi]));
+    return dw;
+  },
   grad: ({ b, gy, x, attrs, needs }) => [
     needs[0] ? b.apply('conv2d_bwd_data', [x[1], gy], { stride: attrs.stride, pad: attrs.pad, height: x[0].shape[2], width: x[0].shape[3] }) : null,
     needs[1] ? b.apply('conv2d', [x[0], gy], { stride: attrs.stride, pad: attrs.pad }) : null,

@@ -3,6 +3,7 @@
 // becomes one kernel.
 import type { Value } from '../ir/graph.ts';
 import { broadcastShapes, broadcastsTo, type Shape } from '../ir/shape.ts';
+import { binaryRef, unaryRef } from './refutil.ts';
 import { f32, shapeError, type Domain, type FnCtx, type GradCtx, type ParityCase, type PrimitiveOp } from './op.ts';
 
 type Attrs = Record<string, unknown>;
@@ -12,6 +13,8 @@ interface UnarySpec<A = Attrs> {
   doc: string;
   /** WGSL f32 expression of `a` (the input value). */
   expr: (a: string, attrs: A) => string;
+  /** The same function in float64 JavaScript (reference semantics). */
+  js: (a: number, attrs: A) => number;
   grad: (g: GradCtx<A>) => Value | null;
   parity: ParityCase[];
 }
@@ -25,6 +28,7 @@ function unary<A = Attrs>(s: UnarySpec<A>): PrimitiveOp<A> {
     shape: (ins) => [...ins[0]],
     fn: (c: FnCtx<A>) => `let a = ${c.bcast(0)};\n  return ${s.expr('a', c.attrs)};`,
     grad: (g) => [g.needs[0] ? s.grad(g) : null],
+    ref: (ins, c) => unaryRef((a) => s.js(a, c.attrs))(ins, c),
     parity: s.parity,
     flopsPerElement: 1,
   };
@@ -42,6 +46,7 @@ export const unaryOps: PrimitiveOp<any>[] = [
     name: 'neg',
     doc: '-x',
     expr: (a) => `-${a}`,
+    js: (a) => -a,
     grad: ({ b, gy }) => b.neg(gy),
     parity: p('-x0'),
   }),
@@ -49,6 +54,7 @@ export const unaryOps: PrimitiveOp<any>[] = [
     name: 'relu',
     doc: 'max(x, 0)',
     expr: (a) => `max(${a}, 0.0)`,
+    js: (a) => Math.max(a, 0),
     grad: ({ b, gy, x }) => b.mul(gy, b.step(x[0])),
     parity: p('torch.relu(x0)', ['away0']),
   }),
@@ -56,6 +62,7 @@ export const unaryOps: PrimitiveOp<any>[] = [
     name: 'leaky_relu',
     doc: 'x if x > 0 else slope * x',
     expr: (a, { slope }) => `select(${f32(slope)} * ${a}, ${a}, ${a} > 0.0)`,
+    js: (a, { slope }) => (a > 0 ? a : slope * a),
     // d/dx = slope + (1 - slope) * step(x)
     grad: ({ b, gy, x, attrs }) => b.mul(gy, b.add(b.mul(b.step(x[0]), 1 - attrs.slope), attrs.slope)),
     parity: p('F.leaky_relu(x0, 0.2)', ['away0'], { attrs: { slope: 0.2 } }),
@@ -65,6 +72,7 @@ export const unaryOps: PrimitiveOp<any>[] = [
     doc: 'tanh(x)',
     // WGSL tanh on lavapipe loses accuracy for large |x|; this form is exact to f32 rounding.
     expr: (a) => `(1.0 - 2.0 / (exp(2.0 * clamp(${a}, -15.0, 15.0)) + 1.0))`,
+    js: Math.tanh,
     grad: ({ b, gy, y }) => b.mul(gy, b.sub(1, b.mul(y, y))),
     parity: p('torch.tanh(x0)'),
   }),
@@ -72,6 +80,7 @@ export const unaryOps: PrimitiveOp<any>[] = [
     name: 'sigmoid',
     doc: '1 / (1 + exp(-x))',
     expr: (a) => `(1.0 / (1.0 + exp(-${a})))`,
+    js: (a) => 1 / (1 + Math.exp(-a)),
     grad: ({ b, gy, y }) => b.mul(gy, b.mul(y, b.sub(1, y))),
     parity: p('torch.sigmoid(x0)'),
   }),
@@ -79,6 +88,7 @@ export const unaryOps: PrimitiveOp<any>[] = [
     name: 'softplus',
     doc: 'log(1 + exp(x)), computed stably',
     expr: (a) => `(max(${a}, 0.0) + log(1.0 + exp(-abs(${a}))))`,
+    js: (a) => Math.max(a, 0) + Math.log1p(Math.exp(-Math.abs(a))),
     grad: ({ b, gy, x }) => b.mul(gy, b.sigmoid(x[0])),
     parity: p('F.softplus(x0)'),
   }),
@@ -86,6 +96,7 @@ export const unaryOps: PrimitiveOp<any>[] = [
     name: 'exp',
     doc: 'e^x',
     expr: (a) => `exp(${a})`,
+    js: Math.exp,
     grad: ({ b, gy, y }) => b.mul(gy, y),
     parity: p('torch.exp(x0)'),
   }),
@@ -93,6 +104,7 @@ export const unaryOps: PrimitiveOp<any>[] = [
     name: 'log',
     doc: 'natural logarithm',
     expr: (a) => `log(${a})`,
+    js: Math.log,
     grad: ({ b, gy, x }) => b.div(gy, x[0]),
     parity: p('torch.log(x0)', ['positive']),
   }),
@@ -100,6 +112,7 @@ export const unaryOps: PrimitiveOp<any>[] = [
     name: 'sqrt',
     doc: 'square root',
     expr: (a) => `sqrt(${a})`,
+    js: Math.sqrt,
     grad: ({ b, gy, y }) => b.div(gy, b.mul(y, 2)),
     parity: p('torch.sqrt(x0)', ['positive']),
   }),
@@ -107,6 +120,7 @@ export const unaryOps: PrimitiveOp<any>[] = [
     name: 'abs',
     doc: '|x|',
     expr: (a) => `abs(${a})`,
+    js: Math.abs,
     grad: ({ b, gy, x }) => b.mul(gy, b.sign(x[0])),
     parity: p('torch.abs(x0)', ['away0']),
   }),
@@ -114,6 +128,7 @@ export const unaryOps: PrimitiveOp<any>[] = [
     name: 'step',
     doc: '1 where x > 0, else 0; piecewise constant, so no gradient flows',
     expr: (a) => `select(0.0, 1.0, ${a} > 0.0)`,
+    js: (a) => (a > 0 ? 1 : 0),
     grad: () => null,
     parity: p('(x0 > 0).float()', ['away0'], { grad: [] }),
   }),
@@ -121,6 +136,7 @@ export const unaryOps: PrimitiveOp<any>[] = [
     name: 'sign',
     doc: 'sign(x); piecewise constant, so no gradient flows',
     expr: (a) => `sign(${a})`,
+    js: Math.sign,
     grad: () => null,
     parity: p('torch.sign(x0)', ['away0'], { grad: [] }),
   }),
@@ -128,6 +144,7 @@ export const unaryOps: PrimitiveOp<any>[] = [
     name: 'stop_gradient',
     doc: 'identity forward; blocks the gradient (detach)',
     expr: (a) => a,
+    js: (a) => a,
     grad: () => null,
     parity: p('x0.detach()', undefined, { grad: [] }),
   }),
@@ -137,6 +154,7 @@ interface BinarySpec {
   name: string;
   doc: string;
   expr: (a: string, b: string) => string;
+  js: (a: number, b: number) => number;
   grad: (g: GradCtx) => [Value | null, Value | null];
   torch: string;
   domain?: Domain[];
@@ -154,6 +172,7 @@ function binary(s: BinarySpec): PrimitiveOp {
       return out;
     },
     fn: (c) => `let a = ${c.bcast(0)};\n  let b = ${c.bcast(1)};\n  return ${s.expr('a', 'b')};`,
+    ref: binaryRef(s.js),
     grad: (g) => {
       const [ga, gb] = s.grad(g);
       return [
@@ -175,6 +194,7 @@ export const binaryOps: PrimitiveOp[] = [
     name: 'add',
     doc: 'a + b',
     expr: (a, b) => `(${a} + ${b})`,
+    js: (a, b) => a + b,
     grad: ({ gy }) => [gy, gy],
     torch: 'x0 + x1',
   }),
@@ -182,6 +202,7 @@ export const binaryOps: PrimitiveOp[] = [
     name: 'sub',
     doc: 'a - b',
     expr: (a, b) => `(${a} - ${b})`,
+    js: (a, b) => a - b,
     grad: ({ b, gy, needs }) => [gy, needs[1] ? b.neg(gy) : null],
     torch: 'x0 - x1',
   }),
@@ -189,6 +210,7 @@ export const binaryOps: PrimitiveOp[] = [
     name: 'mul',
     doc: 'a * b',
     expr: (a, b) => `(${a} * ${b})`,
+    js: (a, b) => a * b,
     grad: ({ b, gy, x, needs }) => [needs[0] ? b.mul(gy, x[1]) : null, needs[1] ? b.mul(gy, x[0]) : null],
     torch: 'x0 * x1',
   }),
@@ -196,6 +218,7 @@ export const binaryOps: PrimitiveOp[] = [
     name: 'div',
     doc: 'a / b',
     expr: (a, b) => `(${a} / ${b})`,
+    js: (a, b) => a / b,
     grad: ({ b, gy, x, y, needs }) => [needs[0] ? b.div(gy, x[1]) : null, needs[1] ? b.neg(b.mul(gy, b.div(y, x[1]))) : null],
     torch: 'x0 / x1',
     domain: ['normal', 'away0'],
@@ -204,6 +227,7 @@ export const binaryOps: PrimitiveOp[] = [
     name: 'maximum',
     doc: 'max(a, b) (ties send the gradient to b)',
     expr: (a, b) => `max(${a}, ${b})`,
+    js: Math.max,
     grad: ({ b, gy, x, needs }) => {
       const m = b.step(b.sub(x[0], x[1]));
       return [needs[0] ? b.mul(gy, m) : null, needs[1] ? b.mul(gy, b.sub(1, m)) : null];
@@ -219,6 +243,7 @@ export const fillOp: PrimitiveOp<{ value: number; shape: number[] }> = {
   arity: 0,
   shape: (_ins, a) => [...a.shape],
   fn: (c) => `return ${f32(c.attrs.value)};`,
+  ref: (_ins, c) => new Float64Array(c.out.reduce((p, d) => p * d, 1)).fill(c.attrs.value),
   grad: () => [],
   parity: [{ inputs: [], attrs: { value: 1.5, shape: [2, 3] }, torch: 'torch.full((2, 3), 1.5)', grad: [] }],
   flopsPerElement: 0,
@@ -234,6 +259,7 @@ export const expandOp: PrimitiveOp<{ shape: number[] }> = {
     return [...a.shape];
   },
   fn: (c) => `return ${c.bcast(0)};`,
+  ref: unaryRef((a) => a),
   grad: ({ b, gy, x }) => [b.sumTo(gy, x[0].shape)],
   parity: [
     { inputs: [[3, 1]], attrs: { shape: [2, 3, 4] }, torch: 'x0.expand(2, 3, 4)' },

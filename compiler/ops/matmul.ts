@@ -27,6 +27,19 @@ export const matmulOp: PrimitiveOp<MatmulAttrs> = {
     const spec = matmulKernel({ M: out[0], N: out[1], K, transposeA: attrs.transA, transposeB: attrs.transB });
     return [{ spec, args: [0, 1, 'out'] }];
   },
+  ref: ([a, bm], { ins, out, attrs }) => {
+    const [M, N] = out;
+    const K = attrs.transA ? ins[0][0] : ins[0][1];
+    const r = new Float64Array(M * N);
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let acc = 0;
+        for (let k = 0; k < K; k++) acc += (attrs.transA ? a[k * M + i] : a[i * K + k]) * (attrs.transB ? bm[j * K + k] : bm[k * N + j]);
+        r[i * N + j] = acc;
+      }
+    }
+    return r;
+  },
   grad: ({ b, gy, x, attrs, needs }) => {
     const [A, B] = x;
     const { transA: ta, transB: tb } = attrs;

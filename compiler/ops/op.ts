@@ -93,6 +93,17 @@ export interface PrimitiveOp<A = Attrs> extends OpBase {
   lower?: (ctx: LowerCtx<A>) => LoweredKernel[];
   /** Floating-point work per output element, for reports. */
   flopsPerElement?: number;
+  /**
+   * Plain float64 CPU semantics (compiler/ir/reference.ts): a second, independent
+   * definition used to check gradient rules by finite differences.
+   */
+  ref?: (ins: readonly Float64Array[], ctx: RefCtx<A>) => Float64Array;
+}
+
+export interface RefCtx<A = Attrs> {
+  out: Shape;
+  ins: readonly Shape[];
+  attrs: A;
 }
 
 export interface CompositeOp extends OpBase {

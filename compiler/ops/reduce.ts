@@ -2,7 +2,7 @@
 // its fusible producers inlined, so sum((x - m)^2) is one kernel. mean is
 // sum * 1/n (GraphBuilder.mean).
 import { shapeError, type PrimitiveOp } from './op.ts';
-import type { Shape } from '../ir/shape.ts';
+import { numel, strides, type Shape } from '../ir/shape.ts';
 
 export interface SumAttrs {
   axes: number[];
@@ -21,6 +21,19 @@ export const sumOp: PrimitiveOp<SumAttrs> = {
   shape: (ins, { axes, keepdims }) => {
     for (const a of axes) if (a < 0 || a >= ins[0].length) throw shapeError('sum', `axis ${a} out of range`, ins);
     return keepdims ? keptShape(ins[0], axes) : ins[0].filter((_, i) => !axes.includes(i));
+  },
+  ref: (ins, c) => {
+    const x = c.ins[0];
+    const kept = keptShape(x, c.attrs.axes);
+    const xs = strides(x);
+    const ks = strides(kept);
+    const out = new Float64Array(numel(kept));
+    for (let i = 0; i < ins[0].length; i++) {
+      let o = 0;
+      for (let d = 0; d < x.length; d++) if (kept[d] > 1) o += (Math.floor(i / xs[d]) % x[d]) * ks[d];
+      out[o] += ins[0][i];
+    }
+    return out;
   },
   grad: ({ b, gy, x, attrs }) => [b.expand(b.reshape(gy, keptShape(x[0].shape, attrs.axes)), x[0].shape)],
   parity: [

@@ -3,6 +3,7 @@
 // reads its inputs at computed indices, so they cost nothing when fused.
 import { numel, sameShape, type Shape } from '../ir/shape.ts';
 import { shapeError, type PrimitiveOp } from './op.ts';
+import { mapOut } from './refutil.ts';
 
 /** outer / dim / inner split of a shape around `axis`. */
 function around(shape: Shape, axis: number): { outer: number; dim: number; inner: number } {
@@ -23,6 +24,7 @@ export const reshapeOp: PrimitiveOp<{ shape: number[] }> = {
     return [...a.shape];
   },
   fn: (c) => `return ${c.at(0, 'i')};`,
+  ref: (ins) => Float64Array.from(ins[0]),
   grad: ({ b, gy, x }) => [b.reshape(gy, x[0].shape)],
   parity: [{ inputs: [[2, 12]], attrs: { shape: [2, 3, 2, 2] }, torch: 'x0.reshape(2, 3, 2, 2)' }],
   flopsPerElement: 0,
@@ -56,6 +58,20 @@ export const concatOp: PrimitiveOp<{ axis: number }> = {
       off += dj;
     });
     return lines.join('\n  ');
+  },
+  ref: (ins, c) => {
+    const { dim, inner } = around(c.out, c.attrs.axis);
+    return mapOut(c.out, (i) => {
+      const outer = Math.floor(i / (dim * inner));
+      let k = Math.floor(i / inner) % dim;
+      const r = i % inner;
+      for (let j = 0; j < ins.length; j++) {
+        const dj = c.ins[j][c.attrs.axis];
+        if (k < dj) return ins[j][outer * dj * inner + k * inner + r];
+        k -= dj;
+      }
+      throw new Error('unreachable');
+    });
   },
   grad: ({ b, gy, x, attrs, needs }) => {
     let off = 0;
@@ -96,6 +112,11 @@ export const sliceOp: PrimitiveOp<{ axis: number; start: number; end: number }> 
       `return ${c.at(0, `outer * ${din * inner}u + (k + ${c.attrs.start}u) * ${inner}u + i % ${inner}u`)};`,
     ].join('\n  ');
   },
+  ref: (ins, c) => {
+    const { dim, inner } = around(c.out, c.attrs.axis);
+    const din = c.ins[0][c.attrs.axis];
+    return mapOut(c.out, (i) => ins[0][Math.floor(i / (dim * inner)) * din * inner + ((Math.floor(i / inner) % dim) + c.attrs.start) * inner + (i % inner)]);
+  },
   grad: ({ b, gy, x, attrs }) => [b.pad(gy, attrs.axis, attrs.start, x[0].shape[attrs.axis] - attrs.end)],
   parity: [
     { inputs: [[2, 6, 2, 2]], attrs: { axis: 1, start: 1, end: 4 }, torch: 'x0[:, 1:4]' },
@@ -125,6 +146,14 @@ export const padOp: PrimitiveOp<{ axis: number; before: number; after: number }>
       `return ${c.at(0, `outer * ${din * inner}u + (k - ${before}u) * ${inner}u + i % ${inner}u`)};`,
     ].join('\n  ');
   },
+  ref: (ins, c) => {
+    const { dim, inner } = around(c.out, c.attrs.axis);
+    const din = c.ins[0][c.attrs.axis];
+    return mapOut(c.out, (i) => {
+      const k = (Math.floor(i / inner) % dim) - c.attrs.before;
+      return k < 0 || k >= din ? 0 : ins[0][Math.floor(i / (dim * inner)) * din * inner + k * inner + (i % inner)];
+    });
+  },
   grad: ({ b, gy, x, attrs }) => [b.slice(gy, attrs.axis, attrs.before, attrs.before + x[0].shape[attrs.axis])],
   parity: [{ inputs: [[2, 3, 2]], attrs: { axis: 1, before: 1, after: 2 }, torch: 'F.pad(x0, (0, 0, 1, 2))' }],
   flopsPerElement: 0,
@@ -153,6 +182,14 @@ export const upsample2xOp: PrimitiveOp = {
       `return ${c.at(0, `nc * ${h * w}u + (y / 2u) * ${w}u + x / 2u`)};`,
     ].join('\n  ');
   },
+  ref: (ins, c) => {
+    const [, , h, w] = c.ins[0];
+    return mapOut(c.out, (i) => {
+      const x = i % (2 * w);
+      const y = Math.floor(i / (2 * w)) % (2 * h);
+      return ins[0][Math.floor(i / (4 * h * w)) * h * w + (y >> 1) * w + (x >> 1)];
+    });
+  },
   grad: ({ b, gy }) => [b.sumPool2x(gy)],
   parity: [{ inputs: [[2, 3, 3, 4]], torch: 'F.interpolate(x0, scale_factor=2, mode="nearest")' }],
   flopsPerElement: 0,
@@ -176,6 +213,13 @@ export const sumPool2xOp: PrimitiveOp = {
       `let j = ${base};`,
       `return ${c.at(0, 'j')} + ${c.at(0, 'j + 1u')} + ${c.at(0, `j + ${w}u`)} + ${c.at(0, `j + ${w + 1}u`)};`,
     ].join('\n  ');
+  },
+  ref: (ins, c) => {
+    const [, , h, w] = c.ins[0];
+    return mapOut(c.out, (i) => {
+      const j = Math.floor(i / ((h / 2) * (w / 2))) * h * w + (Math.floor(i / (w / 2)) % (h / 2)) * 2 * w + (i % (w / 2)) * 2;
+      return ins[0][j] + ins[0][j + 1] + ins[0][j + w] + ins[0][j + w + 1];
+    });
   },
   grad: ({ b, gy }) => [b.upsample2x(gy)],
   parity: [{ inputs: [[2, 3, 4, 6]], torch: '4 * F.avg_pool2d(x0, 2)' }],

@@ -1,5 +1,6 @@
 // The registry is the single list of ops: every primitive must have a gradient
-// rule, a lowering and parity cases; every composite must have parity cases.
+// rule, a lowering, float64 reference semantics and parity cases; every
+// composite must have parity cases.
 import { describe, expect, it } from 'vitest';
 import { allOps } from '../../compiler/ops/registry.ts';
 
@@ -28,5 +29,7 @@ describe('op registry', () => {
     expect(typeof op.shape).toBe('function');
     if (op.kind === 'fusible') expect(typeof op.fn, `${op.name} is fusible but has no fn`).toBe('function');
     if (op.kind === 'kernel') expect(typeof op.lower, `${op.name} has no lowering`).toBe('function');
+    // Reference semantics for the float64 finite-difference check (randn is not a function of inputs).
+    if (op.name !== 'randn') expect(typeof op.ref, `${op.name} has no reference semantics`).toBe('function');
   });
 });
