@@ -85,6 +85,8 @@ export interface PlanLimits {
 
 export const DEFAULT_LIMITS: PlanLimits = { maxStorageBufferBindingSize: 128 * 1024 * 1024, minStorageBufferOffsetAlignment: 256 };
 
+export type { Init };
+
 const align = (x: number, a: number) => Math.ceil(x / a) * a;
 
 function tooBig(what: string, shape: readonly number[], limits: PlanLimits): Error {
@@ -154,8 +156,13 @@ export interface ProgramSpec {
   outputs?: Record<string, Value>;
   /** Gradient values to store in the gradient arena, by param name (from autodiff). */
   grads?: Map<string, Value | null> | Record<string, Value | null>;
-  /** Apply the graph's state updates (BatchNorm running statistics). Default true. */
-  updates?: boolean;
+  /**
+   * State updates (BatchNorm running statistics) to apply: true (default) applies
+   * those whose statistics this program computes anyway (a G step does not run
+   * D's forward on real images just to update D's running stats); 'all' forces
+   * every update of the graph; false none.
+   */
+  updates?: boolean | 'all';
   /** Zero the gradients of params of these groups that `grads` leaves out. */
   groups?: string[];
 }
@@ -172,8 +179,13 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
   const gradEntries = (spec.grads instanceof Map ? [...spec.grads] : Object.entries(spec.grads ?? {})).filter(
     (e): e is [string, Value] => e[1] !== null,
   );
-  const updates = spec.updates === false ? [] : graph.updates.filter((u) => u.value !== u.target);
-  const roots = [...outputs.map((e) => e[1]), ...gradEntries.map((e) => e[1]), ...updates.map((u) => u.value)];
+  const base = [...outputs.map((e) => e[1]), ...gradEntries.map((e) => e[1])];
+  const needed = new Set(topoSort(base).map((n) => n.id));
+  const updates =
+    spec.updates === false
+      ? []
+      : graph.updates.filter((u) => u.value !== u.target && (spec.updates === 'all' || topoSort([u.value]).some((n) => needed.has(n.id) && !FREE_OPS.has(n.op))));
+  const roots = [...base, ...updates.map((u) => u.value)];
   const nodes = topoSort(roots);
   for (const n of nodes) {
     if (bytesOf(n.output) > limits.maxStorageBufferBindingSize) throw tooBig(`'${n.op}' output`, n.output.shape, limits);

@@ -10,8 +10,7 @@
 // from a reusable ring and mapped asynchronously, so callers that do not await
 // the returned promise never wait on the GPU. The runtime knows nothing about
 // ops: it only imports the plan format.
-import type { Init, } from '../compiler/ir/graph.ts';
-import type { Plan, Slot, StateLayout } from '../compiler/plan.ts';
+import type { Init, Plan, Slot, StateLayout } from '../compiler/plan.ts';
 import type { KernelSpec } from '../compiler/kernels/kernel.ts';
 import { getDevice, type GpuContext } from './device.ts';
 import { pipelineCache, type PipelineCache } from './pipelines.ts';

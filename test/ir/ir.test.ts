@@ -133,3 +133,20 @@ describe('plan', () => {
     for (const c of layout.groups.G.chunks) expect(c.bytes).toBeLessThanOrEqual(100_000);
   });
 });
+
+describe('plan: state updates', () => {
+  it('applies only the BatchNorm updates whose statistics the program computes', () => {
+    const b = new GraphBuilder();
+    const bn = (name: string, x: ReturnType<typeof b.input>) =>
+      b.batchNorm(x, { runningMean: b.buffer(`${name}/rm`, [3]), runningVar: b.buffer(`${name}/rv`, [3], { kind: 'ones' }), training: true });
+    const a = bn('a', b.input('xa', [4, 3]));
+    bn('b', b.input('xb', [4, 3]));
+    const layout = layoutState(b.graph);
+    const only = compileProgram(b.graph, layout, { name: 'a', outputs: { a } });
+    expect(Object.keys(only.feeds)).toEqual(['xa']);
+    const copies = only.steps.filter((s) => s.op === 'copy').map((s) => (s.op === 'copy' ? s.dst.offset : -1));
+    expect(copies.sort()).toEqual([layout.state['a/rm'].offset, layout.state['a/rv'].offset].sort());
+    const all = compileProgram(b.graph, layout, { name: 'all', outputs: { a }, updates: 'all' });
+    expect(Object.keys(all.feeds).sort()).toEqual(['xa', 'xb']);
+  });
+});
