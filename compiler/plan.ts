@@ -294,18 +294,19 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
   function slotOfLeaf(v: Value): Slot {
     return home.get(v.id)!;
   }
-  for (const [name, v] of outputs) {
-    const slot = { buffer: `out:${name}`, offset: 0, size: bytesOf(v) };
-    outs[name] = { slot, shape: [...v.shape] };
-    if (v.node && !home.has(v.id)) home.set(v.id, slot);
-    else tail.push({ op: 'copy', src: home.get(v.id)!, dst: slot });
-  }
+  // Noise lives in a feed buffer, so a caller can fix it by name.
   for (const n of nodes) {
     if (n.output.kind === 'noise' && !home.has(n.output.id)) {
       const slot = { buffer: `in:${n.output.name}`, offset: 0, size: bytesOf(n.output) };
       feeds[n.output.name!] = { slot, shape: [...n.output.shape], kind: 'noise' };
       home.set(n.output.id, slot);
     }
+  }
+  for (const [name, v] of outputs) {
+    const slot = { buffer: `out:${name}`, offset: 0, size: bytesOf(v) };
+    outs[name] = { slot, shape: [...v.shape] };
+    if (v.node && !home.has(v.id)) home.set(v.id, slot);
+    else tail.push({ op: 'copy', src: home.get(v.id)!, dst: slot });
   }
 
   // A reshape that only moves a value into its fixed home (a gradient arena
