@@ -169,6 +169,8 @@ export interface ProgramSpec {
 
 /** Fusible nodes with several consumers are recomputed by each when at most this many ops deep. */
 const RECOMPUTE_COST = 3;
+/** Bound on the ops (counted with repetition) one fused kernel computes per element. */
+const MAX_INLINE_COST = 48;
 /** Pure index arithmetic: free to recompute. */
 const FREE_OPS = new Set(['fill', 'reshape', 'expand', 'stop_gradient']);
 
@@ -226,7 +228,7 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
     // read disjoint parts of it (GLU's two halves are slices of one tensor).
     const reads = cons.reduce((r, m) => r + (m.op === 'slice' ? numel(m.output.shape) / numel(n.output.shape) : 1), 0);
     if (cons.length > 1 && c > RECOMPUTE_COST && reads > 1) continue;
-    if (leaves.size > MAX_LEAVES) continue;
+    if (leaves.size > MAX_LEAVES || c > MAX_INLINE_COST) continue;
     inline.add(n.output.id);
   }
   // A consumer that gathers too many leaves materialises its widest inlined input.

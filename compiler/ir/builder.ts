@@ -70,6 +70,12 @@ export class GraphBuilder {
     ups.push({ target: buffer, value });
   }
 
+  /** Names an intermediate for the IR listing (e.g. its source path 'g0/up.0/conv'); first name wins. */
+  label<V extends Value>(v: V, name: string): V {
+    if (v.kind === 'intermediate' && v.name === undefined) v.name = name;
+    return v;
+  }
+
   output(name: string, v: Value): Value {
     this.graph.outputs.set(name, v);
     return v;

@@ -150,3 +150,21 @@ describe('plan: state updates', () => {
     expect(Object.keys(all.feeds).sort()).toEqual(['xa', 'xb']);
   });
 });
+
+describe('plan: fusion bounds', () => {
+  it('stops inlining when recomputation would blow up (x^(2^n) by repeated squaring)', () => {
+    const b = new GraphBuilder();
+    let h = b.input('x', [4]);
+    for (let i = 0; i < 12; i++) h = b.mul(h, h);
+    const plan = compileProgram(b.graph, layoutState(b.graph), { name: 'sq', outputs: { y: h } });
+    expect(plan.stats.dispatches).toBeGreaterThan(1);
+    for (const k of plan.kernels) expect(k.wgsl.length).toBeLessThan(4000);
+  });
+
+  it('labels intermediates in the listing', () => {
+    const b = new GraphBuilder();
+    const y = b.label(b.tanh(b.input('x', [2])), 'g0/image');
+    b.output('image', y);
+    expect(printGraph(b.graph)).toContain('%1 : f32[2] = tanh %0  # g0/image');
+  });
+});
