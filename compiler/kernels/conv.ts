@@ -13,7 +13,7 @@
 // within a phase only every sh-th kernel row can touch a pixel, so iterating
 // just those taps avoids the (sh*sw - 1) / (sh*sw) of multiply-adds that a
 // plain transposed-conv GEMM would spend on zeros.
-import { gemmKernel, type LaneLoadMode } from './gemm.ts';
+import { gemmKernel, kContiguousLane, TILE_COLS } from './gemm.ts';
 import type { KernelSpec } from './kernel.ts';
 
 export interface Conv2dShape {
@@ -106,16 +106,19 @@ function paddedLoader(buffer: string): string {
 }`;
 }
 
+
 /**
  * y = conv2d(x, w) (+ bias). Bindings: x [N,Ci,H,W], w [Co,Ci,KH,KW], [bias [Co]], y [N,Co,OH,OW].
  */
 export function conv2dForwardKernel(shape: Conv2dShape & { bias?: boolean }): KernelSpec {
   const g = convGeometry(shape);
+  if (g.OW % TILE_COLS === 0 && g.W % 4 === 0) return forwardWindowed(g, !!shape.bias);
   const K = g.Ci * g.KH * g.KW;
   const HW = g.H * g.W;
   const OHW = g.OH * g.OW;
   // Weight rows are contiguous along k = (ci, kh, kw): 4 taps per vec4 when K allows.
-  const mode: LaneLoadMode = K % 4 === 0 ? 'k-vec4' : 'scalar';
+  const vectorised = K % 4 === 0;
+  const step = vectorised ? 4 : 1;
   const bindings: KernelSpec['bindings'] = [
     { name: 'x', access: 'read' },
     { name: 'w', access: 'read' },
@@ -128,7 +131,7 @@ export function conv2dForwardKernel(shape: Conv2dShape & { bias?: boolean }): Ke
     cols: g.Co,
     groups: 1,
     bindings,
-    declarations: `${declare(bindings, mode === 'k-vec4' ? ['w'] : [])}\n${paddedLoader('x')}`,
+    declarations: `${declare(bindings, vectorised ? ['w'] : [])}\n${paddedLoader('x')}`,
     rowSetup: (i) => `let img${i} = row${i} / ${u(OHW)};
 let pix${i} = row${i} % ${u(OHW)};
 let ih${i} = i32(pix${i} / ${u(g.OW)} * ${u(g.SH)}) - ${i32(g.PH)};
@@ -138,14 +141,89 @@ let yBase${i} = img${i} * ${u(g.Co * OHW)} + pix${i};`,
     // Counters for k = (ci, kh, kw): xOff = ci*H*W + kh*W + kw.
     loop: {
       init: 'var kh = 0i;\nvar kw = 0i;\nvar xOff = 0i;',
-      count: u(K),
-      advance: `kw += 1i; xOff += 1i;
+      iterations: u(K / step),
+      step,
+      subAdvance: `kw += 1i; xOff += 1i;
 if (kw == ${i32(g.KW)}) { kw = 0i; kh += 1i; xOff += ${i32(g.W - g.KW)};
   if (kh == ${i32(g.KH)}) { kh = 0i; xOff += ${i32(HW - g.KH * g.W)}; } }`,
+      advance: '',
     },
     uniformAt: (i) => `load_x(xBase${i} + xOff, u32(ih${i} + kh) < ${u(g.H)} && u32(iw${i} + kw) < ${u(g.W)})`,
-    lane: { mode, at: (col) => (mode === 'k-vec4' ? `w[(${col} * ${u(K)} + k) / 4u]` : `w[${col} * ${u(K)} + k]`) },
+    lane: kContiguousLane((col) => `${col} * ${u(K)} + k`, step, vectorised, 'w'),
     store: (i, col, value) => `y[yBase${i} + ${col} * ${u(OHW)}] = ${value}${shape.bias ? ` + bias[${col}]` : ''};`,
+    flops: conv2dFlops(g),
+  });
+}
+
+/**
+ * Forward with output pixels on the lanes and output channels on the uniform
+ * side: each invocation computes 8 output channels x 8 consecutive pixels of
+ * one output row. One GEMM iteration is one (ci, kh) pair: the lane loads the
+ * input row segment under its 8 pixels (all KW taps) as aligned vec4s, and
+ * each tap kw is a sub-step picking compile-time components of that window;
+ * the weights w[co, ci, kh, kw] are uniform scalar loads. Needs OW % 8 == 0
+ * (8 pixels never straddle rows) and W % 4 == 0 (rows start 4-aligned, and
+ * then the window's offset inside its first vec4 is a constant).
+ */
+function forwardWindowed(g: ConvGeometry, bias: boolean): KernelSpec {
+  const HW = g.H * g.W;
+  const OHW = g.OH * g.OW;
+  const KHW = g.KH * g.KW;
+  const K = g.Ci * KHW;
+  // Lane window: input columns ws .. ws + span - 1, ws = ow0 * SW - PW; since ow0 is a
+  // multiple of 8, ws mod 4 is the constant `lead`, and the window starts lead floats
+  // into the aligned vec4 at ws - lead.
+  const lead = (((-g.PW) % 4) + 4) % 4;
+  const span = (TILE_COLS - 1) * g.SW + g.KW;
+  const windowVecs = Math.ceil((lead + span) / 4);
+  const lastVec = (g.N * g.Ci * HW) / 4 - 1;
+  const bindings: KernelSpec['bindings'] = [
+    { name: 'x', access: 'read' },
+    { name: 'w', access: 'read' },
+    ...(bias ? [{ name: 'bias', access: 'read' as const }] : []),
+    { name: 'y', access: 'read_write' },
+  ];
+  const colMasks = [...Array(windowVecs).keys()]
+    .map((v) => `let colOk${v} = vec4<u32>(vec4<i32>(a0 + ${i32(4 * v)}) + vec4<i32>(0i, 1i, 2i, 3i)) < vec4<u32>(${u(g.W)});`)
+    .join('\n');
+  return gemmKernel({
+    name: `conv2d_fwd_${tag(g)}${bias ? '_bias' : ''}_win`,
+    rows: g.Co,
+    cols: g.N * OHW,
+    groups: 1,
+    bindings,
+    declarations: declare(bindings, ['x']),
+    rowSetup: () => '',
+    laneSetup: `let p0 = col0;
+let img = p0 / ${u(OHW)};
+let pix = p0 % ${u(OHW)};
+let ih0 = i32(pix / ${u(g.OW)} * ${u(g.SH)}) - ${i32(g.PH)};
+let a0 = i32(pix % ${u(g.OW)} * ${u(g.SW)}) - ${i32(g.PW + lead)};
+let xLane = i32(img * ${u(g.Ci * HW)}) + ih0 * ${i32(g.W)} + a0;
+let yLane = img * ${u(g.Co * OHW)} + pix;
+${colMasks}`,
+    // Counters: kh, xOff = ci*H*W + kh*W, wOff = ci*KH*KW + kh*KW.
+    loop: {
+      init: 'var kh = 0i;\nvar xOff = 0i;\nvar wOff = 0u;',
+      iterations: u(g.Ci * g.KH),
+      step: g.KW,
+      prelude: `let rowOk = u32(ih0 + kh) < ${u(g.H)};
+let xv = (xLane + xOff) / 4i;`,
+      advance: `kh += 1i; xOff += ${i32(g.W)}; wOff += ${u(g.KW)};
+if (kh == ${i32(g.KH)}) { kh = 0i; xOff += ${i32(HW - g.KH * g.W)}; }`,
+    },
+    uniformAt: (i, kw) => `w[row${i} * ${u(K)} + wOff + ${u(kw)}]`,
+    lane: {
+      loads: [...Array(windowVecs).keys()].map((v) => ({
+        expr: `select(vec4<f32>(0.0), x[min(u32(max(xv + ${i32(v)}, 0i)), ${u(lastVec)})], colOk${v} & vec4<bool>(rowOk))`,
+        at: 0,
+      })),
+      element: (j, kw) => {
+        const e = lead + j * g.SW + kw;
+        return `lv${e >> 2}[${e & 3}]`;
+      },
+    },
+    store: (i, _col, value, j) => `y[yLane + row${i} * ${u(OHW)} + ${u(j)}] = ${value}${bias ? ` + bias[row${i}]` : ''};`,
     flops: conv2dFlops(g),
   });
 }
@@ -155,6 +233,85 @@ if (kw == ${i32(g.KW)}) { kw = 0i; kh += 1i; xOff += ${i32(g.W - g.KW)};
  */
 export function conv2dBackwardDataKernel(shape: Conv2dShape): KernelSpec {
   const g = convGeometry(shape);
+  if (g.SH === 1 && g.SW === 1 && g.W % TILE_COLS === 0 && g.OW % 4 === 0) return backwardDataWindowed(g);
+  return backwardData(g);
+}
+
+const BWD_DATA_BINDINGS: KernelSpec['bindings'] = [
+  { name: 'dy', access: 'read' },
+  { name: 'w', access: 'read' },
+  { name: 'dx', access: 'read_write' },
+];
+
+/**
+ * Stride-1 backward-data, laid out like forwardWindowed: input channels on the
+ * uniform side, 8 consecutive input pixels of one row per invocation, one
+ * iteration per (co, kh). dx[ih, iw] gathers dy[ih + PH - kh, iw + PW - kw], so
+ * the lane's window is the dy row segment from iw0 + PW - (KW - 1) on.
+ * Needs W % 8 == 0 and OW % 4 == 0.
+ */
+function backwardDataWindowed(g: ConvGeometry): KernelSpec {
+  const HW = g.H * g.W;
+  const OHW = g.OH * g.OW;
+  const KHW = g.KH * g.KW;
+  const firstTapCol = g.PW - (g.KW - 1);
+  const lead = ((firstTapCol % 4) + 4) % 4;
+  const span = TILE_COLS - 1 + g.KW;
+  const windowVecs = Math.ceil((lead + span) / 4);
+  const lastVec = (g.N * g.Co * OHW) / 4 - 1;
+  const colMasks = [...Array(windowVecs).keys()]
+    .map((v) => `let colOk${v} = vec4<u32>(vec4<i32>(a0 + ${i32(4 * v)}) + vec4<i32>(0i, 1i, 2i, 3i)) < vec4<u32>(${u(g.OW)});`)
+    .join('\n');
+  return gemmKernel({
+    name: `conv2d_bwd_data_${tag(g)}_win`,
+    rows: g.Ci,
+    cols: g.N * HW,
+    groups: 1,
+    bindings: BWD_DATA_BINDINGS,
+    declarations: declare(BWD_DATA_BINDINGS, ['dy']),
+    rowSetup: () => '',
+    laneSetup: `let img = col0 / ${u(HW)};
+let pix = col0 % ${u(HW)};
+let oh0 = i32(pix / ${u(g.W)}) + ${i32(g.PH)};
+let a0 = i32(pix % ${u(g.W)}) + ${i32(firstTapCol - lead)};
+let dyLane = i32(img * ${u(g.Co * OHW)}) + oh0 * ${i32(g.OW)} + a0;
+let dxLane = img * ${u(g.Ci * HW)} + pix;
+${colMasks}`,
+    // Counters: kh; dyOff = co*OH*OW - kh*OW; wOff = co*Ci*KH*KW + kh*KW.
+    loop: {
+      init: 'var kh = 0i;\nvar dyOff = 0i;\nvar wOff = 0u;',
+      iterations: u(g.Co * g.KH),
+      step: g.KW,
+      prelude: `let rowOk = u32(oh0 - kh) < ${u(g.OH)};
+let dyv = (dyLane + dyOff) / 4i;`,
+      advance: `kh += 1i; dyOff -= ${i32(g.OW)}; wOff += ${u(g.KW)};
+if (kh == ${i32(g.KH)}) { kh = 0i; dyOff += ${i32(OHW + g.KH * g.OW)}; wOff += ${u((g.Ci - 1) * KHW)}; }`,
+    },
+    uniformAt: (i, kw) => `w[wOff + row${i} * ${u(KHW)} + ${u(kw)}]`,
+    lane: {
+      loads: [...Array(windowVecs).keys()].map((v) => ({
+        expr: `select(vec4<f32>(0.0), dy[min(u32(max(dyv + ${i32(v)}, 0i)), ${u(lastVec)})], colOk${v} & vec4<bool>(rowOk))`,
+        at: 0,
+      })),
+      element: (j, kw) => {
+        const e = lead + j + (g.KW - 1 - kw);
+        return `lv${e >> 2}[${e & 3}]`;
+      },
+    },
+    store: (i, _col, value, j) => `dx[dxLane + row${i} * ${u(HW)} + ${u(j)}] = ${value};`,
+    flops: conv2dFlops(g),
+  });
+}
+
+/**
+ * Stride > 1: split into stride phases (ih % SH, iw % SW), one GEMM group each.
+ * Within a phase only kernel rows kh = kh0, kh0 + SH, ... reach a pixel, at
+ * oh = ihq + dh with dh = (ph + PH - kh) / SH exact, so iterating just those
+ * taps skips the (SH*SW - 1) / (SH*SW) of multiply-adds a transposed-conv GEMM
+ * would spend on zeros. The taps depend on the phase (a runtime-uniform value),
+ * so they are walked by counters, one tap per iteration.
+ */
+function backwardData(g: ConvGeometry): KernelSpec {
   const HW = g.H * g.W;
   const OHW = g.OH * g.OW;
   const KHW = g.KH * g.KW;
@@ -162,13 +319,6 @@ export function conv2dBackwardDataKernel(shape: Conv2dShape): KernelSpec {
   // rows past a smaller phase's edge are computed and not stored).
   const HQ = Math.ceil(g.H / g.SH);
   const WQ = Math.ceil(g.W / g.SW);
-  const bindings: KernelSpec['bindings'] = [
-    { name: 'dy', access: 'read' },
-    { name: 'w', access: 'read' },
-    { name: 'dx', access: 'read_write' },
-  ];
-  // Per phase (ph, pw): taps kh = kh0, kh0 + SH, ... with kh = (ph + PH) mod SH, which reach
-  // oh = ihq + dh, dh = (ph + PH - kh) / SH (exact); likewise along w.
   const groupSetup = `let ph = group / ${u(g.SW)};
 let pw = group % ${u(g.SW)};
 let kh0 = (ph + ${u(g.PH)}) % ${u(g.SH)};
@@ -182,8 +332,8 @@ let tapsW = select(0u, (${u(g.KW)} - kw0 + ${u(g.SW - 1)}) / ${u(g.SW)}, kw0 < $
     rows: g.N * HQ * WQ,
     cols: g.Ci,
     groups: g.SH * g.SW,
-    bindings,
-    declarations: `${declare(bindings)}\n${paddedLoader('dy')}`,
+    bindings: BWD_DATA_BINDINGS,
+    declarations: `${declare(BWD_DATA_BINDINGS)}\n${paddedLoader('dy')}`,
     groupSetup,
     rowSetup: (i) => `let img${i} = row${i} / ${u(HQ * WQ)};
 let ihq${i} = i32(row${i} % ${u(HQ * WQ)} / ${u(WQ)});
@@ -194,14 +344,18 @@ let dyBase${i} = i32(img${i} * ${u(g.Co * OHW)}) + ihq${i} * ${i32(g.OW)} + iwq$
 let dxBase${i} = img${i} * ${u(g.Ci * HW)} + ih${i} * ${u(g.W)} + iw${i};`,
     loop: {
       init: 'var co = 0u;\nvar kh = kh0;\nvar kw = kw0;\nvar dh = dh0;\nvar dw = dw0;',
-      count: `${u(g.Co)} * tapsH * tapsW`,
-      prelude: `let dyOff = i32(co * ${u(OHW)}) + dh * ${i32(g.OW)} + dw;`,
+      iterations: `${u(g.Co)} * tapsH * tapsW`,
+      step: 1,
+      prelude: `let dyOff = i32(co * ${u(OHW)}) + dh * ${i32(g.OW)} + dw;\nlet wOff = co * ${u(g.Ci * KHW)} + kh * ${u(g.KW)} + kw;`,
       advance: `kw += ${u(g.SW)}; dw -= 1i;
 if (kw >= ${u(g.KW)}) { kw = kw0; dw = dw0; kh += ${u(g.SH)}; dh -= 1i;
   if (kh >= ${u(g.KH)}) { kh = kh0; dh = dh0; co += 1u; } }`,
     },
     uniformAt: (i) => `load_dy(dyBase${i} + dyOff, u32(ihq${i} + dh) < ${u(g.OH)} && u32(iwq${i} + dw) < ${u(g.OW)})`,
-    lane: { mode: 'scalar', at: (col) => `w[co * ${u(g.Ci * KHW)} + ${col} * ${u(KHW)} + kh * ${u(g.KW)} + kw]` },
+    lane: {
+      loads: [...Array(TILE_COLS).keys()].map((j) => ({ expr: `w[wOff + col${j} * ${u(KHW)}]`, at: 0 })),
+      element: (j) => `lv${j}`,
+    },
     store: (i, col, value) => `if (ih${i} < ${u(g.H)} && iw${i} < ${u(g.W)}) { dx[dxBase${i} + ${col} * ${u(HW)}] = ${value}; }`,
     flops: conv2dFlops(g),
   });
@@ -217,7 +371,8 @@ export function conv2dBackwardWeightKernel(shape: Conv2dShape): KernelSpec {
   const KHW = g.KH * g.KW;
   // dy rows are contiguous along k = (n, oh, ow) within an image: 4 pixels per vec4
   // when an image holds a multiple of 4, so 4 consecutive k never straddle images.
-  const mode: LaneLoadMode = OHW % 4 === 0 ? 'k-vec4' : 'scalar';
+  const vectorised = OHW % 4 === 0;
+  const step = vectorised ? 4 : 1;
   const bindings: KernelSpec['bindings'] = [
     { name: 'x', access: 'read' },
     { name: 'dy', access: 'read' },
@@ -229,25 +384,24 @@ export function conv2dBackwardWeightKernel(shape: Conv2dShape): KernelSpec {
     cols: g.Co,
     groups: 1,
     bindings,
-    declarations: `${declare(bindings, mode === 'k-vec4' ? ['dy'] : [])}\n${paddedLoader('x')}`,
+    declarations: `${declare(bindings, vectorised ? ['dy'] : [])}\n${paddedLoader('x')}`,
     rowSetup: (i) => `let ci${i} = row${i} / ${u(KHW)};
 let kh${i} = i32(row${i} % ${u(KHW)} / ${u(g.KW)}) - ${i32(g.PH)};
 let kw${i} = i32(row${i} % ${u(g.KW)}) - ${i32(g.PW)};
 let xBase${i} = i32(ci${i} * ${u(HW)}) + kh${i} * ${i32(g.W)} + kw${i};`,
-    // Counters for k = (n, oh, ow): ihs = oh*SH, iws = ow*SW, pix = oh*OW + ow.
+    // Counters for k = (n, oh, ow): ihs = oh*SH, iws = ow*SW, xOff = n*Ci*H*W + ihs*W + iws,
+    // dyOff = n*Co*OH*OW + oh*OW + ow (the lane loads read it at the first of 4 k).
     loop: {
-      init: 'var ow = 0u;\nvar oh = 0u;\nvar ihs = 0i;\nvar iws = 0i;\nvar pix = 0u;\nvar xImg = 0i;\nvar dyImg = 0u;',
-      count: u(g.N * OHW),
-      prelude: `let xOff = xImg + ihs * ${i32(g.W)} + iws;`,
-      advance: `ow += 1u; iws += ${i32(g.SW)}; pix += 1u;
-if (ow == ${u(g.OW)}) { ow = 0u; iws = 0i; oh += 1u; ihs += ${i32(g.SH)};
-  if (oh == ${u(g.OH)}) { oh = 0u; ihs = 0i; pix = 0u; xImg += ${i32(g.Ci * HW)}; dyImg += ${u(g.Co * OHW)}; } }`,
+      init: 'var ow = 0u;\nvar oh = 0u;\nvar ihs = 0i;\nvar iws = 0i;\nvar xOff = 0i;\nvar dyOff = 0u;',
+      iterations: u((g.N * OHW) / step),
+      step,
+      subAdvance: `ow += 1u; iws += ${i32(g.SW)}; xOff += ${i32(g.SW)}; dyOff += 1u;
+if (ow == ${u(g.OW)}) { ow = 0u; iws = 0i; oh += 1u; ihs += ${i32(g.SH)}; xOff += ${i32(g.SH * g.W - g.OW * g.SW)};
+  if (oh == ${u(g.OH)}) { oh = 0u; ihs = 0i; xOff += ${i32(g.Ci * HW - g.OH * g.SH * g.W)}; dyOff += ${u((g.Co - 1) * OHW)}; } }`,
+      advance: '',
     },
     uniformAt: (i) => `load_x(xBase${i} + xOff, u32(ihs + kh${i}) < ${u(g.H)} && u32(iws + kw${i}) < ${u(g.W)})`,
-    lane: {
-      mode,
-      at: (col) => (mode === 'k-vec4' ? `dy[(dyImg + ${col} * ${u(OHW)} + pix) / 4u]` : `dy[dyImg + ${col} * ${u(OHW)} + pix]`),
-    },
+    lane: kContiguousLane((col) => `dyOff + ${col} * ${u(OHW)}`, step, vectorised, 'dy'),
     store: (i, col, value) => `dw[${col} * ${u(g.Ci * KHW)} + row${i}] = ${value};`,
     flops: conv2dFlops(g),
   });

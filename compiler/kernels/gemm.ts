@@ -20,16 +20,6 @@
 // owns the loop nest, the accumulators, the tile sizes and the dispatch shape.
 import type { KernelSpec } from './kernel.ts';
 
-/** How the lane operand is read; decides the k step and the load width. */
-export type LaneLoadMode =
-  /** `at(col)` is a vec4 of L[k, col..col+3] (cols multiple of 4, col 4-aligned). */
-  | 'cols-vec4'
-  /** `at(col)` is a vec4 of L[k..k+3, col] (depth multiple of 4; k steps by 4, and
-   *  `at` sees the counters of the first of the 4). */
-  | 'k-vec4'
-  /** `at(col)` is the f32 L[k, col]. */
-  | 'scalar';
-
 export interface GemmProblem {
   /** Kernel name; tile sizes are appended. */
   name: string;
@@ -42,37 +32,53 @@ export interface GemmProblem {
   /** Bindings, in @binding order, and the WGSL declaring them plus any constants/helpers. */
   bindings: KernelSpec['bindings'];
   declarations: string;
-  /**
-   * WGSL run once before the k loop for tile row i. In scope: `group: u32` and
-   * `row{i}: u32`, the row index (clamped into range, so loads stay in bounds).
-   */
-  rowSetup(i: number): string;
   /** WGSL run once per invocation before the rows' set-up; `group: u32` in scope. */
   groupSetup?: string;
   /**
-   * The reduction: `init` declares counters, `count` is the trip count (may use
-   * `group`), `prelude` runs at each k before the uniform loads (its lets are
-   * scoped to that k), `advance` moves the counters on by one k.
+   * WGSL run once before the k loop for tile row i. In scope: `group: u32` and
+   * `row{i}: u32`, the row index (clamped into range, so loads stay in bounds).
+   * Anything loop-invariant belongs here (LLVM hoists the rest when it can).
    */
-  loop: { init: string; count: string; prelude?: string; advance: string };
+  rowSetup(i: number): string;
   /**
-   * WGSL f32 expression of U[row{i}, k] at the current counters; `k` is a WGSL
-   * u32 expression of the flat reduction index (the loop variable plus the
-   * sub-step when the lane loads cover 4 k at once).
+   * The reduction, `step` values of k per iteration (the sub-steps are unrolled,
+   * so a loader can make each one's addressing a compile-time constant, e.g. one
+   * per conv tap). `init` declares counters, `iterations` is the trip count (may
+   * use `group`), `prelude` runs at the top of each iteration, `subAdvance`
+   * after each sub-step, `advance` at the end of the iteration. In scope in the
+   * loop: `it` (iteration) and `k = it * step`.
+   * Measured on lavapipe: keep `step` small (1, or 4 for vec4 lane loads) and
+   * walk addressing with counters; unrolling conv taps into 16-36 sub-steps
+   * made LLVM's JIT take 10-60 s per shader and ran no faster.
    */
-  uniformAt(i: number, k: string): string;
+  loop: { init: string; iterations: string; step: number; prelude?: string; subAdvance?: string; advance: string };
+  /** WGSL run once per invocation after `firstCol` and `col{j}` are set (loop-invariant lane values). */
+  laneSetup?: string;
+  /** WGSL f32 expression of U[row{i}, k + s] for sub-step s of the current iteration. */
+  uniformAt(i: number, s: number): string;
   /**
-   * How L is read; `at(col)` gets a WGSL u32 column expression (clamped into
-   * range) and may use `k`, `group` and the loop counters, not prelude lets.
+   * The lane operand: `loads` are WGSL expressions evaluated once per iteration
+   * into `lv0, lv1, ...`, each just before sub-step `at` (vec4s where the layout
+   * allows: on lavapipe one vec4 load costs far less than four scalar ones);
+   * `element(j, s)` is the WGSL f32
+   * expression of L[k + s, col{j}] in terms of them. In scope: `col{j}` (column
+   * j of this invocation, clamped into range), `firstCol` (unclamped), the
+   * loop counters and prelude values, `k`, `group`.
    */
-  lane: { mode: LaneLoadMode; at(col: string): string };
+  lane: { loads: LaneLoad[]; element(j: number, s: number): string };
   /**
    * WGSL statement storing `value` (f32 expression) as C[row{i}, col]; it runs
    * only for rows and columns in range. In scope: `group`, `row{i}`.
    */
-  store(i: number, col: string, value: string): string;
+  store(i: number, col: string, value: string, j: number): string;
   /** Useful floating-point operations of one dispatch (2 per multiply-add). */
   flops: number;
+}
+
+/** One lane-side load per iteration: a WGSL expression, emitted before sub-step `at`. */
+export interface LaneLoad {
+  expr: string;
+  at: number;
 }
 
 /** Outputs per invocation and invocations per workgroup, decided here only. */
@@ -83,18 +89,22 @@ export interface GemmTiling {
 }
 
 /**
- * The tile policy: 8x8 outputs per invocation (best measured on lavapipe),
- * narrower on the lane side when there are few columns (a 1-channel head
- * would otherwise waste 7 of 8 lanes' work), and as many invocations per
- * workgroup as there are column tiles, between 1 SIMD vector (8) and 32.
+ * The tile policy, the one place tile sizes are chosen: 8x8 outputs per
+ * invocation (best measured on lavapipe; 8 columns = 2 vec4s), fewer rows
+ * when there are fewer than 8, and as many invocations per workgroup as
+ * there are column tiles, between 1 SIMD vector (8) and 32.
+ * Loaders may rely on tileCols being 8.
  */
-export function chooseTiling(rows: number, cols: number, mode: LaneLoadMode): GemmTiling {
+export function chooseTiling(rows: number, cols: number): GemmTiling {
   const tileRows = rows >= 8 ? 8 : rows >= 4 ? 4 : Math.max(1, rows);
-  const tileCols = mode === 'cols-vec4' || cols >= 8 ? 8 : 4;
+  const tileCols = 8;
   const colTiles = Math.ceil(cols / tileCols);
   const lanes = Math.min(32, Math.max(8, 2 ** Math.ceil(Math.log2(colTiles))));
   return { tileRows, tileCols, lanes };
 }
+
+/** Columns each invocation computes (fixed: loaders lay out their vec4 loads for it). */
+export const TILE_COLS = 8;
 
 /** Dawn's limit on workgroups per dispatch dimension. */
 const MAX_GROUPS_PER_DIM = 65535;
@@ -104,12 +114,11 @@ function u(n: number): string {
 }
 
 /** Renders the GEMM skeleton for a problem into a KernelSpec. */
-export function gemmKernel(p: GemmProblem, tiling: GemmTiling = chooseTiling(p.rows, p.cols, p.lane.mode)): KernelSpec {
+export function gemmKernel(p: GemmProblem, tiling: GemmTiling = chooseTiling(p.rows, p.cols)): KernelSpec {
   const { tileRows: TM, tileCols: TN, lanes } = tiling;
-  if (TN % 4 !== 0) throw new Error(`gemm '${p.name}': tileCols must be a multiple of 4, got ${TN}`);
-  if (p.lane.mode === 'cols-vec4' && p.cols % 4 !== 0) throw new Error(`gemm '${p.name}': cols-vec4 needs cols % 4 == 0 (cols ${p.cols})`);
+  if (TN !== TILE_COLS) throw new Error(`gemm '${p.name}': tileCols must be ${TILE_COLS}, got ${TN}`);
   const vecs = TN / 4;
-  const step = p.lane.mode === 'k-vec4' ? 4 : 1;
+  const step = p.loop.step;
   const rowTiles = Math.ceil(p.rows / TM);
   const colTiles = Math.ceil(p.cols / TN);
   const gridX = Math.ceil(colTiles / lanes);
@@ -128,46 +137,41 @@ export function gemmKernel(p: GemmProblem, tiling: GemmTiling = chooseTiling(p.r
   emit(`if (tile >= ${u(uniformTiles)}) { return; }`);
   emit(`let group = tile / ${u(rowTiles)};`);
   emit(`let firstRow = (tile % ${u(rowTiles)}) * ${u(TM)};`);
-  emit(p.groupSetup ?? '');
   emit(`let firstCol = (wid.x * ${u(lanes)} + lid.x) * ${u(TN)};`);
+  emit(p.groupSetup ?? '');
   for (let i = 0; i < TM; i++) {
     emit(`let row${i} = min(firstRow + ${u(i)}, ${u(p.rows - 1)});`);
     emit(p.rowSetup(i));
   }
-  // Lane columns, clamped so loads stay in range; stores check the real column.
-  if (p.lane.mode === 'cols-vec4') {
-    for (let q = 0; q < vecs; q++) emit(`let colv${q} = min(firstCol + ${u(4 * q)}, ${u(p.cols - 4)});`);
-  } else {
-    for (let j = 0; j < TN; j++) emit(`let col${j} = min(firstCol + ${u(j)}, ${u(p.cols - 1)});`);
-  }
+  // Columns clamped so loads stay in range; stores check the real column.
+  for (let j = 0; j < TN; j++) emit(`let col${j} = min(firstCol + ${u(j)}, ${u(p.cols - 1)});`);
+  emit(p.laneSetup ?? '');
   for (let i = 0; i < TM; i++) for (let q = 0; q < vecs; q++) emit(`var acc${i}_${q} = vec4<f32>(0.0);`);
 
-  // The reduction loop. Each k sub-step is its own block so loaders' per-k
-  // `prelude` lets can be redeclared; the lane loads of a 4-k step come first.
+  // The reduction loop, sub-steps unrolled. Each lane load is emitted just
+  // before its first use: loading a whole iteration's lane values up front
+  // keeps them all live at once, and LLVM's JIT time on lavapipe explodes
+  // (tens of seconds) on the resulting register pressure.
   emit(p.loop.init);
-  emit(`let depth = ${p.loop.count};`);
-  emit(`for (var k = 0u; k < depth; k += ${u(step)}) {`);
-  if (p.lane.mode === 'cols-vec4') {
-    for (let q = 0; q < vecs; q++) emit(`let lane${q} = ${p.lane.at(`colv${q}`)};`, 2);
-  } else {
-    for (let j = 0; j < TN; j++) emit(`let lane${j} = ${p.lane.at(`col${j}`)};`, 2);
-  }
+  emit(`let iterations = ${p.loop.iterations};`);
+  emit('for (var it = 0u; it < iterations; it++) {');
+  emit(`let k = it * ${u(step)};`, 2);
+  emit(p.loop.prelude ?? '', 2);
   for (let s = 0; s < step; s++) {
-    emit('{', 2);
-    emit(p.loop.prelude ?? '', 3);
-    // The lane operand of this k as vec4s over 4 adjacent columns.
+    p.lane.loads.forEach((load, v) => {
+      if (load.at === s) emit(`let lv${v} = ${load.expr};`, 2);
+    });
     for (let q = 0; q < vecs; q++) {
-      const cols = [0, 1, 2, 3].map((c) => `lane${4 * q + c}${step === 4 ? `[${s}]` : ''}`);
-      const value = p.lane.mode === 'cols-vec4' ? `lane${q}` : `vec4<f32>(${cols.join(', ')})`;
-      emit(`let b${q} = ${value};`, 3);
+      const cols = [0, 1, 2, 3].map((c) => p.lane.element(4 * q + c, s));
+      emit(`let b${s}_${q} = vec4<f32>(${cols.join(', ')});`, 2);
     }
     for (let i = 0; i < TM; i++) {
-      emit(`let a${i} = ${p.uniformAt(i, s === 0 ? 'k' : `(k + ${u(s)})`)};`, 3);
-      for (let q = 0; q < vecs; q++) emit(`acc${i}_${q} = fma(vec4<f32>(a${i}), b${q}, acc${i}_${q});`, 3);
+      emit(`let a${s}_${i} = ${p.uniformAt(i, s)};`, 2);
+      for (let q = 0; q < vecs; q++) emit(`acc${i}_${q} = fma(vec4<f32>(a${s}_${i}), b${s}_${q}, acc${i}_${q});`, 2);
     }
-    emit(p.loop.advance, 3);
-    emit('}', 2);
+    emit(p.loop.subAdvance ?? '', 2);
   }
+  emit(p.loop.advance, 2);
   emit('}');
 
   // Epilogue: rows are uniform (one branch per workgroup), columns per lane.
@@ -175,13 +179,13 @@ export function gemmKernel(p: GemmProblem, tiling: GemmTiling = chooseTiling(p.r
     emit(`if (firstRow + ${u(i)} < ${u(p.rows)}) {`);
     for (let j = 0; j < TN; j++) {
       emit(`if (firstCol + ${u(j)} < ${u(p.cols)}) {`, 2);
-      emit(p.store(i, `(firstCol + ${u(j)})`, `acc${i}_${j >> 2}[${j & 3}]`), 3);
+      emit(p.store(i, `(firstCol + ${u(j)})`, `acc${i}_${j >> 2}[${j & 3}]`, j), 3);
       emit('}', 2);
     }
     emit('}');
   }
 
-  const wgsl = `// ${p.name}: ${p.groups} x [${p.rows} x ${p.cols}], tile ${TM}x${TN}, ${lanes} lanes, lane loads ${p.lane.mode}
+  const wgsl = `// ${p.name}: ${p.groups} x [${p.rows} x ${p.cols}], tile ${TM}x${TN}, ${lanes} lanes, k step ${step}
 ${p.declarations.trim()}
 
 @compute @workgroup_size(${lanes})
@@ -196,6 +200,26 @@ ${lines.join('\n')}
     workgroups: [gridX, gridY, gridZ],
     flops: p.flops,
   };
+}
+
+/**
+ * Lane loads for an operand contiguous along k: L[k + s, col] at index
+ * `start(col) + s` for the sub-steps s of an iteration. Per column that is
+ * `step / 4` vec4s when the caller guarantees start(col) is a multiple of 4,
+ * else `step` scalars.
+ * `array` is the binding, declared array<vec4<f32>> when vectorised.
+ */
+export function kContiguousLane(start: (col: string) => string, step: number, vectorised: boolean, array: string): GemmProblem['lane'] {
+  const loads: LaneLoad[] = [];
+  if (vectorised) {
+    if (step % 4 !== 0) throw new Error(`kContiguousLane: vectorised loads need a k step divisible by 4, got ${step}`);
+    for (let j = 0; j < TILE_COLS; j++) {
+      for (let v = 0; v < step / 4; v++) loads.push({ expr: `${array}[(${start(`col${j}`)}) / 4u + ${u(v)}]`, at: 4 * v });
+    }
+    return { loads, element: (j, s) => `lv${j * (step / 4) + (s >> 2)}[${s & 3}]` };
+  }
+  for (let j = 0; j < TILE_COLS; j++) for (let s = 0; s < step; s++) loads.push({ expr: `${array}[${start(`col${j}`)} + ${u(s)}]`, at: s });
+  return { loads, element: (j, s) => `lv${j * step + s}` };
 }
 
 // ---------------------------------------------------------------------------
@@ -229,15 +253,26 @@ export interface MatmulOptions {
 export function matmulKernel(o: MatmulOptions): KernelSpec {
   const { M, N, K } = o;
   const batch = o.batch ?? 1;
-  const mode: LaneLoadMode = o.transposeB ? (K % 4 === 0 ? 'k-vec4' : 'scalar') : N % 4 === 0 ? 'cols-vec4' : 'scalar';
-  const aIndex = (i: number, k: string) => (o.transposeA ? `aBase + ${k} * ${u(M)} + row${i}` : `aBase + row${i} * ${u(K)} + ${k}`);
   const bBase = o.broadcastB ? '0u' : `group * ${u(K * N)}`;
-  const bDecl = mode === 'scalar' ? 'array<f32>' : 'array<vec4<f32>>';
-  const laneAt = (col: string): string => {
-    if (mode === 'cols-vec4') return `b[(${bBase} + k * ${u(N)} + ${col}) / 4u]`;
-    if (mode === 'k-vec4') return `b[(${bBase} + ${col} * ${u(K)} + k) / 4u]`;
-    return o.transposeB ? `b[${bBase} + ${col} * ${u(K)} + k]` : `b[${bBase} + k * ${u(N)} + ${col}]`;
-  };
+  // B's layout decides the lane loads: [K, N] rows are contiguous along the
+  // columns (2 vec4s per k when N % 4 == 0); a transposed [N, K] B is
+  // contiguous along k (vec4s over 4 k when K % 4 == 0); scalars otherwise.
+  let lane: GemmProblem['lane'];
+  let step = 1;
+  let bVec4: boolean;
+  if (!o.transposeB) {
+    bVec4 = N % 4 === 0;
+    lane = bVec4
+      ? {
+          loads: [0, 4].map((c) => ({ expr: `b[(${bBase} + k * ${u(N)} + min(firstCol + ${u(c)}, ${u(N - 4)})) / 4u]`, at: 0 })),
+          element: (j) => `lv${j >> 2}[${j & 3}]`,
+        }
+      : { loads: [...Array(TILE_COLS).keys()].map((j) => ({ expr: `b[${bBase} + k * ${u(N)} + col${j}]`, at: 0 })), element: (j) => `lv${j}` };
+  } else {
+    bVec4 = K % 4 === 0;
+    step = bVec4 ? 4 : 1;
+    lane = kContiguousLane((col) => `${bBase} + ${col} * ${u(K)} + k`, step, bVec4, 'b');
+  }
   const bindings: KernelSpec['bindings'] = [
     { name: 'a', access: 'read' },
     { name: 'b', access: 'read' },
@@ -245,8 +280,9 @@ export function matmulKernel(o: MatmulOptions): KernelSpec {
     { name: 'c', access: 'read_write' },
   ];
   const decls = bindings
-    .map((b, i) => `@group(0) @binding(${i}) var<storage, ${b.access === 'read' ? 'read' : 'read_write'}> ${b.name}: ${b.name === 'b' ? bDecl : 'array<f32>'};`)
+    .map((b, i) => `@group(0) @binding(${i}) var<storage, ${b.access === 'read' ? 'read' : 'read_write'}> ${b.name}: ${b.name === 'b' && bVec4 ? 'array<vec4<f32>>' : 'array<f32>'};`)
     .join('\n');
+  const aAt = (i: number, k: string) => (o.transposeA ? `a[aBase + (${k}) * ${u(M)} + row${i}]` : `a[aBase + row${i} * ${u(K)} + ${k}]`);
   const tag = `${o.transposeA ? 't' : 'n'}${o.transposeB ? 't' : 'n'}${o.bias ? '_bias' : ''}${o.accumulate ? '_acc' : ''}`;
   return gemmKernel({
     name: o.name ?? `matmul_${tag}_b${batch}_m${M}_n${N}_k${K}`,
@@ -255,10 +291,11 @@ export function matmulKernel(o: MatmulOptions): KernelSpec {
     groups: batch,
     bindings,
     declarations: decls,
-    rowSetup: (i) => (i === 0 ? `let aBase = group * ${u(M * K)};\nlet cBase = group * ${u(M * N)};` : ''),
-    loop: { init: '', count: u(K), advance: '' },
-    uniformAt: (i, k) => `a[${aIndex(i, k)}]`,
-    lane: { mode, at: laneAt },
+    groupSetup: `let aBase = group * ${u(M * K)};\nlet cBase = group * ${u(M * N)};`,
+    rowSetup: () => '',
+    loop: { init: '', iterations: u(K / step), step, advance: '' },
+    uniformAt: (i, s) => aAt(i, s === 0 ? 'k' : `k + ${u(s)}`),
+    lane,
     store: (i, col, value) => {
       const idx = `cBase + row${i} * ${u(N)} + ${col}`;
       const v = o.bias ? `${value} + bias[${col}]` : value;

@@ -25,6 +25,11 @@ const CASES: Case[] = [
   { label: 'k4 s4 p0 (logit head, 1 channel)', batch: 3, inChannels: 8, outChannels: 1, height: 4, width: 4, kernel: 4, stride: 4, padding: 0, bias: true },
   { label: 'k3 s2 p1', batch: 2, inChannels: 6, outChannels: 12, height: 10, width: 10, kernel: 3, stride: 2, padding: 1, bias: false },
   { label: 'k1 s2 p0 (phases without taps)', batch: 1, inChannels: 3, outChannels: 4, height: 7, width: 7, kernel: 1, stride: 2, padding: 0, bias: false },
+  // Rows a multiple of 8 wide take the windowed kernels (pixels on lanes).
+  { label: 'windowed k3 s1 p1, bias, 16x16', batch: 2, inChannels: 5, outChannels: 7, height: 16, width: 16, kernel: 3, stride: 1, padding: 1, bias: true },
+  { label: 'windowed k5 s1 p2, 6x16', batch: 2, inChannels: 3, outChannels: 9, height: 6, width: 16, kernel: 5, stride: 1, padding: 2, bias: false },
+  { label: 'windowed k4 s2 p1, 32x16, bias', batch: 2, inChannels: 3, outChannels: 8, height: 32, width: 16, kernel: 4, stride: 2, padding: 1, bias: true },
+  { label: 'windowed k1 s1 p0', batch: 3, inChannels: 6, outChannels: 10, height: 3, width: 8, kernel: 1, stride: 1, padding: 0, bias: false },
   { label: 'rectangular k3x5, stride 1x2, pad 1x2', batch: 2, inChannels: 4, outChannels: 9, height: 6, width: 11, kernel: [3, 5], stride: [1, 2], padding: [1, 2], bias: true },
 ];
 
