@@ -38,8 +38,9 @@ interface Staging {
 }
 
 export class Program {
-  /** Per step: pipeline + bind group, or null for copy/clear steps. */
+  /** Per step: bind group and pipeline, or null for copy/clear steps (resolved once at load: hashing WGSL per dispatch is slow). */
   groups: (GPUBindGroup | null)[] = [];
+  pipelines: (GPUComputePipeline | null)[] = [];
   readonly local = new Map<string, GPUBuffer>();
   readonly ring: Staging[] = [];
   constructor(readonly plan: Plan) {}
@@ -178,10 +179,9 @@ export class Runtime {
       const pass = enc.beginComputePass();
       plan.steps.forEach((s, i) => {
         if (s.op !== 'dispatch') return;
-        const spec = plan.kernels[s.kernel];
-        pass.setPipeline(this.cache.pipeline(spec));
+        pass.setPipeline(prog.pipelines[i]!);
         pass.setBindGroup(0, prog.groups[i]!);
-        pass.dispatchWorkgroups(...spec.workgroups);
+        pass.dispatchWorkgroups(...plan.kernels[s.kernel].workgroups);
       });
       pass.end();
       this.device.queue.submit([enc.finish()]);
@@ -191,6 +191,7 @@ export class Runtime {
   }
 
   private bind(prog: Program): void {
+    prog.pipelines = prog.plan.steps.map((s) => (s.op === 'dispatch' ? this.cache.pipeline(prog.plan.kernels[s.kernel]) : null));
     prog.groups = prog.plan.steps.map((s) => {
       if (s.op !== 'dispatch') return null;
       const spec = prog.plan.kernels[s.kernel];
@@ -236,10 +237,9 @@ export class Runtime {
       if (s.op === 'dispatch') {
         if (s.noise && s.noise in feeds) return;
         const p = open();
-        const spec = plan.kernels[s.kernel];
-        p.setPipeline(this.cache.pipeline(spec));
+        p.setPipeline(prog.pipelines[i]!);
         p.setBindGroup(0, prog.groups[i]!);
-        p.dispatchWorkgroups(...spec.workgroups);
+        p.dispatchWorkgroups(...plan.kernels[s.kernel].workgroups);
       } else if (s.op === 'copy') {
         close();
         enc.copyBufferToBuffer(this.resolve(s.src.buffer, prog), s.src.offset, this.resolve(s.dst.buffer, prog), s.dst.offset, s.src.size);
@@ -309,7 +309,7 @@ export class Runtime {
       const spec = plan.kernels[s.kernel];
       const enc = this.device.createCommandEncoder();
       const pass = enc.beginComputePass();
-      pass.setPipeline(this.cache.pipeline(spec));
+      pass.setPipeline(prog.pipelines[i]!);
       pass.setBindGroup(0, prog.groups[i]!);
       pass.dispatchWorkgroups(...spec.workgroups);
       pass.end();

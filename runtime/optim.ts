@@ -89,7 +89,7 @@ export interface AdamOptions {
 }
 
 abstract class GroupOptimizer implements StepHook {
-  protected readonly chunks: { param: GPUBuffer; grad: GPUBuffer; floats: number; spec: KernelSpec; extra: GPUBuffer[]; bind?: GPUBindGroup }[];
+  protected readonly chunks: { param: GPUBuffer; grad: GPUBuffer; floats: number; spec: KernelSpec; extra: GPUBuffer[]; bind?: GPUBindGroup; pipeline?: GPUComputePipeline }[];
   protected readonly hyper: GPUBuffer;
 
   constructor(
@@ -118,7 +118,7 @@ abstract class GroupOptimizer implements StepHook {
 
   record(pass: GPUComputePassEncoder): void {
     for (const c of this.chunks) {
-      const pipeline = this.rt.cache.pipeline(c.spec);
+      const pipeline = (c.pipeline ??= this.rt.cache.pipeline(c.spec));
       c.bind ??= this.rt.device.createBindGroup({
         layout: pipeline.getBindGroupLayout(0),
         entries: [c.param, c.grad, ...c.extra, this.hyper].map((buffer, binding) => ({ binding, resource: { buffer } })),
