@@ -192,7 +192,7 @@ function forwardWindowed(g: ConvGeometry, bias: boolean): KernelSpec {
     cols: g.N * OHW,
     groups: 1,
     bindings,
-    declarations: declare(bindings, ['x']),
+    declarations: declare(bindings, ['x', 'y']),
     rowSetup: () => '',
     laneSetup: `let p0 = col0;
 let img = p0 / ${u(OHW)};
@@ -223,7 +223,9 @@ if (kh == ${i32(g.KH)}) { kh = 0i; xOff += ${i32(HW - g.KH * g.W)}; }`,
         return `lv${e >> 2}[${e & 3}]`;
       },
     },
-    store: (i, _col, value, j) => `y[yLane + row${i} * ${u(OHW)} + ${u(j)}] = ${value}${bias ? ` + bias[row${i}]` : ''};`,
+    store: () => '',
+    // 8 pixels of one row, 4-aligned (OW % 8 == 0): whole vec4 stores.
+    storeVec4: (i, q, value) => `y[(yLane + row${i} * ${u(OHW)}) / 4u + ${u(q)}] = ${value}${bias ? ` + vec4<f32>(bias[row${i}])` : ''};`,
     flops: conv2dFlops(g),
   });
 }
@@ -268,7 +270,7 @@ function backwardDataWindowed(g: ConvGeometry): KernelSpec {
     cols: g.N * HW,
     groups: 1,
     bindings: BWD_DATA_BINDINGS,
-    declarations: declare(BWD_DATA_BINDINGS, ['dy']),
+    declarations: declare(BWD_DATA_BINDINGS, ['dy', 'dx']),
     rowSetup: () => '',
     laneSetup: `let img = col0 / ${u(HW)};
 let pix = col0 % ${u(HW)};
@@ -298,7 +300,8 @@ if (kh == ${i32(g.KH)}) { kh = 0i; dyOff += ${i32(OHW + g.KH * g.OW)}; wOff += $
         return `lv${e >> 2}[${e & 3}]`;
       },
     },
-    store: (i, _col, value, j) => `dx[dxLane + row${i} * ${u(HW)} + ${u(j)}] = ${value};`,
+    store: () => '',
+    storeVec4: (i, q, value) => `dx[(dxLane + row${i} * ${u(HW)}) / 4u + ${u(q)}] = ${value};`,
     flops: conv2dFlops(g),
   });
 }
