@@ -171,6 +171,8 @@ export interface ProgramSpec {
 const RECOMPUTE_COST = 3;
 /** Bound on the ops (counted with repetition) one fused kernel computes per element. */
 const MAX_INLINE_COST = 48;
+/** Horizontal fusion only for outputs up to this many elements (moving big tensors earlier lengthens their lives). */
+const HORIZONTAL_MAX = 1 << 16;
 /** Pure index arithmetic: free to recompute. */
 const FREE_OPS = new Set(['fill', 'reshape', 'expand', 'stop_gradient']);
 
@@ -314,31 +316,90 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
   // A reshape that only moves a value into its fixed home (a gradient arena
   // range, an output) is a view: its producer writes there directly.
   const aliased = new Set<number>();
+  const viewOf = new Map<number, number>(); // producer value id -> the reshape viewing it
   for (const n of nodes) {
     const src = n.inputs[0];
     if (n.op !== 'reshape' || inline.has(n.output.id) || !home.has(n.output.id) || !src?.node) continue;
     if (inline.has(src.id) || home.has(src.id) || required.has(src.id) || (consumers.get(src.id) ?? []).length !== 1) continue;
     home.set(src.id, home.get(n.output.id)!);
     aliased.add(n.output.id);
+    viewOf.set(src.id, n.output.id);
+  }
+
+  // ---- grouping: one launch per materialised node, then horizontal fusion -----------
+  // A fusible or reduce root joins an earlier launch of the same signature (same
+  // output shape; or a sum over the same input shape and axes) when everything it
+  // reads is already computed there: BatchNorm's backward sums, running-stat
+  // updates and other small siblings then share one dispatch.
+  const materialised = nodes.filter((n) => !inline.has(n.output.id) && !aliased.has(n.output.id));
+  const kernelLeaves = (root: Node): Value[] => {
+    const out: Value[] = [];
+    const seen = new Set<number>();
+    const walk = (v: Value) => {
+      if (seen.has(v.id)) return;
+      seen.add(v.id);
+      if (v.node && inline.has(v.id)) v.node.inputs.forEach(walk);
+      else out.push(v);
+    };
+    root.inputs.forEach(walk);
+    return out;
+  };
+  interface Group {
+    roots: Node[];
+    sig: string | null;
+    leaves: Set<number>;
+  }
+  const groups: Group[] = [];
+  const producer = new Map<number, number>(); // value id -> group index
+  const MAX_ROOTS = 4;
+  for (const node of materialised) {
+    const def = primitive(node.op);
+    const leaves = def.kind === 'kernel' ? node.inputs : kernelLeaves(node);
+    let sig: string | null = null;
+    if (def.kind === 'reduce') sig = `sum:${node.inputs[0].shape.join(',')}:${JSON.stringify(node.attrs)}`;
+    else if (def.kind === 'fusible' && numel(node.output.shape) <= HORIZONTAL_MAX) sig = `ew:${node.output.shape.join(',')}`;
+    let target = -1;
+    if (sig !== null) {
+      const after = Math.max(-1, ...leaves.map((v) => producer.get(v.id) ?? -1));
+      for (let i = after + 1; i < groups.length; i++) {
+        const g = groups[i];
+        if (g.sig !== sig || g.roots.length >= MAX_ROOTS) continue;
+        const union = new Set([...g.leaves, ...leaves.map((v) => v.id)]);
+        if (union.size + g.roots.length + 1 > MAX_LEAVES + 1) continue;
+        target = i;
+        break;
+      }
+    }
+    if (target >= 0) {
+      groups[target].roots.push(node);
+      for (const v of leaves) groups[target].leaves.add(v.id);
+    } else {
+      target = groups.length;
+      groups.push({ roots: [node], sig, leaves: new Set(leaves.map((v) => v.id)) });
+    }
+    producer.set(node.output.id, target);
+    const view = viewOf.get(node.output.id);
+    if (view !== undefined) producer.set(view, target);
   }
 
   // ---- schedule + transient allocation from liveness ---------------------------------
-  const materialised = nodes.filter((n) => !inline.has(n.output.id) && !aliased.has(n.output.id));
   interface Launch {
-    node: Node;
+    outputs: Value[];
     kernels: { spec: KernelSpec; args: (Value | 'rng')[] }[];
   }
-  const launches: Launch[] = materialised.map((node) => {
+  const launches: Launch[] = groups.map(({ roots: gr }) => {
+    const node = gr[0];
     const def = primitive(node.op);
     if (def.kind === 'kernel') {
       const lowered = def.lower!({ node, ins: node.inputs.map((v) => v.shape), out: node.output.shape, attrs: node.attrs });
       return {
-        node,
+        outputs: [node.output],
         kernels: lowered.map((k) => ({ spec: k.spec, args: k.args.map((a) => (a === 'out' ? node.output : a === 'rng' ? 'rng' : node.inputs[a])) })),
       };
     }
-    const fk = fusedKernel(node, (v) => inline.has(v.id));
-    return { node, kernels: [{ spec: fk.spec, args: [...fk.leaves, node.output] }] };
+    const fk = fusedKernel(gr, (v) => inline.has(v.id));
+    const outs = gr.map((r) => r.output);
+    return { outputs: outs, kernels: [{ spec: fk.spec, args: [...fk.leaves, ...outs] }] };
   });
   const lastUse = new Map<number, number>();
   launches.forEach((l, i) => {
@@ -354,8 +415,8 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
   const kernelIndex = new Map<string, number>();
   const kernels: KernelSpec[] = [];
   launches.forEach((l, i) => {
-    const v = l.node.output;
-    if (!home.has(v.id)) {
+    for (const v of l.outputs) {
+      if (home.has(v.id)) continue;
       const size = bytesOf(v);
       unsharedBytes += size;
       // Best fit among free buffers; else grow the largest free one; else a new buffer.
@@ -375,6 +436,7 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
       live += size;
       liveBytes = Math.max(liveBytes, live);
     }
+    const v = l.outputs[0];
     for (const k of l.kernels) {
       let ki = kernelIndex.get(k.spec.wgsl);
       if (ki === undefined) {

@@ -14,7 +14,7 @@ import { gridFor, groupsFor } from './grid.ts';
 
 export interface FusedKernel {
   spec: KernelSpec;
-  /** Values bound as inputs, in binding order; the output comes last. */
+  /** Values bound as inputs, in binding order; the outputs (one per root) follow. */
   leaves: Value[];
 }
 
@@ -40,13 +40,20 @@ const REDUCE_WG = 64;
 /** Below this many reduced elements per output, one invocation reduces serially. */
 const SERIAL_REDUCE = 32;
 
-export function fusedKernel(root: Node, isInlined: (v: Value) => boolean): FusedKernel {
-  const inlined = (v: Value) => v.node === root || isInlined(v);
+/**
+ * One kernel computing `roots`: either fusible roots of one output shape (an
+ * invocation per element writes every root), or sums over the same input shape
+ * and axes (their accumulations share one loop). Bindings: the leaves read,
+ * then one output per root.
+ */
+export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boolean): FusedKernel {
+  const rootIds = new Set(roots.map((r) => r.id));
+  const inlined = (v: Value) => (v.node !== undefined && rootIds.has(v.node.id)) || isInlined(v);
   const leaves: Value[] = [];
   const leafIdx = new Map<number, number>();
   const fns: string[] = [];
   const done = new Set<number>();
-  const names: string[] = [root.op];
+  const names: string[] = roots.map((r) => r.op);
 
   // Local names, so identical subgraphs render identical WGSL (and share a pipeline).
   const local = new Map<number, number>();
@@ -86,11 +93,13 @@ export function fusedKernel(root: Node, isInlined: (v: Value) => boolean): Fused
   let main: string;
   let workgroups: [number, number, number];
   let flops = 0;
+  const root = roots[0];
   const outShape = root.output.shape;
   const total = numel(outShape);
+  const R_ = roots.map((_, k) => k);
 
   if (root.op === 'sum') {
-    const src = fnOf(root.inputs[0]);
+    const srcs = roots.map((r) => fnOf(r.inputs[0]));
     const x = root.inputs[0].shape;
     const { axes } = root.attrs as unknown as SumAttrs;
     const kept = keptShape(x, axes);
@@ -104,8 +113,10 @@ export function fusedKernel(root: Node, isInlined: (v: Value) => boolean): Fused
     const offTerms = reducedDims.map((a, j) => `((r / ${rs[j]}u) % ${rShape[j]}u) * ${xs[a]}u`);
     fns.push(`fn base(o: u32) -> u32 { return ${baseTerms.join(' + ') || '0u'}; }`);
     fns.push(`fn roff(r: u32) -> u32 { return ${offTerms.join(' + ') || '0u'}; }`);
-    flops = numel(x);
-    if (R <= SERIAL_REDUCE || total >= 4096 && R <= 256) {
+    flops = numel(x) * roots.length;
+    const accs = R_.map((k) => `  var acc${k} = 0.0;`).join('\n');
+    const adds = R_.map((k) => `acc${k} += ${srcs[k]}(j);`).join(' ');
+    if (R <= SERIAL_REDUCE || (total >= 4096 && R <= 256)) {
       const g = gridFor(total);
       workgroups = g.workgroups;
       main = `@compute @workgroup_size(${g.size})
@@ -113,32 +124,32 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let o = ${g.index('gid')};
   if (o >= ${total}u) { return; }
   let b0 = base(o);
-  var acc = 0.0;
-  for (var r = 0u; r < ${R}u; r++) { acc += ${src}(b0 + roff(r)); }
-  out[o] = acc;
+${accs}
+  for (var r = 0u; r < ${R}u; r++) { let j = b0 + roff(r); ${adds} }
+${R_.map((k) => `  out${k}[o] = acc${k};`).join('\n')}
 }`;
     } else {
       const g = groupsFor(total);
       workgroups = g.workgroups;
-      main = `var<workgroup> part: array<f32, ${REDUCE_WG}>;
+      main = `${R_.map((k) => `var<workgroup> part${k}: array<f32, ${REDUCE_WG}>;`).join('\n')}
 
 @compute @workgroup_size(${REDUCE_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let o = ${g.index('wid')};
   let b0 = base(o);
-  var acc = 0.0;
-  for (var r = lid; r < ${R}u; r += ${REDUCE_WG}u) { acc += ${src}(b0 + roff(r)); }
-  part[lid] = acc;
+${accs}
+  for (var r = lid; r < ${R}u; r += ${REDUCE_WG}u) { let j = b0 + roff(r); ${adds} }
+${R_.map((k) => `  part${k}[lid] = acc${k};`).join('\n')}
   workgroupBarrier();
   for (var s = ${REDUCE_WG / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { part[lid] += part[lid + s]; }
+    if (lid < s) { ${R_.map((k) => `part${k}[lid] += part${k}[lid + s];`).join(' ')} }
     workgroupBarrier();
   }
-  if (lid == 0u) { out[o] = part[0]; }
+  if (lid == 0u) { ${R_.map((k) => `out${k}[o] = part${k}[0];`).join(' ')} }
 }`;
     }
   } else {
-    const f = fnOf(root.output);
+    const fs = roots.map((r) => fnOf(r.output));
     const g = gridFor(total);
     workgroups = g.workgroups;
     flops = total * names.length;
@@ -146,21 +157,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = ${g.index('gid')};
   if (i >= ${total}u) { return; }
-  out[i] = ${f}(i);
+${R_.map((k) => `  out${k}[i] = ${fs[k]}(i);`).join('\n')}
 }`;
   }
 
-  // The root itself is computed by `main`, never read from a binding.
-  if (leaves.some((v) => v === root.output)) throw new Error('internal: fused root read as a leaf');
+  // Roots are computed by `main`, never read from a binding.
+  if (leaves.some((v) => v.node && rootIds.has(v.node.id))) throw new Error('internal: fused root read as a leaf');
   const decls = leaves.map((_, k) => `@group(0) @binding(${k}) var<storage, read> in${k}: array<f32>;`);
-  decls.push(`@group(0) @binding(${leaves.length}) var<storage, read_write> out: array<f32>;`);
+  R_.forEach((k) => decls.push(`@group(0) @binding(${leaves.length + k}) var<storage, read_write> out${k}: array<f32>;`));
   const wgsl = `${decls.join('\n')}\n\n${fns.join('\n\n')}\n\n${main}\n`;
   const tag = [...new Set(names)].slice(0, 6).join('_');
   return {
     spec: {
-      name: `fused_${tag}_${total}`,
+      name: `fused${roots.length > 1 ? `x${roots.length}` : ''}_${tag}_${total}`,
       wgsl,
-      bindings: [...leaves.map((_, k) => ({ name: `in${k}`, access: 'read' as const })), { name: 'out', access: 'read_write' as const }],
+      bindings: [
+        ...leaves.map((_, k) => ({ name: `in${k}`, access: 'read' as const })),
+        ...R_.map((k) => ({ name: `out${k}`, access: 'read_write' as const })),
+      ],
       workgroups,
       flops,
     },
