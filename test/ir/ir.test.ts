@@ -168,3 +168,25 @@ describe('plan: fusion bounds', () => {
     expect(printGraph(b.graph)).toContain('%1 : f32[2] = tanh %0  # g0/image');
   });
 });
+
+describe('plan: horizontal fusion', () => {
+  it('computes sibling sums over the same axes in one dispatch with two outputs', () => {
+    const b = new GraphBuilder();
+    const x = b.input('x', [4, 3, 5, 5]);
+    const y = b.input('y', [4, 3, 5, 5]);
+    const s1 = b.sum(b.mul(x, y), [0, 2, 3]);
+    const s2 = b.sum(x, [0, 2, 3]);
+    const plan = compileProgram(b.graph, layoutState(b.graph), { name: 'h', outputs: { s1, s2 } });
+    expect(plan.stats.dispatches).toBe(1);
+    expect(plan.kernels[0].bindings.map((k) => k.name)).toEqual(['in0', 'in1', 'out0', 'out1']);
+  });
+
+  it('never merges a sum with one that reads its result', () => {
+    const b = new GraphBuilder();
+    const x = b.input('x', [4, 6]);
+    const m = b.mean(x, [0], true);
+    const v = b.mean(b.mul(b.sub(x, m), b.sub(x, m)), [0], true);
+    const plan = compileProgram(b.graph, layoutState(b.graph), { name: 'mv', outputs: { v } });
+    expect(plan.stats.dispatches).toBe(2);
+  });
+});
