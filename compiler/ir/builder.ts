@@ -244,9 +244,17 @@ export class GraphBuilder {
   // ---- reductions -------------------------------------------------------------
 
   sum(x: Value, axes?: readonly number[], keepdims = false): Value {
-    const ax = (axes ?? x.shape.map((_, i) => i)).map((a) => normAxis(a, x.shape.length));
+    const ax = [...new Set((axes ?? x.shape.map((_, i) => i)).map((a) => normAxis(a, x.shape.length)))].sort((p, q) => p - q);
     if (ax.length === 0) return x;
-    return this.apply('sum', [x], { axes: [...new Set(ax)].sort((p, q) => p - q), keepdims });
+    // A large reduction to a handful of outputs would run on a handful of
+    // workgroups: reduce the other axes per batch entry first, then the batch.
+    const outputs = numel(x.shape) / ax.reduce((p, a) => p * x.shape[a], 1);
+    if (outputs < 64 && ax.length > 1 && ax[0] === 0 && x.shape[0] >= 4 && numel(x.shape) >= 1 << 16) {
+      const inner = this.apply('sum', [x], { axes: ax.slice(1), keepdims: true });
+      const total = this.apply('sum', [inner], { axes: [0], keepdims: true });
+      return this.reshape(total, keepdims ? x.shape.map((d, i) => (ax.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !ax.includes(i)));
+    }
+    return this.apply('sum', [x], { axes: ax, keepdims });
   }
   mean(x: Value, axes?: readonly number[], keepdims = false): Value {
     const ax = (axes ?? x.shape.map((_, i) => i)).map((a) => normAxis(a, x.shape.length));
