@@ -138,6 +138,13 @@ export class Runtime {
     return out;
   }
 
+  /** Reads one output of the program's last run (e.g. images every N steps, when `run` reads only losses). */
+  readOutput(prog: Program, name: string): Promise<Float32Array> {
+    const o = prog.plan.outputs[name];
+    if (!o) throw new Error(`${prog.plan.name}: no output '${name}'`);
+    return this.readSlot(o.slot, prog);
+  }
+
   private resolve(name: string, program?: Program): GPUBuffer {
     if (name === 'rng') return this.rng;
     if (/^t\d+$/.test(name)) return this.transients[Number(name.slice(1))];

@@ -33,7 +33,8 @@ describe('executor', () => {
     rt = await Runtime.create(layout, { seed: 5 });
     rt.initState(1);
     const d = await rt.load(dStep);
-    const g = await rt.load(gStep);
+    // Plans are plain data: a generated module can embed them as JSON.
+    const g = await rt.load(JSON.parse(JSON.stringify(gStep)));
     const real = randn([4, 8], 3).data;
     const z = randn([4, 8], 4).data;
 
@@ -42,6 +43,9 @@ describe('executor', () => {
     const b = await rt.run(g, { z });
     expect(b.lossG).toEqual(a.lossG);
     expect(b.fake).toEqual(a.fake);
+    const lossOnly = await rt.run(g, { z }, { read: ['lossG'] });
+    expect(Object.keys(lossOnly)).toEqual(['lossG']);
+    expect(await rt.readOutput(g, 'fake')).toEqual(a.fake);
     const fresh1 = await rt.run(g);
     const fresh2 = await rt.run(g);
     expect(fresh1.fake).not.toEqual(a.fake);
