@@ -346,7 +346,9 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
   };
   interface Group {
     roots: Node[];
+    /** Horizontal-fusion signature (null: never merged horizontally). */
     sig: string | null;
+    ew: boolean;
     leaves: Set<number>;
   }
   const groups: Group[] = [];
@@ -359,7 +361,40 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
     if (def.kind === 'reduce') sig = `sum:${node.inputs[0].shape.join(',')}:${JSON.stringify(node.attrs)}`;
     else if (def.kind === 'fusible' && numel(node.output.shape) <= HORIZONTAL_MAX) sig = `ew:${node.output.shape.join(',')}`;
     let target = -1;
-    if (sig !== null) {
+    // Vertical: M reads the result of an elementwise launch of its own shape that
+    // nothing else reads before M: compute both in one kernel (both are written).
+    if (def.kind === 'fusible') {
+      const shape = node.output.shape.join(',');
+      for (const v of leaves) {
+        const gi = producer.get(v.id);
+        if (gi === undefined) continue;
+        const g = groups[gi];
+        if (!g.ew || g.roots.some((r) => r.output.shape.join(',') !== shape)) continue;
+        // M recomputes v inline (besides the launch writing it): only when cheap.
+        if ((cost.get(v.id) ?? Infinity) > 2 * RECOMPUTE_COST) continue;
+        if (g.roots.length >= MAX_ROOTS) continue;
+        const outs = new Set(g.roots.map((r) => r.output.id));
+        let readLater = false;
+        for (let k = gi + 1; k < groups.length && !readLater; k++) for (const o of outs) if (groups[k].leaves.has(o)) readLater = true;
+        if (readLater) continue;
+        const union = new Set([...g.leaves, ...leaves.map((x) => x.id)].filter((id) => !outs.has(id)));
+        if (union.size + g.roots.length + 1 > MAX_LEAVES + 1) continue;
+        groups.splice(gi, 1);
+        for (const [id, k] of producer) if (k > gi) producer.set(id, k - 1);
+        const merged = { roots: [...g.roots, node], sig, ew: true, leaves: union };
+        target = groups.length;
+        groups.push(merged);
+        for (const r of g.roots) {
+          producer.set(r.output.id, target);
+          const view = viewOf.get(r.output.id);
+          if (view !== undefined) producer.set(view, target);
+        }
+        break;
+      }
+    }
+    if (target >= 0) {
+      // merged vertically above
+    } else if (sig !== null) {
       const after = Math.max(-1, ...leaves.map((v) => producer.get(v.id) ?? -1));
       for (let i = after + 1; i < groups.length; i++) {
         const g = groups[i];
@@ -370,12 +405,14 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
         break;
       }
     }
-    if (target >= 0) {
+    if (target >= 0 && groups[target].roots.includes(node)) {
+      // already placed (vertical merge)
+    } else if (target >= 0) {
       groups[target].roots.push(node);
       for (const v of leaves) groups[target].leaves.add(v.id);
     } else {
       target = groups.length;
-      groups.push({ roots: [node], sig, leaves: new Set(leaves.map((v) => v.id)) });
+      groups.push({ roots: [node], sig, ew: def.kind === 'fusible', leaves: new Set(leaves.map((v) => v.id)) });
     }
     producer.set(node.output.id, target);
     const view = viewOf.get(node.output.id);

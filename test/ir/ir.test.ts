@@ -181,6 +181,16 @@ describe('plan: horizontal fusion', () => {
     expect(plan.kernels[0].bindings.map((k) => k.name)).toEqual(['in0', 'in1', 'out0', 'out1']);
   });
 
+  it('writes an elementwise value and its elementwise consumer from one kernel', () => {
+    const b = new GraphBuilder();
+    const x = b.input('x', [64, 64, 32]);
+    const h = b.add(b.mul(x, 2), 1); // needed by itself (an output) and by tanh
+    const y = b.tanh(h);
+    const plan = compileProgram(b.graph, layoutState(b.graph), { name: 'v', outputs: { h, y } });
+    expect(plan.stats.dispatches).toBe(1);
+    expect(plan.kernels[0].bindings.map((k) => k.name)).toEqual(['in0', 'out0', 'out1']);
+  });
+
   it('never merges a sum with one that reads its result', () => {
     const b = new GraphBuilder();
     const x = b.input('x', [4, 6]);
