@@ -23,6 +23,8 @@ export interface StepHook {
   kernels(): KernelSpec[];
   /** Called before the command buffer is recorded (write per-step uniforms here). */
   beforeStep?(): void;
+  /** Dispatches its kernels once without touching real state (Runtime.load's warm-up). */
+  warm?(pass: GPUComputePassEncoder): void;
   record(pass: GPUComputePassEncoder): void;
 }
 
@@ -190,6 +192,7 @@ export class Runtime {
         pass.setBindGroup(0, prog.groups[i]!);
         pass.dispatchWorkgroups(...plan.kernels[s.kernel].workgroups);
       });
+      for (const h of hooks) h.warm?.(pass);
       pass.end();
       this.device.queue.submit([enc.finish()]);
       await this.idle();

@@ -129,6 +129,22 @@ abstract class GroupOptimizer implements StepHook {
     }
   }
 
+  /**
+   * Dispatches each update kernel once on small scratch buffers (one
+   * workgroup touches only the first 64 elements), so lavapipe's first-dispatch
+   * JIT happens at load time; params and moments are untouched.
+   */
+  warm(pass: GPUComputePassEncoder): void {
+    const d = this.rt.device;
+    for (const c of this.chunks) {
+      const scratch = [c.param, c.grad, ...c.extra].map((_, k) => d.createBuffer({ size: 256, usage: STORAGE, label: `warm${k}` }));
+      const pipeline = (c.pipeline ??= this.rt.cache.pipeline(c.spec));
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, d.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [...scratch, this.hyper].map((buffer, binding) => ({ binding, resource: { buffer } })) }));
+      pass.dispatchWorkgroups(1, 1, 1);
+    }
+  }
+
   /** Compiles the update kernels (also done by Runtime.load when passed as a hook). */
   async prepare(): Promise<void> {
     await this.rt.cache.prepare(this.kernels());
