@@ -6,13 +6,14 @@
 // onSubmittedWorkDone, after warm-up runs (the first run of a shader pays
 // its JIT compile); the median of the timed runs is reported.
 // Environment: BENCH_WARMUP (default 2), BENCH_ITERS (default 5),
-// BENCH_SKIP_TFJS=1 to time only our kernels.
+// BENCH_SKIP_TFJS=1 to time only our kernels, BENCH_SKIP_STEP=1 to skip the training step.
 import { conv2dBackwardDataKernel, conv2dBackwardWeightKernel, conv2dForwardKernel, conv2dOutputSize, type Conv2dShape } from '../compiler/kernels/conv.ts';
 import { matmulKernel } from '../compiler/kernels/gemm.ts';
 import type { KernelSpec } from '../compiler/kernels/kernel.ts';
 import { createStorageBuffer } from '../runtime/buffers.ts';
 import { getDevice, gpuInstance } from '../runtime/device.ts';
 import { pipelineCache } from '../runtime/pipelines.ts';
+import { tinyStepRows } from './bench-step.ts';
 
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
 const ITERS = Number(process.env.BENCH_ITERS ?? 5);
@@ -196,13 +197,10 @@ async function convRows(tf: Tf | undefined): Promise<Row[]> {
   return rows;
 }
 
-// TODO(issue 3, section 7): full training step of the tiny reference model.
-// The engineer who owns the plan/executor fills this in: compile the tiny
-// model, run warm-up steps, then report the median step time, the number of
-// dispatches per step and the share of step time spent in GEMM-class kernels
-// (as Row.note). Until then it contributes no rows: no placeholder numbers.
+/** Full training step of the tiny reference model (scripts/bench-step.ts); GFLOP/s counts its GEMM-class work. */
 async function trainingStepRows(): Promise<Row[]> {
-  return [];
+  if (process.env.BENCH_SKIP_STEP === '1') return [];
+  return tinyStepRows(ITERS);
 }
 
 function gflops(flops: number, ms: number | undefined): string {
