@@ -191,9 +191,6 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
       : graph.updates.filter((u) => u.value !== u.target && (spec.updates === 'all' || topoSort([u.value]).some((n) => needed.has(n.id) && !FREE_OPS.has(n.op))));
   const roots = [...base, ...updates.map((u) => u.value)];
   const nodes = topoSort(roots);
-  for (const n of nodes) {
-    if (bytesOf(n.output) > limits.maxStorageBufferBindingSize) throw tooBig(`'${n.op}' output`, n.output.shape, limits);
-  }
 
   // ---- fusion: which fusible values are computed inline by their consumers ----
   const consumers = new Map<number, Node[]>();
@@ -332,6 +329,10 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
   // reads is already computed there: BatchNorm's backward sums, running-stat
   // updates and other small siblings then share one dispatch.
   const materialised = nodes.filter((n) => !inline.has(n.output.id) && !aliased.has(n.output.id));
+  // Only stored tensors are bound; values computed inline (a tiled vector) may be bigger.
+  for (const n of materialised) {
+    if (bytesOf(n.output) > limits.maxStorageBufferBindingSize) throw tooBig(`'${n.op}' output`, n.output.shape, limits);
+  }
   const kernelLeaves = (root: Node): Value[] => {
     const out: Value[] = [];
     const seen = new Set<number>();
