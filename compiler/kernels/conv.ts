@@ -156,77 +156,137 @@ if (kw == ${i32(g.KW)}) { kw = 0i; kh += 1i; xOff += ${i32(g.W - g.KW)};
 }
 
 /**
- * Forward with output pixels on the lanes and output channels on the uniform
- * side: each invocation computes 8 output channels x 8 consecutive pixels of
- * one output row. One GEMM iteration is one (ci, kh) pair: the lane loads the
- * input row segment under its 8 pixels (all KW taps) as aligned vec4s, and
- * each tap kw is a sub-step picking compile-time components of that window;
- * the weights w[co, ci, kh, kw] are uniform scalar loads. Needs OW % 8 == 0
- * (8 pixels never straddle rows) and W % 4 == 0 (rows start 4-aligned, and
- * then the window's offset inside its first vec4 is a constant).
+ * A convolution-shaped pass with destination pixels on the lanes ("windowed"):
+ * each invocation computes 8 uniform-side channels x 8 consecutive pixels of
+ * one destination row. One GEMM iteration reads one source channel (or one
+ * source row of it when the kernel is large): per kernel row, the lane loads
+ * the source row segment under its 8 pixels, all KW taps, as aligned vec4s,
+ * and each tap is a sub-step picking compile-time components of that window.
+ * Weights are uniform scalar loads. The source position of destination pixel
+ * (r, c) and tap (kh, kw) is (r * rs + r0 + rk * kh, c * cs + c0 + ck * kw).
+ * Needs destination rows % 8 == 0 (8 pixels never straddle rows) and source
+ * rows % 4 == 0 (rows start 4-aligned, so a window's offset into its first
+ * vec4 is a constant).
  */
-function forwardWindowed(g: ConvGeometry, bias: boolean): KernelSpec {
-  const HW = g.H * g.W;
-  const OHW = g.OH * g.OW;
+interface WindowedPass {
+  name: string;
+  g: ConvGeometry;
+  bindings: KernelSpec['bindings'];
+  /** Binding names: source (read as vec4 windows), destination (written as vec4s). */
+  src: string;
+  dst: string;
+  /** Uniform-side channels (rows of the GEMM) and source channels (the reduction). */
+  channels: number;
+  srcChannels: number;
+  /** Source and destination spatial sizes. */
+  srcH: number;
+  srcW: number;
+  dstH: number;
+  dstW: number;
+  rs: number;
+  r0: number;
+  rk: 1 | -1;
+  cs: number;
+  c0: number;
+  ck: 1 | -1;
+  /** Weight index of (row channel i, tap) = row{i} * weightRowStride + wOff + tap; wOff += weightSrcStride per source channel. */
+  weightRowStride: number;
+  weightSrcStride: number;
+  bias: boolean;
+}
+
+function windowedPass(p: WindowedPass): KernelSpec {
+  const { g } = p;
   const KHW = g.KH * g.KW;
-  const K = g.Ci * KHW;
-  // Lane window: input columns ws .. ws + span - 1, ws = ow0 * SW - PW; since ow0 is a
-  // multiple of 8, ws mod 4 is the constant `lead`, and the window starts lead floats
-  // into the aligned vec4 at ws - lead.
-  const lead = (((-g.PW) % 4) + 4) % 4;
-  const span = (TILE_COLS - 1) * g.SW + g.KW;
+  const srcHW = p.srcH * p.srcW;
+  const dstHW = p.dstH * p.dstW;
+  // Window: source columns ws + [0, span); ws = c * cs + cMin with c a multiple of 8,
+  // so ws mod 4 == cMin mod 4 =: lead, and the window starts lead floats into the
+  // aligned vec4 at a0 = ws - lead.
+  const cMin = p.c0 + Math.min(0, p.ck * (g.KW - 1));
+  const lead = ((cMin % 4) + 4) % 4;
+  const span = (TILE_COLS - 1) * p.cs + g.KW;
   const windowVecs = Math.ceil((lead + span) / 4);
-  const lastVec = (g.N * g.Ci * HW) / 4 - 1;
-  const bindings: KernelSpec['bindings'] = [
-    { name: 'x', access: 'read' },
-    { name: 'w', access: 'read' },
-    ...(bias ? [{ name: 'bias', access: 'read' as const }] : []),
-    { name: 'y', access: 'read_write' },
-  ];
+  const lastVec = (g.N * p.srcChannels * srcHW) / 4 - 1;
+  // Loop-invariant validity of the window's 4-column groups.
   const colMasks = [...Array(windowVecs).keys()]
-    .map((v) => `let colOk${v} = vec4<u32>(vec4<i32>(a0 + ${i32(4 * v)}) + vec4<i32>(0i, 1i, 2i, 3i)) < vec4<u32>(${u(g.W)});`)
+    .map((v) => `let colOk${v} = vec4<u32>(vec4<i32>(a0 + ${i32(4 * v)}) + vec4<i32>(0i, 1i, 2i, 3i)) < vec4<u32>(${u(p.srcW)});`)
     .join('\n');
+  const along = p.rk > 0 ? '+' : '-';
   return gemmKernel({
-    name: `conv2d_fwd_${tag(g)}${bias ? '_bias' : ''}_win`,
-    rows: g.Co,
-    cols: g.N * OHW,
+    name: p.name,
+    rows: p.channels,
+    cols: g.N * dstHW,
     groups: 1,
-    bindings,
-    declarations: declare(bindings, ['x', 'y']),
+    bindings: p.bindings,
+    declarations: declare(p.bindings, [p.src, p.dst]),
     rowSetup: () => '',
-    laneSetup: `let p0 = col0;
-let img = p0 / ${u(OHW)};
-let pix = p0 % ${u(OHW)};
-let ih0 = i32(pix / ${u(g.OW)} * ${u(g.SH)}) - ${i32(g.PH)};
-let a0 = i32(pix % ${u(g.OW)} * ${u(g.SW)}) - ${i32(g.PW + lead)};
-let xLane = i32(img * ${u(g.Ci * HW)}) + ih0 * ${i32(g.W)} + a0;
-let yLane = img * ${u(g.Co * OHW)} + pix;
+    laneSetup: `let img = col0 / ${u(dstHW)};
+let pix = col0 % ${u(dstHW)};
+let sr0 = i32(pix / ${u(p.dstW)} * ${u(p.rs)}) + ${i32(p.r0)};
+let a0 = i32(pix % ${u(p.dstW)} * ${u(p.cs)}) + ${i32(cMin - lead)};
+let srcLane = i32(img * ${u(p.srcChannels * srcHW)}) + sr0 * ${i32(p.srcW)} + a0;
+let dstLane = img * ${u(p.channels * dstHW)} + pix;
 ${colMasks}`,
-    // Counters: kh, xOff = ci*H*W + kh*W, wOff = ci*KH*KW + kh*KW.
+    // One iteration per (source channel, kernel row kh), the KW taps unrolled.
+    // (Unrolling all KH*KW taps per iteration was measured: slower, and 4-12 s of JIT.)
+    // Counters: srcOff = source channel * srcH*srcW + rk * kh * srcW,
+    // wOff = source channel * weightSrcStride + kh * KW.
     loop: {
-      init: 'var kh = 0i;\nvar xOff = 0i;\nvar wOff = 0u;',
-      iterations: u(g.Ci * g.KH),
+      init: 'var kh = 0i;\nvar srcOff = 0i;\nvar wOff = 0u;',
+      iterations: u(p.srcChannels * g.KH),
       step: g.KW,
-      prelude: `let rowOk = u32(ih0 + kh) < ${u(g.H)};
-let xv = (xLane + xOff) / 4i;`,
-      advance: `kh += 1i; xOff += ${i32(g.W)}; wOff += ${u(g.KW)};
-if (kh == ${i32(g.KH)}) { kh = 0i; xOff += ${i32(HW - g.KH * g.W)}; }`,
+      prelude: `let rowOk = u32(sr0 ${along} kh) < ${u(p.srcH)};\nlet xv = (srcLane + srcOff) / 4i;`,
+      advance: `kh += 1i; srcOff ${along}= ${i32(p.srcW)}; wOff += ${u(g.KW)};
+if (kh == ${i32(g.KH)}) { kh = 0i; srcOff += ${i32(srcHW)} ${p.rk > 0 ? '-' : '+'} ${i32(g.KH * p.srcW)}; wOff += ${u(p.weightSrcStride - KHW)}; }`,
     },
-    uniformAt: (i, kw) => `w[row${i} * ${u(K)} + wOff + ${u(kw)}]`,
+    uniformAt: (i, kw) => `w[row${i} * ${u(p.weightRowStride)} + wOff + ${u(kw)}]`,
     lane: {
       loads: [...Array(windowVecs).keys()].map((v) => ({
-        expr: `select(vec4<f32>(0.0), x[min(u32(max(xv + ${i32(v)}, 0i)), ${u(lastVec)})], colOk${v} & vec4<bool>(rowOk))`,
+        expr: `select(vec4<f32>(0.0), ${p.src}[min(u32(max(xv + ${i32(v)}, 0i)), ${u(lastVec)})], colOk${v} & vec4<bool>(rowOk))`,
         at: 0,
       })),
       element: (j, kw) => {
-        const e = lead + j * g.SW + kw;
+        const e = lead + j * p.cs + (p.c0 + p.ck * kw - cMin);
         return `lv${e >> 2}[${e & 3}]`;
       },
     },
     store: () => '',
-    // 8 pixels of one row, 4-aligned (OW % 8 == 0): whole vec4 stores.
-    storeVec4: (i, q, value) => `y[(yLane + row${i} * ${u(OHW)}) / 4u + ${u(q)}] = ${value}${bias ? ` + vec4<f32>(bias[row${i}])` : ''};`,
+    storeVec4: (i, q, value) =>
+      `${p.dst}[(dstLane + row${i} * ${u(dstHW)}) / 4u + ${u(q)}] = ${value}${p.bias ? ` + vec4<f32>(bias[row${i}])` : ''};`,
     flops: conv2dFlops(g),
+  });
+}
+
+/** Forward as a windowed pass: y rows on the lanes, x windows, w[co, ci, kh, kw]. */
+function forwardWindowed(g: ConvGeometry, bias: boolean): KernelSpec {
+  const KHW = g.KH * g.KW;
+  return windowedPass({
+    name: `conv2d_fwd_${tag(g)}${bias ? '_bias' : ''}_win`,
+    g,
+    bindings: [
+      { name: 'x', access: 'read' },
+      { name: 'w', access: 'read' },
+      ...(bias ? [{ name: 'bias', access: 'read' as const }] : []),
+      { name: 'y', access: 'read_write' },
+    ],
+    src: 'x',
+    dst: 'y',
+    channels: g.Co,
+    srcChannels: g.Ci,
+    srcH: g.H,
+    srcW: g.W,
+    dstH: g.OH,
+    dstW: g.OW,
+    rs: g.SH,
+    r0: -g.PH,
+    rk: 1,
+    cs: g.SW,
+    c0: -g.PW,
+    ck: 1,
+    weightRowStride: g.Ci * KHW,
+    weightSrcStride: KHW,
+    bias,
   });
 }
 
@@ -246,63 +306,32 @@ const BWD_DATA_BINDINGS: KernelSpec['bindings'] = [
 ];
 
 /**
- * Stride-1 backward-data, laid out like forwardWindowed: input channels on the
- * uniform side, 8 consecutive input pixels of one row per invocation, one
- * iteration per (co, kh). dx[ih, iw] gathers dy[ih + PH - kh, iw + PW - kw], so
- * the lane's window is the dy row segment from iw0 + PW - (KW - 1) on.
- * Needs W % 8 == 0 and OW % 4 == 0.
+ * Stride-1 backward-data as a windowed pass: dx[ih, iw] gathers
+ * dy[ih + PH - kh, iw + PW - kw] over co, with w[co, ci, kh, kw].
  */
 function backwardDataWindowed(g: ConvGeometry): KernelSpec {
-  const HW = g.H * g.W;
-  const OHW = g.OH * g.OW;
   const KHW = g.KH * g.KW;
-  const firstTapCol = g.PW - (g.KW - 1);
-  const lead = ((firstTapCol % 4) + 4) % 4;
-  const span = TILE_COLS - 1 + g.KW;
-  const windowVecs = Math.ceil((lead + span) / 4);
-  const lastVec = (g.N * g.Co * OHW) / 4 - 1;
-  const colMasks = [...Array(windowVecs).keys()]
-    .map((v) => `let colOk${v} = vec4<u32>(vec4<i32>(a0 + ${i32(4 * v)}) + vec4<i32>(0i, 1i, 2i, 3i)) < vec4<u32>(${u(g.OW)});`)
-    .join('\n');
-  return gemmKernel({
+  return windowedPass({
     name: `conv2d_bwd_data_${tag(g)}_win`,
-    rows: g.Ci,
-    cols: g.N * HW,
-    groups: 1,
+    g,
     bindings: BWD_DATA_BINDINGS,
-    declarations: declare(BWD_DATA_BINDINGS, ['dy', 'dx']),
-    rowSetup: () => '',
-    laneSetup: `let img = col0 / ${u(HW)};
-let pix = col0 % ${u(HW)};
-let oh0 = i32(pix / ${u(g.W)}) + ${i32(g.PH)};
-let a0 = i32(pix % ${u(g.W)}) + ${i32(firstTapCol - lead)};
-let dyLane = i32(img * ${u(g.Co * OHW)}) + oh0 * ${i32(g.OW)} + a0;
-let dxLane = img * ${u(g.Ci * HW)} + pix;
-${colMasks}`,
-    // Counters: kh; dyOff = co*OH*OW - kh*OW; wOff = co*Ci*KH*KW + kh*KW.
-    loop: {
-      init: 'var kh = 0i;\nvar dyOff = 0i;\nvar wOff = 0u;',
-      iterations: u(g.Co * g.KH),
-      step: g.KW,
-      prelude: `let rowOk = u32(oh0 - kh) < ${u(g.OH)};
-let dyv = (dyLane + dyOff) / 4i;`,
-      advance: `kh += 1i; dyOff -= ${i32(g.OW)}; wOff += ${u(g.KW)};
-if (kh == ${i32(g.KH)}) { kh = 0i; dyOff += ${i32(OHW + g.KH * g.OW)}; wOff += ${u((g.Ci - 1) * KHW)}; }`,
-    },
-    uniformAt: (i, kw) => `w[wOff + row${i} * ${u(KHW)} + ${u(kw)}]`,
-    lane: {
-      loads: [...Array(windowVecs).keys()].map((v) => ({
-        expr: `select(vec4<f32>(0.0), dy[min(u32(max(dyv + ${i32(v)}, 0i)), ${u(lastVec)})], colOk${v} & vec4<bool>(rowOk))`,
-        at: 0,
-      })),
-      element: (j, kw) => {
-        const e = lead + j + (g.KW - 1 - kw);
-        return `lv${e >> 2}[${e & 3}]`;
-      },
-    },
-    store: () => '',
-    storeVec4: (i, q, value) => `dx[(dxLane + row${i} * ${u(HW)}) / 4u + ${u(q)}] = ${value};`,
-    flops: conv2dFlops(g),
+    src: 'dy',
+    dst: 'dx',
+    channels: g.Ci,
+    srcChannels: g.Co,
+    srcH: g.OH,
+    srcW: g.OW,
+    dstH: g.H,
+    dstW: g.W,
+    rs: 1,
+    r0: g.PH,
+    rk: -1,
+    cs: 1,
+    c0: g.PW,
+    ck: -1,
+    weightRowStride: KHW,
+    weightSrcStride: g.Ci * KHW,
+    bias: false,
   });
 }
 
