@@ -208,10 +208,17 @@ function windowedPass(p: WindowedPass): KernelSpec {
   const span = (TILE_COLS - 1) * p.cs + g.KW;
   const windowVecs = Math.ceil((lead + span) / 4);
   const lastVec = (g.N * p.srcChannels * srcHW) / 4 - 1;
-  // Loop-invariant validity of the window's 4-column groups.
+  // Loop-invariant validity of the window's 4-column groups; a group that is
+  // inside the row for every lane (first lane's start >= 0, last lane's end
+  // < srcW) needs only the row check.
+  const firstA0 = cMin - lead;
+  const lastA0 = (p.dstW - TILE_COLS) * p.cs + cMin - lead;
+  const alwaysInRow = (v: number) => firstA0 + 4 * v >= 0 && lastA0 + 4 * v + 3 < p.srcW;
   const colMasks = [...Array(windowVecs).keys()]
+    .filter((v) => !alwaysInRow(v))
     .map((v) => `let colOk${v} = vec4<u32>(vec4<i32>(a0 + ${i32(4 * v)}) + vec4<i32>(0i, 1i, 2i, 3i)) < vec4<u32>(${u(p.srcW)});`)
     .join('\n');
+  const windowMask = (v: number) => (alwaysInRow(v) ? 'vec4<bool>(rowOk)' : `colOk${v} & vec4<bool>(rowOk)`);
   const along = p.rk > 0 ? '+' : '-';
   return gemmKernel({
     name: p.name,
@@ -243,7 +250,7 @@ if (kh == ${i32(g.KH)}) { kh = 0i; srcOff += ${i32(srcHW)} ${p.rk > 0 ? '-' : '+
     uniformAt: (i, kw) => `w[row${i} * ${u(p.weightRowStride)} + wOff + ${u(kw)}]`,
     lane: {
       loads: [...Array(windowVecs).keys()].map((v) => ({
-        expr: `select(vec4<f32>(0.0), ${p.src}[min(u32(max(xv + ${i32(v)}, 0i)), ${u(lastVec)})], colOk${v} & vec4<bool>(rowOk))`,
+        expr: `select(vec4<f32>(0.0), ${p.src}[min(u32(max(xv + ${i32(v)}, 0i)), ${u(lastVec)})], ${windowMask(v)})`,
         at: 0,
       })),
       element: (j, kw) => {
