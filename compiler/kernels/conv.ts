@@ -222,6 +222,7 @@ function windowedPass(p: WindowedPass): KernelSpec {
   const along = p.rk > 0 ? '+' : '-';
   return gemmKernel({
     name: p.name,
+    laneWindow: true,
     rows: p.channels,
     cols: g.N * dstHW,
     groups: 1,
