@@ -1,20 +1,28 @@
 // The one GEMM skeleton behind matmul/linear and the three convolution passes.
 //
-// C[row, col] = sum_k U[row, k] * L[k, col], computed in tiles of
-// TILE_ROWS x TILE_COLS outputs per invocation (register blocking).
+// C[row, col] = sum_k U[row, k] * L[k, col], computed in tiles of tileRows x 8
+// outputs per invocation (register blocking), accumulators as vec4s.
 //
 // The two operands play different roles, and that is what makes it fast on
 // lavapipe (llvmpipe runs an 8-wide SIMD vector of invocations per CPU core):
 // - the "uniform" operand U is indexed only by the workgroup id and the k loop,
 //   so every invocation of a workgroup reads the same U element; Mesa's
 //   divergence analysis turns those into one scalar load and a broadcast, and
-//   any index arithmetic on them (im2col decomposition, padding checks) runs
-//   once per workgroup in scalar registers;
-// - the "lane" operand L differs per invocation (each takes TILE_COLS
-//   consecutive columns); where its layout allows, it is read as vec4s.
-// Measured on lavapipe (1024^3 matmul): 8x8 per invocation with vec4 lane loads
-// ~17-20 GFLOP/s; the same with scalar lane loads ~10; 4x8 or 16x4 blocks
-// 12-14. Workgroup memory is not used: on a CPU it only adds copies.
+//   index arithmetic on them (im2col decomposition, padding checks) is scalar;
+// - the "lane" operand L differs per invocation (each takes 8 consecutive
+//   columns); where its layout allows, it is read as vec4s.
+// Workgroup memory is not used: on a CPU it only adds copies.
+//
+// What was measured on lavapipe (Mesa 25, 2 Zen 5 cores) and shaped this file:
+// - 8x8 per invocation, vec4 lane loads along columns: matmul 1024^3 at
+//   16-20 GFLOP/s (tfjs-webgpu: 4-5). Scalar lane loads: about half that.
+// - vec4 lane loads along k (L stored [col, k], as a transposed B or an OIHW
+//   weight read by output channel) then regrouped per column: ~3x slower than
+//   along columns, so convolutions prefer layouts with pixels on the lanes.
+// - Storing the accumulators component by component made matmul 2x slower:
+//   the epilogue stores whole vec4s wherever 4 output columns are contiguous.
+// - Unrolling 16-60 k sub-steps per iteration made LLVM's JIT take 4-60 s per
+//   shader and ran no faster; sub-steps stay at 1-4 with counters for addressing.
 //
 // A GemmProblem says how U and L elements are addressed ("loaders"); this file
 // owns the loop nest, the accumulators, the tile sizes and the dispatch shape.
@@ -134,6 +142,11 @@ export function gemmKernel(p: GemmProblem, tiling: GemmTiling = chooseTiling(p.r
   const rowTiles = Math.ceil(p.rows / TM);
   const colTiles = Math.ceil(p.cols / TN);
   const gridX = Math.ceil(colTiles / lanes);
+  if (gridX > MAX_GROUPS_PER_DIM) {
+    throw new Error(
+      `gemm '${p.name}': ${p.cols} columns need ${gridX} workgroups along x, over the limit of ${MAX_GROUPS_PER_DIM}; split the batch`,
+    );
+  }
   // Uniform-side tiles of all groups, spread over y and z past the per-dimension limit.
   const uniformTiles = rowTiles * p.groups;
   const gridY = Math.min(uniformTiles, MAX_GROUPS_PER_DIM);
