@@ -45,6 +45,9 @@ export class NetContext {
   }
 }
 
+/** Aborts a statement whose input already failed; its error was reported. */
+class PoisonSignal {}
+
 class ReturnSignal {
   constructor(readonly value: Value) {}
 }
@@ -70,7 +73,7 @@ export class Evaluator {
 
   report(e: unknown): void {
     if (e instanceof DiagnosticError) this.diagnostics.push(e.diagnostic);
-    else throw e;
+    else if (!(e instanceof PoisonSignal)) throw e;
   }
 
   // ---- statements ----
@@ -173,7 +176,7 @@ export class Evaluator {
 
   intValue(e: A.Expr, scope: Scope, what: string, min = 1): number {
     const v = this.expr(e, scope, undefined);
-    if (v.t === 'poison') throw new DiagnosticError(error(Codes.internal, 'poisoned', e.span)); // already reported
+    if (v.t === 'poison') throw new PoisonSignal();
     if (v.t !== 'num' || !Number.isInteger(v.v)) this.fail(Codes.typeMismatch, `${what} must be an integer, got ${describe(v)}${v.t === 'num' ? ` (${v.v})` : ''}`, e.span, 'expected an integer');
     if (v.v < min) this.fail(Codes.badValue, `${what} must be at least ${min}, got ${v.v}`, e.span);
     return v.v;

@@ -100,7 +100,7 @@ class ModelChecker {
     const objective = evalSection('objective', this.objective, objectiveSchema(stageNames), this.ev, this.paramScope, this.diags);
     const train = evalSection('train', this.train, trainSchema, this.ev, this.paramScope, this.diags);
     this.warnUnused();
-    const diagnostics = [...this.diags, ...this.ev.diagnostics].filter((d) => d.code !== Codes.internal || d.message !== 'poisoned');
+    const diagnostics = [...this.diags, ...this.ev.diagnostics];
     const hasError = diagnostics.some((d) => d.severity === 'error');
     return {
       model: hasError ? undefined : { name: this.src.name, file: this.src.file, params, networks, objective, train },
@@ -168,19 +168,19 @@ class ModelChecker {
     }
   }
 
+  /** Params resolve on first read (in any order, cycles reported); every read is recorded for GAN207. */
   private makeParamScope(): Scope {
-    const scope = new Scope();
-    for (const name of this.params.keys()) scope.setLazy(name, () => this.param(name) ?? { t: 'poison' });
-    // Lazy entries are memoised by Scope; re-arm them so reads are tracked.
-    const get = scope.get.bind(scope);
-    scope.get = (n: string) => {
-      if (this.params.has(n)) {
-        this.used.add(n);
-        return this.param(n) ?? { t: 'poison' };
+    const checker = this;
+    return new (class extends Scope {
+      override get(n: string): Value | undefined {
+        if (!checker.params.has(n)) return super.get(n);
+        checker.used.add(n);
+        return checker.param(n) ?? { t: 'poison' };
       }
-      return get(n);
-    };
-    return scope;
+      override allNames(): string[] {
+        return [...checker.params.keys()];
+      }
+    })();
   }
 
   private param(name: string): Value | undefined {
