@@ -30,6 +30,7 @@ export const Codes = {
   unknownOp: 'GAN205',
   unknownParamOverride: 'GAN206',
   unusedParam: 'GAN207',
+  cyclicParam: 'GAN208',
   badArity: 'GAN301',
   unknownKeyword: 'GAN302',
   typeMismatch: 'GAN303',

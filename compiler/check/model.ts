@@ -189,7 +189,7 @@ class ModelChecker {
     const p = this.params.get(name);
     if (!p) return undefined;
     if (this.evaluating.has(name)) {
-      this.diags.push(error(Codes.cyclicInclude, `param '${name}' is defined in terms of itself`, p.value.span, { notes: [`cycle: ${[...this.evaluating, name].join(' -> ')}`] }));
+      this.diags.push(error(Codes.cyclicParam, `param '${name}' is defined in terms of itself`, p.value.span, { notes: [`cycle: ${[...this.evaluating, name].join(' -> ')}`] }));
       this.paramValues.set(name, { t: 'poison' });
       return { t: 'poison' };
     }

@@ -101,6 +101,14 @@ describe('diagnostics', () => {
     expect(errors(imp)[0].code).toBe('GAN202');
   });
 
+  it('a param defined in terms of itself', () => {
+    const { first, pos } = only(mini('param ndf = 8', 'param ndf = 8 + a\nparam a = ndf * 2'));
+    expect(first.code).toBe('GAN208');
+    expect(first.message).toBe("param 'ndf' is defined in terms of itself");
+    expect(first.notes).toEqual(['cycle: ndf -> a -> ndf']);
+    expect(pos).toMatchObject({ line: 3, col: 13 });
+  });
+
   it('missing file of an extends', () => {
     const r = checkFiles({ 'v.gan': 'gan V extends "nope.gan"\n' }, 'v.gan');
     const e = errors(r)[0];
