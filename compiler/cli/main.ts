@@ -46,7 +46,9 @@ export async function main(argv: string[]): Promise<number> {
     .command('doctor')
     .description('show Node, the WebGPU adapter Dawn chose and its limits')
     .option('--json', 'print one JSON object')
-    .action(async (opts: { json?: boolean }) => {
+    .option('--adapter <kind>', 'auto, hardware or software (default: $GAN_ADAPTER or auto)')
+    .action(async (opts: { json?: boolean; adapter?: string }) => {
+      if (opts.adapter) process.env.GAN_ADAPTER = opts.adapter;
       const r = await doctorReport();
       console.log(opts.json ? JSON.stringify(r, null, 2) : renderDoctor(r));
       code = r.adapter && r.nodeOk ? 0 : 1;

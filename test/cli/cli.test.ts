@@ -110,5 +110,11 @@ describe('gan doctor', () => {
     }
     const text = gan('doctor');
     expect(text.out).toMatch(/^adapter\s+/m);
+    if (j.adapter?.software) {
+      // Asking for a GPU on a CPU-only machine is a clear failure, not a fallback.
+      const hw = gan('doctor', '--adapter', 'hardware');
+      expect(hw.code).toBe(1);
+      expect(hw.out).toContain('no hardware WebGPU adapter found');
+    }
   });
 });
