@@ -198,6 +198,8 @@ interface WindowedPass {
   /** Weight index of (row channel i, tap) = row{i} * weightRowStride + wOff + tap; wOff += weightSrcStride per source channel. */
   weightRowStride: number;
   weightSrcStride: number;
+  /** Taps read the weight flipped: tap (kh, kw) uses w[.., KH-1-kh, KW-1-kw] (transposed convs). */
+  weightFlip?: boolean;
   bias: boolean;
 }
 
@@ -246,15 +248,17 @@ ${colMasks}`,
     // (Unrolling all KH*KW taps per iteration was measured: slower, and 4-12 s of JIT.)
     // Counters: srcOff = source channel * srcH*srcW + rk * kh * srcW,
     // wOff = source channel * weightSrcStride + kh * KW.
+    // A flipped weight walks its kernel rows backwards: wOff starts at the last
+    // row and wraps (u32) below the channel's start before the channel advance.
     loop: {
-      init: 'var kh = 0i;\nvar srcOff = 0i;\nvar wOff = 0u;',
+      init: `var kh = 0i;\nvar srcOff = 0i;\nvar wOff = ${u(p.weightFlip ? KHW - g.KW : 0)};`,
       iterations: u(p.srcChannels * g.KH),
       step: g.KW,
       prelude: `let rowOk = u32(sr0 ${along} kh) < ${u(p.srcH)};\nlet xv = (srcLane + srcOff) / 4i;`,
-      advance: `kh += 1i; srcOff ${along}= ${i32(p.srcW)}; wOff += ${u(g.KW)};
-if (kh == ${i32(g.KH)}) { kh = 0i; srcOff += ${i32(srcHW)} ${p.rk > 0 ? '-' : '+'} ${i32(g.KH * p.srcW)}; wOff += ${u(p.weightSrcStride - KHW)}; }`,
+      advance: `kh += 1i; srcOff ${along}= ${i32(p.srcW)}; wOff ${p.weightFlip ? '-' : '+'}= ${u(g.KW)};
+if (kh == ${i32(g.KH)}) { kh = 0i; srcOff += ${i32(srcHW)} ${p.rk > 0 ? '-' : '+'} ${i32(g.KH * p.srcW)}; wOff += ${u(p.weightFlip ? p.weightSrcStride + KHW : p.weightSrcStride - KHW)}; }`,
     },
-    uniformAt: (i, kw) => `w[row${i} * ${u(p.weightRowStride)} + wOff + ${u(kw)}]`,
+    uniformAt: (i, kw) => `w[row${i} * ${u(p.weightRowStride)} + wOff + ${u(p.weightFlip ? g.KW - 1 - kw : kw)}]`,
     lane: {
       loads: [...Array(windowVecs).keys()].map((v) => ({
         expr: `select(vec4<f32>(0.0), ${p.src}[min(u32(max(xv + ${i32(v)}, 0i)), ${u(lastVec)})], ${windowMask(v)})`,
@@ -321,7 +325,11 @@ const BWD_DATA_BINDINGS: KernelSpec['bindings'] = [
 
 /**
  * Stride-1 backward-data as a windowed pass: dx[ih, iw] gathers
- * dy[ih + PH - kh, iw + PW - kw] over co, with w[co, ci, kh, kw].
+ * dy[ih + PH - kh, iw + PW - kw] over co, with w[co, ci, kh, kw]. Written as a
+ * forward conv of dy with the flipped weight (tap t reads dy[ih + PH - KH + 1 + t]
+ * and w[.., KH-1-t]), so dy windows are walked forwards exactly like x in
+ * the forward pass; measured ~6-8% faster on lavapipe than walking dy
+ * backwards (rk = ck = -1) with the weight unflipped.
  */
 function backwardDataWindowed(g: ConvGeometry): KernelSpec {
   const KHW = g.KH * g.KW;
@@ -338,13 +346,14 @@ function backwardDataWindowed(g: ConvGeometry): KernelSpec {
     dstH: g.H,
     dstW: g.W,
     rs: 1,
-    r0: g.PH,
-    rk: -1,
+    r0: g.PH - (g.KH - 1),
+    rk: 1,
     cs: 1,
-    c0: g.PW,
-    ck: -1,
+    c0: g.PW - (g.KW - 1),
+    ck: 1,
     weightRowStride: KHW,
     weightSrcStride: g.Ci * KHW,
+    weightFlip: true,
     bias: false,
   });
 }

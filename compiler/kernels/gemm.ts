@@ -151,6 +151,11 @@ export function gemmKernel(p: GemmProblem, tiling: GemmTiling = chooseTiling(p.r
   const uniformTiles = rowTiles * p.groups;
   const gridY = Math.min(uniformTiles, MAX_GROUPS_PER_DIM);
   const gridZ = Math.ceil(uniformTiles / gridY);
+  // Windowed conv passes put the uniform tiles on x, the fastest-varying
+  // workgroup index (llvmpipe walks workgroups in x-major order), so the
+  // workgroups sharing one lane-side window run back to back while it is in
+  // cache: measured 3-7% faster on lavapipe for the 3x3 convs.
+  const rowsFast = !!p.laneWindow && gridZ === 1;
 
   const lines: string[] = [];
   const emit = (s: string, indent = 1) => {
@@ -158,11 +163,11 @@ export function gemmKernel(p: GemmProblem, tiling: GemmTiling = chooseTiling(p.r
   };
 
   // Per-invocation set-up: which group and rows (uniform), which columns (per lane).
-  emit(`let tile = wid.y + wid.z * ${u(gridY)};`);
+  emit(rowsFast ? 'let tile = wid.x;' : `let tile = wid.y + wid.z * ${u(gridY)};`);
   emit(`if (tile >= ${u(uniformTiles)}) { return; }`);
   emit(`let group = tile / ${u(rowTiles)};`);
   emit(`let firstRow = (tile % ${u(rowTiles)}) * ${u(TM)};`);
-  emit(`let firstCol = (wid.x * ${u(lanes)} + lid.x) * ${u(TN)};`);
+  emit(`let firstCol = (${rowsFast ? 'wid.y' : 'wid.x'} * ${u(lanes)} + lid.x) * ${u(TN)};`);
   emit(p.groupSetup ?? '');
   for (let i = 0; i < TM; i++) {
     emit(`let row${i} = min(firstRow + ${u(i)}, ${u(p.rows - 1)});`);
@@ -231,7 +236,7 @@ ${lines.join('\n')}
     name: `${p.name}_t${TM}x${TN}`,
     wgsl,
     bindings: p.bindings,
-    workgroups: [gridX, gridY, gridZ],
+    workgroups: rowsFast ? [gridY, gridX, 1] : [gridX, gridY, gridZ],
     flops: p.flops,
   };
 }

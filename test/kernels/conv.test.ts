@@ -33,6 +33,7 @@ const CASES: Case[] = [
   { label: 'windowed backward-weight k4 s2 p1 (even Ci)', batch: 2, inChannels: 4, outChannels: 6, height: 32, width: 16, kernel: 4, stride: 2, padding: 1, bias: false },
   { label: 'windowed backward-weight k3 s1 p1 (even Ci), batch 3', batch: 3, inChannels: 6, outChannels: 5, height: 9, width: 16, kernel: 3, stride: 1, padding: 1, bias: true },
   { label: 'rectangular k3x5, stride 1x2, pad 1x2', batch: 2, inChannels: 4, outChannels: 9, height: 6, width: 11, kernel: [3, 5], stride: [1, 2], padding: [1, 2], bias: true },
+  { label: 'windowed rectangular k3x5 s1 pad 0x2, 8x16', batch: 2, inChannels: 5, outChannels: 6, height: 8, width: 16, kernel: [3, 5], stride: 1, padding: [0, 2], bias: false },
 ];
 
 describe.skipIf(!torchAvailable())(`conv2d implicit GEMM vs torch (${torchStatus()})`, () => {
