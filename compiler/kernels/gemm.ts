@@ -62,6 +62,10 @@ export interface GemmProblem {
   loop: { init: string; iterations: string; step: number; prelude?: string; subAdvance?: string; advance: string };
   /** Lanes read a row window shared by their sub-steps (conv windowed passes); picks narrower tiles. */
   laneWindow?: boolean;
+  /** Extra entry-point parameters (builtins), e.g. `@builtin(subgroup_size) sgSize: u32`. */
+  entryParams?: string;
+  /** WGSL u32 expression numbering the invocations of a workgroup 0..lanes-1 (default `lid.x`). */
+  laneIndex?: string;
   /** WGSL run once per invocation after `firstCol` and `col{j}` are set (loop-invariant lane values). */
   laneSetup?: string;
   /** WGSL f32 expression of U[row{i}, k + s] for sub-step s of the current iteration. */
@@ -75,7 +79,12 @@ export interface GemmProblem {
    * j of this invocation, clamped into range), `firstCol` (unclamped), the
    * loop counters and prelude values, `k`, `group`.
    */
-  lane: { loads: LaneLoad[]; element(j: number, s: number): string };
+  lane: {
+    loads: LaneLoad[];
+    element(j: number, s: number): string;
+    /** Other loads for the same `lv` values, used when the uniform WGSL condition `when` holds (the loop is emitted twice). */
+    alternative?: { when: string; loads: LaneLoad[] };
+  };
   /**
    * WGSL statement storing `value` (f32 expression) as C[row{i}, col]; it runs
    * only for rows and columns in range. In scope: `group`, `row{i}`.
@@ -167,7 +176,7 @@ export function gemmKernel(p: GemmProblem, tiling: GemmTiling = chooseTiling(p.r
   emit(`if (tile >= ${u(uniformTiles)}) { return; }`);
   emit(`let group = tile / ${u(rowTiles)};`);
   emit(`let firstRow = (tile % ${u(rowTiles)}) * ${u(TM)};`);
-  emit(`let firstCol = (${rowsFast ? 'wid.y' : 'wid.x'} * ${u(lanes)} + lid.x) * ${u(TN)};`);
+  emit(`let firstCol = (${rowsFast ? 'wid.y' : 'wid.x'} * ${u(lanes)} + ${p.laneIndex ?? 'lid.x'}) * ${u(TN)};`);
   emit(p.groupSetup ?? '');
   for (let i = 0; i < TM; i++) {
     emit(`let row${i} = min(firstRow + ${u(i)}, ${u(p.rows - 1)});`);
@@ -182,13 +191,14 @@ export function gemmKernel(p: GemmProblem, tiling: GemmTiling = chooseTiling(p.r
   // before its first use: loading a whole iteration's lane values up front
   // keeps them all live at once, and LLVM's JIT time on lavapipe explodes
   // (tens of seconds) on the resulting register pressure.
+  const emitLoop = (loads: LaneLoad[]) => {
   emit(p.loop.init);
   emit(`let iterations = ${p.loop.iterations};`);
   emit('for (var it = 0u; it < iterations; it++) {');
   emit(`let k = it * ${u(step)};`, 2);
   emit(p.loop.prelude ?? '', 2);
   for (let s = 0; s < step; s++) {
-    p.lane.loads.forEach((load, v) => {
+    loads.forEach((load, v) => {
       if (load.at === s) emit(`let lv${v} = ${load.expr};`, 2);
     });
     for (let q = 0; q < vecs; q++) {
@@ -203,6 +213,17 @@ export function gemmKernel(p: GemmProblem, tiling: GemmTiling = chooseTiling(p.r
   }
   emit(p.loop.advance, 2);
   emit('}');
+  };
+  if (p.lane.alternative) {
+    // Two copies of the loop behind a uniform branch, so neither pays for the other's loads.
+    emit(`if (${p.lane.alternative.when}) {`);
+    emitLoop(p.lane.alternative.loads);
+    emit('} else {');
+    emitLoop(p.lane.loads);
+    emit('}');
+  } else {
+    emitLoop(p.lane.loads);
+  }
 
   // Epilogue: rows are uniform (one branch per workgroup), columns per lane.
   if (p.storeVec4 && p.cols % 4 !== 0) throw new Error(`gemm '${p.name}': storeVec4 needs cols % 4 == 0 (cols ${p.cols})`);
@@ -228,7 +249,7 @@ export function gemmKernel(p: GemmProblem, tiling: GemmTiling = chooseTiling(p.r
 ${p.declarations.trim()}
 
 @compute @workgroup_size(${lanes})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${p.entryParams ? `, ${p.entryParams}` : ''}) {
 ${lines.join('\n')}
 }
 `;

@@ -34,6 +34,7 @@ const CASES: Case[] = [
   { label: 'windowed backward-weight k3 s1 p1 (even Ci), batch 3', batch: 3, inChannels: 6, outChannels: 5, height: 9, width: 16, kernel: 3, stride: 1, padding: 1, bias: true },
   { label: 'rectangular k3x5, stride 1x2, pad 1x2', batch: 2, inChannels: 4, outChannels: 9, height: 6, width: 11, kernel: [3, 5], stride: [1, 2], padding: [1, 2], bias: true },
   { label: 'windowed rectangular k3x5 s1 pad 0x2, 8x16', batch: 2, inChannels: 5, outChannels: 6, height: 8, width: 16, kernel: [3, 5], stride: 1, padding: [0, 2], bias: false },
+  { label: 'windowed k3 s1 p1, 32 wide (4 lanes per row), bias', batch: 2, inChannels: 3, outChannels: 5, height: 5, width: 32, kernel: 3, stride: 1, padding: 1, bias: true },
 ];
 
 describe.skipIf(!torchAvailable())(`conv2d implicit GEMM vs torch (${torchStatus()})`, () => {
