@@ -8,7 +8,10 @@
 //   destination row, k = (source channel, kh) with the KW taps unrolled. A lane
 //   loads the source row segment under its pixels as aligned vec4s once per
 //   (channel, kh) and every tap picks compile-time components of it; weights
-//   are uniform scalar loads. Fastest measured layout (13-16 GFLOP/s).
+//   are uniform scalar loads. Fastest measured layout (13-16 GFLOP/s). At
+//   stride 1 neighbouring lanes share their window halos through subgroup
+//   shuffles (needs the 'subgroups' feature; 15-17 GFLOP/s measured), and
+//   backward-data walks dy forwards with a flipped weight, like the forward.
 // Implicit-GEMM passes (every other shape), im2col on the uniform side:
 //   forward       rows = output pixels (n, oh, ow)   cols = out channels   k = (ci, kh, kw)
 //   backward-data rows = input pixels (n, ih, iw)    cols = in channels    k = (co, kh, kw)
