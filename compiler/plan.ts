@@ -81,6 +81,8 @@ export interface PlanLimits {
   minStorageBufferOffsetAlignment: number;
   /** Bindings one kernel may use (WebGPU's default is 8; lavapipe offers 16). */
   maxStorageBuffersPerShaderStage?: number;
+  /** The device offers the 'subgroups' feature (faster conv kernels); off by default for portability. */
+  subgroups?: boolean;
 }
 
 export const DEFAULT_LIMITS: PlanLimits = { maxStorageBufferBindingSize: 128 * 1024 * 1024, minStorageBufferOffsetAlignment: 256 };
@@ -429,7 +431,7 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
     const node = gr[0];
     const def = primitive(node.op);
     if (def.kind === 'kernel') {
-      const lowered = def.lower!({ node, ins: node.inputs.map((v) => v.shape), out: node.output.shape, attrs: node.attrs });
+      const lowered = def.lower!({ node, ins: node.inputs.map((v) => v.shape), out: node.output.shape, attrs: node.attrs, target: { subgroups: limits.subgroups === true } });
       return {
         outputs: [node.output],
         kernels: lowered.map((k) => ({ spec: k.spec, args: k.args.map((a) => (a === 'out' ? node.output : a === 'rng' ? 'rng' : node.inputs[a])) })),
@@ -541,8 +543,9 @@ export function optimizerStateBytes(layout: StateLayout, groups: readonly string
 }
 
 /** Limits of a device (from runtime/device.ts DeviceInfo.limits) as the planner needs them. */
-export function planLimits(limits: Record<string, number>): PlanLimits {
+export function planLimits(limits: Record<string, number>, features: readonly string[] = []): PlanLimits {
   return {
+    subgroups: features.includes('subgroups'),
     maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize ?? DEFAULT_LIMITS.maxStorageBufferBindingSize,
     minStorageBufferOffsetAlignment: limits.minStorageBufferOffsetAlignment ?? 256,
     maxStorageBuffersPerShaderStage: limits.maxStorageBuffersPerShaderStage ?? 8,

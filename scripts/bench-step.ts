@@ -5,6 +5,8 @@
 // profile, which serialises dispatches and so only gives proportions).
 import { buildGanSteps } from '../compiler/gan-step.ts';
 import { checkFile } from '../compiler/index.ts';
+import { planLimits } from '../compiler/plan.ts';
+import { getDevice } from '../runtime/device.ts';
 import { Runtime } from '../runtime/executor.ts';
 import { Adam } from '../runtime/optim.ts';
 
@@ -35,7 +37,8 @@ function isGemmClass(kernel: string): boolean {
 export async function tinyStepRows(iters: number, batch = 4): Promise<StepRow[]> {
   const r = checkFile('models/ms-clip-gan.gan', { preset: 'tiny' });
   if (!r.model) throw new Error('models/ms-clip-gan.gan --preset tiny does not check');
-  const steps = buildGanSteps(r.model, batch);
+  const { info } = await getDevice();
+  const steps = buildGanSteps(r.model, batch, planLimits(info.limits, info.features));
   const rt = await Runtime.create(steps.layout);
   rt.initState(0);
   const adam = (group: string, cfg: unknown) => {

@@ -165,6 +165,9 @@ async function gemmRows(tf: Tf | undefined): Promise<Row[]> {
 
 async function convRows(tf: Tf | undefined): Promise<Row[]> {
   const rows: Row[] = [];
+  // Use what the adapter offers (subgroup shuffles in the windowed conv passes).
+  const { info } = await getDevice();
+  const target = { subgroups: info.features.includes('subgroups') };
   for (const { label, shape: s } of CONVS) {
     const [OH, OW] = conv2dOutputSize(s);
     const k = s.kernel as number;
@@ -182,11 +185,11 @@ async function convRows(tf: Tf | undefined): Promise<Row[]> {
     const runKernel = (name: string, inputs: Record<string, TfTensor>, attrs: object) =>
       tf!.engine().runKernel(name, inputs, { ...tfConvAttrs, ...attrs } as never) as TfTensor;
     rows.push(
-      await measure('conv2d fwd', label, conv2dForwardKernel(s), { x: xSize, w: wSize, y: ySize },
+      await measure('conv2d fwd', label, conv2dForwardKernel(s, target), { x: xSize, w: wSize, y: ySize },
         tf && tfjsSubject(tf, { x: xNhwc, w: wHwio }, (t) => tf.conv2d(t.x as never, t.w as never, stride, pad))),
     );
     rows.push(
-      await measure('conv2d bwd data', label, conv2dBackwardDataKernel(s), { dy: ySize, w: wSize, dx: xSize },
+      await measure('conv2d bwd data', label, conv2dBackwardDataKernel(s, target), { dy: ySize, w: wSize, dx: xSize },
         tf && tfjsSubject(tf, { dy: yNhwc, w: wHwio }, (t) => runKernel('Conv2DBackpropInput', { dy: t.dy, filter: t.w }, { inputShape: xNhwc }))),
     );
     rows.push(

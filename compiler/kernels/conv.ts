@@ -23,7 +23,7 @@
 // just those taps avoids the (sh*sw - 1) / (sh*sw) of multiply-adds that a
 // plain transposed-conv GEMM would spend on zeros.
 import { gemmKernel, kContiguousLane, TILE_COLS } from './gemm.ts';
-import type { KernelSpec } from './kernel.ts';
+import { NO_FEATURES, type KernelSpec, type KernelTarget } from './kernel.ts';
 
 export interface Conv2dShape {
   batch: number;
@@ -119,9 +119,9 @@ function paddedLoader(buffer: string): string {
 /**
  * y = conv2d(x, w) (+ bias). Bindings: x [N,Ci,H,W], w [Co,Ci,KH,KW], [bias [Co]], y [N,Co,OH,OW].
  */
-export function conv2dForwardKernel(shape: Conv2dShape & { bias?: boolean }): KernelSpec {
+export function conv2dForwardKernel(shape: Conv2dShape & { bias?: boolean }, target: KernelTarget = NO_FEATURES): KernelSpec {
   const g = convGeometry(shape);
-  if (g.OW % TILE_COLS === 0 && g.W % 4 === 0) return forwardWindowed(g, !!shape.bias);
+  if (g.OW % TILE_COLS === 0 && g.W % 4 === 0) return forwardWindowed(g, !!shape.bias, target.subgroups);
   const K = g.Ci * g.KH * g.KW;
   const HW = g.H * g.W;
   const OHW = g.OH * g.OW;
@@ -179,6 +179,8 @@ if (kw == ${i32(g.KW)}) { kw = 0i; kh += 1i; xOff += ${i32(g.W - g.KW)};
  */
 interface WindowedPass {
   name: string;
+  /** The device has the 'subgroups' feature: neighbouring lanes may share halos by shuffles. */
+  subgroups: boolean;
   g: ConvGeometry;
   bindings: KernelSpec['bindings'];
   /** Binding names: source (read as vec4 windows), destination (written as vec4s). */
@@ -242,7 +244,7 @@ function windowedPass(p: WindowedPass): KernelSpec {
   // subgroup when the subgroup size is >= 8 (lanes are then numbered by
   // subgroup id); smaller subgroups run a second copy of the loop that loads
   // the halo itself. Kernels using it need the 'subgroups' device feature.
-  const shuffle = p.cs === 1 && windowVecs === 4 && cMin - lead === -4 && 64 % p.dstW === 0 && p.srcW <= p.dstW
+  const shuffle = p.subgroups && p.cs === 1 && windowVecs === 4 && cMin - lead === -4 && 64 % p.dstW === 0 && p.srcW <= p.dstW
     && !alwaysInRow(0) && !alwaysInRow(3);
   const windowLoad = (v: number) => `select(vec4<f32>(0.0), ${p.src}[min(u32(max(xv + ${i32(v)}, 0i)), ${u(lastVec)})], ${windowMask(v)})`;
   // Window vec4 v lives in lv{lvOf[v]} (own vec4s are loaded first, the shuffled halo after).
@@ -257,7 +259,7 @@ function windowedPass(p: WindowedPass): KernelSpec {
     : undefined;
   const along = p.rk > 0 ? '+' : '-';
   return gemmKernel({
-    name: p.name,
+    name: shuffle ? `${p.name}_sg` : p.name,
     laneWindow: true,
     rows: p.channels,
     cols: g.N * dstHW,
@@ -308,10 +310,11 @@ if (kh == ${i32(g.KH)}) { kh = 0i; srcOff += ${i32(srcHW)} ${p.rk > 0 ? '-' : '+
 }
 
 /** Forward as a windowed pass: y rows on the lanes, x windows, w[co, ci, kh, kw]. */
-function forwardWindowed(g: ConvGeometry, bias: boolean): KernelSpec {
+function forwardWindowed(g: ConvGeometry, bias: boolean, subgroups: boolean): KernelSpec {
   const KHW = g.KH * g.KW;
   return windowedPass({
     name: `conv2d_fwd_${tag(g)}${bias ? '_bias' : ''}_win`,
+    subgroups,
     g,
     bindings: [
       { name: 'x', access: 'read' },
@@ -342,9 +345,9 @@ function forwardWindowed(g: ConvGeometry, bias: boolean): KernelSpec {
 /**
  * dx = conv2d_input_grad(dy, w), overwriting dx. Bindings: dy [N,Co,OH,OW], w [Co,Ci,KH,KW], dx [N,Ci,H,W].
  */
-export function conv2dBackwardDataKernel(shape: Conv2dShape): KernelSpec {
+export function conv2dBackwardDataKernel(shape: Conv2dShape, target: KernelTarget = NO_FEATURES): KernelSpec {
   const g = convGeometry(shape);
-  if (g.SH === 1 && g.SW === 1 && g.W % TILE_COLS === 0 && g.OW % 4 === 0) return backwardDataWindowed(g);
+  if (g.SH === 1 && g.SW === 1 && g.W % TILE_COLS === 0 && g.OW % 4 === 0) return backwardDataWindowed(g, target.subgroups);
   return backwardData(g);
 }
 
@@ -362,10 +365,11 @@ const BWD_DATA_BINDINGS: KernelSpec['bindings'] = [
  * the forward pass; measured ~6-8% faster on lavapipe than walking dy
  * backwards (rk = ck = -1) with the weight unflipped.
  */
-function backwardDataWindowed(g: ConvGeometry): KernelSpec {
+function backwardDataWindowed(g: ConvGeometry, subgroups: boolean): KernelSpec {
   const KHW = g.KH * g.KW;
   return windowedPass({
     name: `conv2d_bwd_data_${tag(g)}_win`,
+    subgroups,
     g,
     bindings: BWD_DATA_BINDINGS,
     src: 'dy',

@@ -16,3 +16,14 @@ export interface KernelSpec {
   /** Floating-point operations one dispatch performs (for GFLOP/s reports). */
   flops?: number;
 }
+
+/**
+ * Optional device features a kernel builder may use. Kernels are portable by
+ * default; the runtime passes what the adapter offers (see planLimits).
+ */
+export interface KernelTarget {
+  /** WGSL `enable subgroups;` (subgroup shuffles) is available. */
+  subgroups: boolean;
+}
+
+export const NO_FEATURES: KernelTarget = { subgroups: false };

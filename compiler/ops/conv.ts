@@ -61,10 +61,10 @@ export const conv2dOp: PrimitiveOp<ConvAttrs> = {
     const [oh, ow] = outHW('conv2d', x, w, a, ins);
     return [x[0], w[0], oh, ow];
   },
-  lower: ({ ins, attrs }) => {
+  lower: ({ ins, attrs, target }) => {
     const g = geometry(ins[0], ins[1], attrs);
     conv2dOutputSize(g);
-    return [{ spec: conv2dForwardKernel(g), args: [0, 1, 'out'] }];
+    return [{ spec: conv2dForwardKernel(g, target), args: [0, 1, 'out'] }];
   },
   ref: ([x, w], c) => {
     const y = new Float64Array(size(c.out));
@@ -96,7 +96,7 @@ export const conv2dBwdDataOp: PrimitiveOp<ConvAttrs & { height: number; width: n
     if (oh !== dy[2] || ow !== dy[3]) throw shapeError('conv2d_bwd_data', `dy must be ${oh}x${ow} for a ${a.height}x${a.width} input`, ins);
     return x;
   },
-  lower: ({ ins, out, attrs }) => [{ spec: conv2dBackwardDataKernel(geometry(out, ins[1], attrs)), args: [0, 1, 'out'] }],
+  lower: ({ ins, out, attrs, target }) => [{ spec: conv2dBackwardDataKernel(geometry(out, ins[1], attrs), target), args: [0, 1, 'out'] }],
   ref: ([dy, w], c) => {
     const dx = new Float64Array(size(c.out));
     eachTap(c.out, c.ins[1], c.attrs, (xi, wi, yi) => (dx[xi] += dy[yi] * w[wi]));

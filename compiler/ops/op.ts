@@ -15,7 +15,7 @@
 //  - parity: cases the test suite runs here and in PyTorch.
 // Composite ops (BatchNorm, GLU, losses...) are built from primitives by the
 // builder: they need no gradient or kernel, only parity cases.
-import type { KernelSpec } from '../kernels/kernel.ts';
+import type { KernelSpec, KernelTarget } from '../kernels/kernel.ts';
 import type { Attrs, Node, Value } from '../ir/graph.ts';
 import type { Shape } from '../ir/shape.ts';
 import type { GraphBuilder } from '../ir/builder.ts';
@@ -56,6 +56,8 @@ export interface LowerCtx<A = Attrs> {
   ins: readonly Shape[];
   out: Shape;
   attrs: A;
+  /** Device features kernels may use (from the plan's limits). */
+  target: KernelTarget;
 }
 
 export type Domain = 'normal' | 'positive' | 'unit' | 'away0';

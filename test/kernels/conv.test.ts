@@ -1,5 +1,7 @@
 // conv2d forward and both backward passes (implicit GEMM) against torch autograd.
 import { afterAll, describe, it } from 'vitest';
+import { NO_FEATURES } from '../../compiler/kernels/kernel.ts';
+import { getDevice } from '../../runtime/device.ts';
 import {
   conv2dBackwardDataKernel,
   conv2dBackwardWeightKernel,
@@ -58,15 +60,20 @@ out = {"y": y, "dx": x.grad, "dw": w.grad}`,
       { grad: ['x', 'w'], vars: { use_bias: c.bias, stride: c.stride ?? 1, padding: c.padding ?? 0 } },
     );
 
-    const fwd = conv2dForwardKernel(c);
-    const fwdData: Record<string, Float32Array | number> = { x: x.data, w: w.data, y: ref.y.data.length };
-    if (c.bias) fwdData.bias = bias.data;
-    expectClose((await runKernel(fwd, fwdData)).y, ref.y, 1e-5, fwd.name);
+    // The portable kernels, and the subgroup-shuffle variants where the device has the feature.
+    const { info } = await getDevice();
+    const targets = [NO_FEATURES, ...(info.features.includes('subgroups') ? [{ subgroups: true }] : [])];
+    for (const target of targets) {
+      const fwd = conv2dForwardKernel(c, target);
+      const fwdData: Record<string, Float32Array | number> = { x: x.data, w: w.data, y: ref.y.data.length };
+      if (c.bias) fwdData.bias = bias.data;
+      expectClose((await runKernel(fwd, fwdData)).y, ref.y, 1e-5, fwd.name);
 
-    const bwdData = conv2dBackwardDataKernel(c);
-    // dx starts as garbage: the kernel must overwrite every element.
-    const dx0 = randn(x.shape, 99).data;
-    expectClose((await runKernel(bwdData, { dy: dy.data, w: w.data, dx: dx0 })).dx, ref.dx, 1e-4, bwdData.name);
+      const bwdData = conv2dBackwardDataKernel(c, target);
+      // dx starts as garbage: the kernel must overwrite every element.
+      const dx0 = randn(x.shape, 99).data;
+      expectClose((await runKernel(bwdData, { dy: dy.data, w: w.data, dx: dx0 })).dx, ref.dx, 1e-4, bwdData.name);
+    }
 
     const bwdWeight = conv2dBackwardWeightKernel(c);
     expectClose((await runKernel(bwdWeight, { x: x.data, dy: dy.data, dw: randn(w.shape, 98).data })).dw, ref.dw, 1e-4, bwdWeight.name);
