@@ -259,31 +259,20 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
     if (!s) throw new Error(`internal: value %${v.id} has no storage`);
     return s;
   };
-  // Leaves used by this program.
-  for (const n of nodes) {
-    for (const v of n.inputs) {
-      if (v.node || home.has(v.id)) continue;
-      if (v.kind === 'param') home.set(v.id, slotOf2(layout.params[v.name!], v));
-      else if (v.kind === 'buffer') home.set(v.id, slotOf2(layout.state[v.name!], v));
-      else if (v.kind === 'input') {
-        const slot = { buffer: `in:${v.name}`, offset: 0, size: bytesOf(v) };
-        feeds[v.name!] = { slot, shape: [...v.shape], kind: 'input' };
-        home.set(v.id, slot);
-      }
+  // Leaves used by this program: params and state live in the layout, inputs get feed buffers.
+  const homeLeaf = (v: Value) => {
+    if (v.node || home.has(v.id)) return;
+    if (v.kind === 'param') home.set(v.id, slotOf2(layout.params[v.name!], v));
+    else if (v.kind === 'buffer') home.set(v.id, slotOf2(layout.state[v.name!], v));
+    else if (v.kind === 'input') {
+      const slot = { buffer: `in:${v.name}`, offset: 0, size: bytesOf(v) };
+      feeds[v.name!] = { slot, shape: [...v.shape], kind: 'input' };
+      home.set(v.id, slot);
     }
-  }
+  };
+  for (const n of nodes) for (const v of n.inputs) homeLeaf(v);
   // Roots that are leaves themselves (an output that is an input, say) are copied.
-  for (const v of roots) {
-    if (!v.node && !home.has(v.id)) {
-      if (v.kind === 'param') home.set(v.id, slotOf2(layout.params[v.name!], v));
-      else if (v.kind === 'buffer') home.set(v.id, slotOf2(layout.state[v.name!], v));
-      else if (v.kind === 'input') {
-        const slot = { buffer: `in:${v.name}`, offset: 0, size: bytesOf(v) };
-        feeds[v.name!] = { slot, shape: [...v.shape], kind: 'input' };
-        home.set(v.id, slot);
-      }
-    }
-  }
+  for (const v of roots) homeLeaf(v);
   // Fixed homes for values that must persist: grads in the arena, outputs, noise (feedable).
   const gradParams: string[] = [];
   for (const [p, v] of gradEntries) {

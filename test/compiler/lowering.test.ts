@@ -20,8 +20,8 @@ describe('lowering and planning of the bundled models (tiny preset, batch 2)', (
         for (const training of [true, false]) {
           const l = lowerNetwork(net, { batch: 2, training });
           // Every parameter the checker counted exists in the IR with its shape.
-          const counted = net.graph.nodes.flatMap((n) => n.params.map((p) => [`${net.name}/${p.name}`, p.shape.join('x')]));
-          const lowered = l.params.map((p) => [p.name!, p.shape.join('x')]);
+          const counted = net.graph.nodes.flatMap((n) => n.params.map((p): [string, string] => [`${net.name}/${p.name}`, p.shape.join('x')]));
+          const lowered = l.params.map((p): [string, string] => [p.name!, p.shape.join('x')]);
           expect(new Map(lowered)).toEqual(new Map(counted));
           expect(printGraph(l.builder.graph)).toMatch(/^output /m);
         }
