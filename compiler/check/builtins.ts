@@ -74,6 +74,12 @@ function unary(name: string, summary: string, extraArgs: ArgSpec[] = []): Builti
   };
 }
 
+function needSameShape(ctx: OpContext, what: string, x: Tensor, y: Tensor): void {
+  if (shapeStr(x.shape) !== shapeStr(y.shape)) {
+    ctx.fail(Codes.shapeMismatch, `${what}, got ${shapeStr(x.shape)} and ${shapeStr(y.shape)}`, ctx.span, `${shapeStr(x.shape)} vs ${shapeStr(y.shape)}`);
+  }
+}
+
 /** Two same-shaped tensors to a scalar loss (batch-reduced). */
 function pairLoss(name: string, summary: string): Builtin {
   return {
@@ -86,9 +92,7 @@ function pairLoss(name: string, summary: string): Builtin {
     apply(ctx, a) {
       const x = T(a, 'x');
       const y = T(a, 'y');
-      if (shapeStr(x.shape) !== shapeStr(y.shape)) {
-        ctx.fail(Codes.shapeMismatch, `${name} needs equal shapes, got ${shapeStr(x.shape)} and ${shapeStr(y.shape)}`, ctx.span, `${shapeStr(x.shape)} vs ${shapeStr(y.shape)}`);
-      }
+      needSameShape(ctx, `${name} needs equal shapes`, x, y);
       return ctx.node(name, [x, y], [], { attrs: { loss: true } });
     },
   };
@@ -329,9 +333,10 @@ const builtinList: Builtin[] = [
     apply(ctx, a) {
       const x = T(a, 'x');
       const y = T(a, 'y');
-      if (x.shape.length !== 1 || shapeStr(x.shape) !== shapeStr(y.shape)) {
+      if (x.shape.length !== 1) {
         ctx.fail(Codes.shapeMismatch, `cosine needs two vectors of equal length, got ${shapeStr(x.shape)} and ${shapeStr(y.shape)}`, ctx.span, `${shapeStr(x.shape)} vs ${shapeStr(y.shape)}`);
       }
+      needSameShape(ctx, 'cosine needs two vectors of equal length', x, y);
       return ctx.node('cosine', [x, y], [1]);
     },
   },
@@ -353,9 +358,7 @@ const builtinList: Builtin[] = [
     apply(ctx, a) {
       const mu = T(a, 'mu');
       const lv = T(a, 'logvar');
-      if (shapeStr(mu.shape) !== shapeStr(lv.shape)) {
-        ctx.fail(Codes.shapeMismatch, `kl_normal needs mu and logvar of equal shape, got ${shapeStr(mu.shape)} and ${shapeStr(lv.shape)}`, ctx.span);
-      }
+      needSameShape(ctx, 'kl_normal needs mu and logvar of equal shape', mu, lv);
       return ctx.node('kl_normal', [mu, lv], [], { attrs: { loss: true } });
     },
   },

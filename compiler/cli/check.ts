@@ -1,8 +1,8 @@
 // `gan check FILE`: parse, check shapes, print a model summary (or JSON).
-import { renderRich, renderShort, type Diagnostic } from '../../grammar/diagnostics.ts';
 import { renderSummary, toJsonSummary } from '../check/summary.ts';
 import { checkFile, type CompileResult } from '../index.ts';
 import { memoryReport } from './compile.ts';
+import { printDiagnostics } from './diagnostics.ts';
 
 export interface CheckCliOptions {
   set?: string[];
@@ -11,15 +11,6 @@ export interface CheckCliOptions {
   layers?: boolean;
   memory?: boolean;
   batch?: string;
-}
-
-export function printDiagnostics(r: { diagnostics: Diagnostic[]; sources: Map<string, string> }, short = false): void {
-  const color = process.stderr.isTTY && !process.env.NO_COLOR;
-  const lookup = (f: string) => r.sources.get(f);
-  for (const d of r.diagnostics) process.stderr.write((short ? renderShort(d, lookup) : renderRich(d, lookup, color)) + '\n' + (short ? '' : '\n'));
-  const errors = r.diagnostics.filter((d) => d.severity === 'error').length;
-  const warnings = r.diagnostics.length - errors;
-  if (errors) process.stderr.write(`${errors} error${errors > 1 ? 's' : ''}${warnings ? `, ${warnings} warning${warnings > 1 ? 's' : ''}` : ''}\n`);
 }
 
 export function runCheck(file: string, opts: CheckCliOptions): number {

@@ -7,7 +7,7 @@ import { printGraph } from '../ir/printer.ts';
 import { lowerNetwork, standInLoss } from '../lower.ts';
 import { compileProgram, formatMemory, layoutState, type PlanLimits, DEFAULT_LIMITS } from '../plan.ts';
 import { checkFile } from '../index.ts';
-import { printDiagnostics } from './check.ts';
+import { printDiagnostics } from './diagnostics.ts';
 
 export interface CompileCliOptions {
   set?: string[];
