@@ -38,7 +38,9 @@ apt_install() {
 }
 
 # --- npm packages ---------------------------------------------------------
-if [ $want_npm = 1 ]; then
+# A node_modules that is a symlink is an install shared with another checkout
+# (a git worktree): npm would empty the target through it, so leave it alone.
+if [ $want_npm = 1 ] && [ ! -L node_modules ]; then
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ package.json -nt node_modules/.package-lock.json ]; then
     log "installing npm packages"
     if [ -f package-lock.json ]; then npm ci --no-audit --no-fund >&2; else npm install --no-audit --no-fund >&2; fi
@@ -71,13 +73,29 @@ else
 fi
 
 # --- PyTorch oracle for parity tests ---------------------------------------
-if ! dpkg-query -W -f='${Status}' python3-torch 2>/dev/null | grep -q 'ok installed' && ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
-  if is_debian12; then
-    log "installing Debian's python3-torch (CPU) for the parity tests"
-    apt_update
-    apt_install --no-install-recommends python3-torch python3-numpy
-  else
-    log "parity tests need PyTorch importable by /usr/bin/python3 (pip install torch); they will be skipped"
+# Verified by importing it (a package dpkg calls installed can still fail to
+# import: a half-upgraded numpy, a removed file). Under CI a missing oracle is
+# an error: the parity tests are the point of the suite.
+torch_python=${GAN_TORCH_PYTHON:-/usr/bin/python3}
+torch_ok() { "$torch_python" -c 'import torch, numpy' >/dev/null 2>&1; }
+torch_why() { "$torch_python" -c 'import torch, numpy' 2>&1 | tail -n 1; }
+if ! torch_ok; then
+  if is_debian12 && [ "$torch_python" = /usr/bin/python3 ]; then
+    if dpkg-query -W -f='${Status}' python3-torch 2>/dev/null | grep -q 'ok installed'; then
+      log "python3-torch is installed but 'import torch' fails ($(torch_why)); reinstalling it"
+      apt_update
+      apt_install --reinstall --no-install-recommends python3-torch python3-numpy || true
+    else
+      log "installing Debian's python3-torch (CPU) for the parity tests"
+      apt_update
+      apt_install --no-install-recommends python3-torch python3-numpy || true
+    fi
+  fi
+  if ! torch_ok; then
+    log "PyTorch is not importable by $torch_python: $(torch_why)"
+    log "the parity tests need it (Debian: apt-get install python3-torch; elsewhere: pip install torch numpy,"
+    log "and point GAN_TORCH_PYTHON at that interpreter); without it they are skipped, and under CI they fail"
+    case "${CI:-}" in 1|true|TRUE|yes) exit 1 ;; esac
   fi
 fi
 exit 0
