@@ -4,6 +4,7 @@ import { grad, paramGrads } from '../../compiler/autodiff.ts';
 import { GraphBuilder } from '../../compiler/ir/builder.ts';
 import { topoSort } from '../../compiler/ir/graph.ts';
 import { printGraph } from '../../compiler/ir/printer.ts';
+import { evaluate } from '../../compiler/ir/reference.ts';
 import { compileProgram, formatMemory, layoutState } from '../../compiler/plan.ts';
 
 function tinyGan() {
@@ -77,6 +78,11 @@ describe('IR', () => {
     const [gx] = grad(b, b.sum(y), [x]);
     // d/dx (x^2) only: mul + mul, no contribution through the detached branch.
     expect(topoSort([gx!]).some((n) => n.op === 'stop_gradient')).toBe(false);
+    // Values, by the float64 reference interpreter: y = x^2 + 5x, dy/dx = 2x (not 2x + 5).
+    const xs = Float64Array.from([-1.5, 0.25, 3]);
+    const got = evaluate([y, gx!], new Map([[x.id, xs]]));
+    expect([...got.get(y.id)!]).toEqual([...xs].map((v) => v * v + 5 * v));
+    expect([...got.get(gx!.id)!]).toEqual([...xs].map((v) => 2 * v));
   });
 });
 
