@@ -11,6 +11,7 @@ import { relErr } from '../oracle/compare.ts';
 import { randn } from '../oracle/random.ts';
 import type { HostTensor } from '../oracle/tensor.ts';
 import { startTorch, torchAvailable } from '../oracle/torch.ts';
+import { PLAN_TARGETS, planTarget } from '../helpers/plan-targets.ts';
 
 type Vals = Record<string, Value>;
 
@@ -123,7 +124,7 @@ def bn(prefix, x):
 describe.skipIf(!torchAvailable())('block parity with PyTorch', () => {
   afterAll(async () => (await startTorch()).close());
 
-  it.each(blocks.map((bl) => [bl.name, bl] as const))('%s', async (_n, bl) => {
+  it.each(blocks.flatMap((bl) => PLAN_TARGETS.map((t) => [bl.name, t, bl] as const)))('%s (%s plan)', async (_n, target, bl) => {
     const torch = await startTorch();
     const b = new GraphBuilder();
     const P: Vals = {};
@@ -168,7 +169,7 @@ describe.skipIf(!torchAvailable())('block parity with PyTorch', () => {
     const outputs: Vals = { y, ...extra };
     (bl.gradInputs ?? []).forEach((n, i) => (outputs[`grad_${n}`] = gIn[i]!));
     const layout = layoutState(b.graph);
-    const plan = compileProgram(b.graph, layout, { name: 'block', outputs, grads, groups: ['net'] });
+    const plan = compileProgram(b.graph, layout, { name: 'block', outputs, grads, groups: ['net'] }, await planTarget(target));
     const rt = await Runtime.create(layout);
     rt.initState(0);
     for (const n of Object.keys(P)) rt.writeParam(n, host[n].data);
