@@ -5,7 +5,7 @@ import { paramGrads } from '../autodiff.ts';
 import type { CheckedModel } from '../check/model.ts';
 import { printGraph } from '../ir/printer.ts';
 import { lowerNetwork, standInLoss } from '../lower.ts';
-import { compileProgram, formatMemory, layoutState, type PlanLimits, DEFAULT_LIMITS } from '../plan.ts';
+import { compileProgram, formatMemory, layoutState, type Plan, type PlanLimits, DEFAULT_LIMITS } from '../plan.ts';
 import { checkFile } from '../index.ts';
 import { printDiagnostics } from './diagnostics.ts';
 
@@ -49,18 +49,22 @@ export function runCompile(file: string, opts: CompileCliOptions): number {
   return 0;
 }
 
-/** Plans every network at `batch` and returns the memory report text. */
-export function memoryReport(m: CheckedModel, batch: number, limits: PlanLimits = DEFAULT_LIMITS, only?: string): string {
-  const out: string[] = [`planned memory at batch ${batch} (float32; limits: ${limits.maxStorageBufferBindingSize / 2 ** 20} MiB per binding)`];
+/** Each network's forward (eval) and forward + backward (training) plans at `batch`, as `--memory` reports them. */
+export function networkPlans(m: CheckedModel, batch: number, limits: PlanLimits = DEFAULT_LIMITS, only?: string): Plan[] {
+  const plans: Plan[] = [];
   for (const net of selectNetworks(m, only)) {
     const fwd = lowerNetwork(net, { batch, training: false });
-    const fplan = compileProgram(fwd.builder.graph, layoutState(fwd.builder.graph, limits), { name: `${net.name} forward (eval)`, outputs: fwd.outputs, updates: false }, limits);
-    out.push(formatMemory(fplan));
+    plans.push(compileProgram(fwd.builder.graph, layoutState(fwd.builder.graph, limits), { name: `${net.name} forward (eval)`, outputs: fwd.outputs, updates: false }, limits));
     const tr = lowerNetwork(net, { batch, training: true });
     const loss = standInLoss(tr, net.kind);
     const grads = paramGrads(tr.builder, loss, [net.name]);
-    const tplan = compileProgram(tr.builder.graph, layoutState(tr.builder.graph, limits), { name: `${net.name} forward + backward (training)`, outputs: { loss }, grads }, limits);
-    out.push(formatMemory(tplan));
+    plans.push(compileProgram(tr.builder.graph, layoutState(tr.builder.graph, limits), { name: `${net.name} forward + backward (training)`, outputs: { loss }, grads }, limits));
   }
-  return out.join('\n');
+  return plans;
+}
+
+/** Plans every network at `batch` and returns the memory report text. */
+export function memoryReport(m: CheckedModel, batch: number, limits: PlanLimits = DEFAULT_LIMITS, only?: string): string {
+  const head = `planned memory at batch ${batch} (float32; limits: ${limits.maxStorageBufferBindingSize / 2 ** 20} MiB per binding)`;
+  return [head, ...networkPlans(m, batch, limits, only).map(formatMemory)].join('\n');
 }
