@@ -21,7 +21,8 @@ import type { CheckedModel, NetworkInfo } from './check/model.ts';
 import { GraphBuilder } from './ir/builder.ts';
 import type { Value } from './ir/graph.ts';
 import { lowerNetwork, type LoweredNetwork } from './lower.ts';
-import { compileProgram, layoutState, DEFAULT_LIMITS, type Plan, type PlanLimits, type StateLayout } from './plan.ts';
+import type { Plan, StateLayout } from '../runtime/format/plan.ts';
+import { compileProgram, layoutState, DEFAULT_LIMITS, type PlanLimits } from './plan.ts';
 
 export interface GanSteps {
   layout: StateLayout;

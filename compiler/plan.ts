@@ -1,80 +1,19 @@
-// Execution plans. A Plan is plain JSON-able data: the kernels (WGSL with
-// shapes baked in, deduplicated), the steps that run them in order with the
-// buffer ranges each binding uses, and the memory they need. The runtime
-// (runtime/executor.ts) executes it without knowing anything about ops.
+// Planning: a graph becomes a Plan in the runtime's format
+// (runtime/format/plan.ts): the kernels (WGSL with shapes baked in,
+// deduplicated), the steps that run them in order with the buffer ranges each
+// binding uses, and the memory they need. The runtime executes it without
+// knowing anything about ops.
 //
-// State shared by every program of a model lives in a StateLayout: params of
-// one optimizer group packed into "arena" buffers (so one Adam dispatch covers
-// a whole network), a gradient arena with the same layout, and the state
-// buffers (BatchNorm running statistics). Activations live in transient
+// State shared by every program of a model lives in a StateLayout (layoutState):
+// params of one optimizer group packed into "arena" buffers, a gradient arena
+// with the same layout, and the state buffers. Activations live in transient
 // buffers assigned from liveness, reused within a program and across programs.
-import { bytesOf, topoSort, type Graph, type Init, type Node, type Value } from './ir/graph.ts';
+import type { KernelSpec } from '../runtime/format/kernel.ts';
+import { PLAN_FORMAT_VERSION, type Plan, type Slot, type StateLayout, type Step } from '../runtime/format/plan.ts';
+import { bytesOf, topoSort, type Graph, type Node, type Value } from './ir/graph.ts';
 import { fmtShape, numel } from './ir/shape.ts';
-import type { KernelSpec } from './kernels/kernel.ts';
 import { fusedKernel } from './kernels/fused.ts';
 import { primitive } from './ops/registry.ts';
-
-/** A byte range of a named buffer. */
-export interface Slot {
-  buffer: string;
-  offset: number;
-  size: number;
-}
-
-export interface ParamSlot extends Slot {
-  shape: number[];
-  group: string;
-  init: Init;
-  /** The same range in the gradient arena. */
-  grad: Slot;
-}
-
-export interface StateSlot extends Slot {
-  shape: number[];
-  init: Init;
-}
-
-export interface StateLayout {
-  params: Record<string, ParamSlot>;
-  state: Record<string, StateSlot>;
-  /** Every arena buffer and its size in bytes. */
-  buffers: Record<string, number>;
-  /** Optimizer groups: the param and gradient arena chunks of each. */
-  groups: Record<string, { params: string[]; chunks: { param: string; grad: string; bytes: number }[] }>;
-}
-
-export type Step =
-  | { op: 'dispatch'; kernel: number; args: Slot[]; /** skipped when this noise is fed */ noise?: string }
-  | { op: 'copy'; src: Slot; dst: Slot }
-  | { op: 'clear'; dst: Slot };
-
-export interface MemoryReport {
-  /** Params, their gradients and state buffers (shared by all programs). */
-  stateBytes: number;
-  /** Feed and output buffers of this program. */
-  ioBytes: number;
-  /** Transient activation buffers after liveness-based reuse. */
-  transientBytes: number;
-  /** Largest sum of live activations at any step (a lower bound for transientBytes). */
-  liveBytes: number;
-  /** Without reuse: every activation in its own buffer. */
-  unsharedBytes: number;
-  peakBytes: number;
-}
-
-export interface Plan {
-  name: string;
-  kernels: KernelSpec[];
-  steps: Step[];
-  /** Sizes of transient buffers 't0', 't1', ... */
-  transients: number[];
-  feeds: Record<string, { slot: Slot; shape: number[]; kind: 'input' | 'noise' }>;
-  outputs: Record<string, { slot: Slot; shape: number[] }>;
-  /** Params whose gradient arena range this program writes (or clears). */
-  grads: string[];
-  memory: MemoryReport;
-  stats: { nodes: number; dispatches: number; kernels: number; fusedNodes: number };
-}
 
 export interface PlanLimits {
   maxStorageBufferBindingSize: number;
@@ -86,8 +25,6 @@ export interface PlanLimits {
 }
 
 export const DEFAULT_LIMITS: PlanLimits = { maxStorageBufferBindingSize: 128 * 1024 * 1024, minStorageBufferOffsetAlignment: 256 };
-
-export type { Init };
 
 const align = (x: number, a: number) => Math.ceil(x / a) * a;
 
@@ -102,7 +39,7 @@ function tooBig(what: string, shape: readonly number[], limits: PlanLimits): Err
 
 /** Packs params by group (and state buffers) into arena chunks no larger than one binding. */
 export function layoutState(graph: Graph, limits: PlanLimits = DEFAULT_LIMITS): StateLayout {
-  const layout: StateLayout = { params: {}, state: {}, buffers: {}, groups: {} };
+  const layout: StateLayout = { version: PLAN_FORMAT_VERSION, params: {}, state: {}, buffers: {}, groups: {} };
   const a = limits.minStorageBufferOffsetAlignment;
   const pack = (values: Value[], prefix: string, place: (v: Value, buffer: string, offset: number) => void): string[] => {
     const chunks: string[] = [];
@@ -507,6 +444,7 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
   const ioBytes = [...Object.values(feeds).map((f) => f.slot.size), ...Object.values(outs).map((o) => o.slot.size)].reduce((s, b) => s + b, 0);
   const transientBytes = transients.reduce((s, b) => s + b, 0);
   return {
+    version: PLAN_FORMAT_VERSION,
     name: spec.name,
     kernels,
     steps: [...clears, ...steps, ...tail],

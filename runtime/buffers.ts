@@ -3,13 +3,19 @@
 // on lavapipe a fresh large MAP_READ allocation can cost 10-20 ms, a reused
 // one about 1 ms.
 
-// WebGPU's usage bits, spelled out: in Node the GPUBufferUsage/GPUMapMode globals
-// only exist once runtime/device.ts has installed them, after this module loads.
-const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
-const MAP_MODE_READ = 0x1;
+// WebGPU's usage bits, spelled out once for the whole runtime: in Node the
+// GPUBufferUsage/GPUMapMode globals only exist once runtime/device.ts has
+// installed them, after the modules that use them load.
+export const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
+/** GPUMapMode.READ */
+export const MAP_MODE_READ = 0x1;
 
 /** Usage for tensors the kernels read and write and tests upload/download. */
 export const STORAGE_USAGE = USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST;
+/** Uniforms written from the host (kernel parameters). */
+export const UNIFORM_USAGE = USAGE.UNIFORM | USAGE.COPY_DST;
+/** Staging buffers that GPU results are copied into and mapped for reading. */
+export const READBACK_USAGE = USAGE.MAP_READ | USAGE.COPY_DST;
 
 /** WebGPU sizes must be multiples of 4 and bindings must not be empty. */
 function paddedSize(byteLength: number): number {
@@ -34,7 +40,7 @@ export function createStorageBuffer(device: GPUDevice, data: Float32Array | numb
 
 /** A uniform buffer holding `data` (u32 or f32 words). */
 export function createUniformBuffer(device: GPUDevice, data: Uint32Array | Float32Array, label?: string): GPUBuffer {
-  const buffer = device.createBuffer({ label, size: paddedSize(data.byteLength), usage: USAGE.UNIFORM | USAGE.COPY_DST });
+  const buffer = device.createBuffer({ label, size: paddedSize(data.byteLength), usage: UNIFORM_USAGE });
   device.queue.writeBuffer(buffer, 0, data.buffer, data.byteOffset, data.byteLength);
   return buffer;
 }
@@ -60,7 +66,7 @@ export class BufferReader {
     const bytes = paddedSize(floats * 4);
     if (!this.staging || this.staging.size < bytes) {
       this.staging?.destroy();
-      this.staging = this.device.createBuffer({ label: 'readback-staging', size: bytes, usage: USAGE.MAP_READ | USAGE.COPY_DST });
+      this.staging = this.device.createBuffer({ label: 'readback-staging', size: bytes, usage: READBACK_USAGE });
     }
     const staging = this.staging;
     const encoder = this.device.createCommandEncoder({ label: 'readback' });

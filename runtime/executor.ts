@@ -10,13 +10,11 @@
 // from a reusable ring and mapped asynchronously, so callers that do not await
 // the returned promise never wait on the GPU. The runtime knows nothing about
 // ops: it only imports the plan format.
-import type { Init, Plan, Slot, StateLayout } from '../compiler/plan.ts';
-import type { KernelSpec } from '../compiler/kernels/kernel.ts';
+import { MAP_MODE_READ, READBACK_USAGE, STORAGE_USAGE as STORAGE } from './buffers.ts';
 import { getDevice, type GpuContext } from './device.ts';
+import type { KernelSpec } from './format/kernel.ts';
+import type { Init, Plan, Slot, StateLayout } from './format/plan.ts';
 import { pipelineCache, type PipelineCache } from './pipelines.ts';
-
-const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
-const STORAGE = USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST;
 
 /** Something recorded after a program's steps, e.g. an optimizer update. */
 export interface StepHook {
@@ -129,11 +127,11 @@ export class Runtime {
 
   /** Reads any slot back (tests, checkpoints); not for the hot path. */
   async readSlot(slot: Slot, program?: Program): Promise<Float32Array> {
-    const staging = this.device.createBuffer({ size: slot.size, usage: USAGE.MAP_READ | USAGE.COPY_DST });
+    const staging = this.device.createBuffer({ size: slot.size, usage: READBACK_USAGE });
     const enc = this.device.createCommandEncoder();
     enc.copyBufferToBuffer(this.resolve(slot.buffer, program), slot.offset, staging, 0, slot.size);
     this.device.queue.submit([enc.finish()]);
-    await staging.mapAsync(0x1);
+    await staging.mapAsync(MAP_MODE_READ);
     const out = new Float32Array(staging.getMappedRange().slice(0));
     staging.unmap();
     staging.destroy();
@@ -279,7 +277,7 @@ export class Runtime {
     }
     let st = prog.ring.find((r) => !r.busy && r.buffer.size >= total);
     if (!st) {
-      st = { buffer: this.device.createBuffer({ label: `${plan.name}-staging`, size: total, usage: USAGE.MAP_READ | USAGE.COPY_DST }), busy: false };
+      st = { buffer: this.device.createBuffer({ label: `${plan.name}-staging`, size: total, usage: READBACK_USAGE }), busy: false };
       prog.ring.push(st);
     }
     const staging = st;
@@ -289,7 +287,7 @@ export class Runtime {
       enc.copyBufferToBuffer(prog.local.get(o.slot.buffer)!, 0, staging.buffer, at[k], o.slot.size);
     });
     q.submit([enc.finish()]);
-    return staging.buffer.mapAsync(0x1, 0, total).then(() => {
+    return staging.buffer.mapAsync(MAP_MODE_READ, 0, total).then(() => {
       const range = staging.buffer.getMappedRange(0, total);
       const out: Record<string, Float32Array> = {};
       names.forEach((n, k) => {

@@ -7,18 +7,10 @@
 // bias corrections folded as PyTorch does):
 //   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
 //   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-import type { KernelSpec } from '../compiler/kernels/kernel.ts';
+import { STORAGE_USAGE as STORAGE, UNIFORM_USAGE as UNIFORM } from './buffers.ts';
 import type { Runtime, StepHook } from './executor.ts';
-
-const STORAGE = 0x80 | 0x4 | 0x8;
-const UNIFORM = 0x40 | 0x8;
-const WG = 64;
-
-function grid(n: number): { workgroups: [number, number, number]; index: string } {
-  const groups = Math.ceil(n / WG);
-  if (groups <= 65535) return { workgroups: [groups, 1, 1], index: 'gid.x' };
-  return { workgroups: [65535, Math.ceil(groups / 65535), 1], index: `gid.x + gid.y * ${65535 * WG}u` };
-}
+import { gridFor as grid, WG } from './format/grid.ts';
+import type { KernelSpec } from './format/kernel.ts';
 
 export function adamKernel(floats: number): KernelSpec {
   const g = grid(floats);
@@ -33,7 +25,7 @@ export function adamKernel(floats: number): KernelSpec {
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = ${g.index};
+  let i = ${g.index('gid')};
   if (i >= ${floats}u) { return; }
   let gi = g[i] + h.wd * p[i];
   let mi = h.b1 * m[i] + (1.0 - h.b1) * gi;
@@ -66,7 +58,7 @@ export function sgdKernel(floats: number): KernelSpec {
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = ${g.index};
+  let i = ${g.index('gid')};
   if (i >= ${floats}u) { return; }
   p[i] = p[i] - h.lr * (g[i] + h.wd * p[i]);
 }

@@ -7,7 +7,7 @@
 // shader compiler (on lavapipe each new shader costs 0.2-2 s of LLVM JIT).
 // Layouts are explicit (derived from KernelSpec.bindings), not 'auto', so a
 // compile error is reported against the kernel and not as a layout mismatch.
-import type { BindingAccess, KernelSpec } from '../compiler/kernels/kernel.ts';
+import type { BindingAccess, KernelSpec } from './format/kernel.ts';
 
 /** A shader that failed to compile, with Dawn's messages and the offending lines. */
 export class KernelCompileError extends Error {

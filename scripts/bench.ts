@@ -9,7 +9,7 @@
 // BENCH_SKIP_TFJS=1 to time only our kernels, BENCH_SKIP_STEP=1 to skip the training step.
 import { conv2dBackwardDataKernel, conv2dBackwardWeightKernel, conv2dForwardKernel, conv2dOutputSize, type Conv2dShape } from '../compiler/kernels/conv.ts';
 import { matmulKernel } from '../compiler/kernels/gemm.ts';
-import type { KernelSpec } from '../compiler/kernels/kernel.ts';
+import type { KernelSpec } from '../runtime/format/kernel.ts';
 import { createStorageBuffer } from '../runtime/buffers.ts';
 import { getDevice, gpuInstance } from '../runtime/device.ts';
 import { pipelineCache } from '../runtime/pipelines.ts';

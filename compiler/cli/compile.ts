@@ -5,7 +5,8 @@ import { paramGrads } from '../autodiff.ts';
 import type { CheckedModel } from '../check/model.ts';
 import { printGraph } from '../ir/printer.ts';
 import { lowerNetwork, standInLoss } from '../lower.ts';
-import { compileProgram, formatMemory, layoutState, type Plan, type PlanLimits, DEFAULT_LIMITS } from '../plan.ts';
+import type { Plan } from '../../runtime/format/plan.ts';
+import { compileProgram, formatMemory, layoutState, type PlanLimits, DEFAULT_LIMITS } from '../plan.ts';
 import { checkFile } from '../index.ts';
 import { printDiagnostics } from './diagnostics.ts';
 

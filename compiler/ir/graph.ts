@@ -3,18 +3,13 @@
 // kind says who fills them: the optimizer (param), the data loader (input),
 // the random generator (noise, produced by a `randn` node), or the step itself
 // (buffer: BatchNorm running statistics, rewritten by `updates`).
+import type { Init } from '../../runtime/format/plan.ts';
 import { fmtShape, numel, type Shape } from './shape.ts';
 
 export type ValueKind = 'param' | 'input' | 'noise' | 'buffer' | 'intermediate';
 
-/** How a param or buffer is initialised; pure data so plans can be serialised. */
-export type Init =
-  | { kind: 'zeros' }
-  | { kind: 'ones' }
-  | { kind: 'const'; value: number }
-  | { kind: 'normal'; mean: number; std: number }
-  | { kind: 'uniform'; low: number; high: number }
-  | { kind: 'orthogonal'; gain: number };
+/** How a param or buffer is initialised: the runtime's format (it initialises them). */
+export type { Init };
 
 export type Attrs = Record<string, unknown>;
 

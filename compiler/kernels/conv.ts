@@ -23,7 +23,8 @@
 // just those taps avoids the (sh*sw - 1) / (sh*sw) of multiply-adds that a
 // plain transposed-conv GEMM would spend on zeros.
 import { gemmKernel, kContiguousLane, TILE_COLS } from './gemm.ts';
-import { NO_FEATURES, type KernelSpec, type KernelTarget } from './kernel.ts';
+import type { KernelSpec } from '../../runtime/format/kernel.ts';
+import { NO_FEATURES, type KernelTarget } from './target.ts';
 
 export interface Conv2dShape {
   batch: number;

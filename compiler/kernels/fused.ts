@@ -9,8 +9,8 @@ import { numel, sameShape, strides, type Shape } from '../ir/shape.ts';
 import { primitive } from '../ops/registry.ts';
 import type { SumAttrs } from '../ops/reduce.ts';
 import { keptShape } from '../ops/reduce.ts';
-import type { KernelSpec } from './kernel.ts';
-import { gridFor, groupsFor } from './grid.ts';
+import { gridFor, groupsFor } from '../../runtime/format/grid.ts';
+import type { KernelSpec } from '../../runtime/format/kernel.ts';
 
 export interface FusedKernel {
   spec: KernelSpec;

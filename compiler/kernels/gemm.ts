@@ -26,7 +26,8 @@
 //
 // A GemmProblem says how U and L elements are addressed ("loaders"); this file
 // owns the loop nest, the accumulators, the tile sizes and the dispatch shape.
-import type { KernelSpec } from './kernel.ts';
+import { MAX_WORKGROUPS_PER_DIM as MAX_GROUPS_PER_DIM } from '../../runtime/format/grid.ts';
+import type { KernelSpec } from '../../runtime/format/kernel.ts';
 
 export interface GemmProblem {
   /** Kernel name; tile sizes are appended. */
@@ -134,9 +135,6 @@ export function chooseTiling(rows: number, cols: number, laneWindow = false): Ge
 
 /** Columns each invocation computes (fixed: loaders lay out their vec4 loads for it). */
 export const TILE_COLS = 8;
-
-/** Dawn's limit on workgroups per dispatch dimension. */
-const MAX_GROUPS_PER_DIM = 65535;
 
 function u(n: number): string {
   return `${n}u`;

@@ -3,8 +3,8 @@
 // The runtime fills the `rng` binding with [seed, step, 0, 0] every step.
 import type { Shape } from '../ir/shape.ts';
 import { numel } from '../ir/shape.ts';
-import type { KernelSpec } from './kernel.ts';
-import { gridFor } from './grid.ts';
+import { gridFor } from '../../runtime/format/grid.ts';
+import type { KernelSpec } from '../../runtime/format/kernel.ts';
 
 export const PHILOX_WGSL = /* wgsl */ `
 fn mulhilo(a: u32, b: u32) -> vec2<u32> {

@@ -15,7 +15,8 @@
 //  - parity: cases the test suite runs here and in PyTorch.
 // Composite ops (BatchNorm, GLU, losses...) are built from primitives by the
 // builder: they need no gradient or kernel, only parity cases.
-import type { KernelSpec, KernelTarget } from '../kernels/kernel.ts';
+import type { KernelSpec } from '../../runtime/format/kernel.ts';
+import type { KernelTarget } from '../kernels/target.ts';
 import type { Attrs, Node, Value } from '../ir/graph.ts';
 import type { Shape } from '../ir/shape.ts';
 import type { GraphBuilder } from '../ir/builder.ts';

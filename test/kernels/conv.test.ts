@@ -1,6 +1,6 @@
 // conv2d forward and both backward passes (implicit GEMM) against torch autograd.
 import { afterAll, describe, it } from 'vitest';
-import { NO_FEATURES } from '../../compiler/kernels/kernel.ts';
+import { NO_FEATURES } from '../../compiler/kernels/target.ts';
 import { getDevice } from '../../runtime/device.ts';
 import {
   conv2dBackwardDataKernel,

@@ -1,6 +1,6 @@
 // Runs one KernelSpec on the shared device with host data bound by name, and
 // reads back the read_write bindings. For tests only: it allocates per call.
-import type { KernelSpec } from '../../compiler/kernels/kernel.ts';
+import type { KernelSpec } from '../../runtime/format/kernel.ts';
 import { createStorageBuffer, readBuffer } from '../../runtime/buffers.ts';
 import { getDevice } from '../../runtime/device.ts';
 import { pipelineCache } from '../../runtime/pipelines.ts';

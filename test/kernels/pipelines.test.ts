@@ -1,7 +1,7 @@
 // The runtime's pipeline cache and buffer helpers: dedup by WGSL content,
 // compile errors that name the kernel, bind-group reuse, read-back.
 import { describe, expect, it } from 'vitest';
-import type { KernelSpec } from '../../compiler/kernels/kernel.ts';
+import type { KernelSpec } from '../../runtime/format/kernel.ts';
 import { createStorageBuffer, readBuffer } from '../../runtime/buffers.ts';
 import { getDevice } from '../../runtime/device.ts';
 import { KernelCompileError, PipelineCache, wgslHash } from '../../runtime/pipelines.ts';

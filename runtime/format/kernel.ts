@@ -1,0 +1,52 @@
+// A compute kernel as the compiler hands it to the runtime: WGSL with shapes
+// baked in, its bindings in @binding order (all in @group(0)), and the dispatch
+// size. The runtime caches pipelines by the WGSL text, so identical kernels
+// are compiled once. Kernels travel inside plans (runtime/format/plan.ts),
+// which carry the format version.
+import { MAX_WORKGROUPS_PER_DIM } from './grid.ts';
+import { array, count, fail, fields, num, oneOf, str } from './validate.ts';
+
+export type BindingAccess = 'read' | 'read_write' | 'uniform';
+
+export const BINDING_ACCESS: readonly BindingAccess[] = ['read', 'read_write', 'uniform'];
+
+export interface KernelSpec {
+  /** Label for pipelines and profiling, e.g. 'gemm_m64_n64_k64'. */
+  name: string;
+  /** Complete WGSL source; the entry point is `main`. */
+  wgsl: string;
+  /** One entry per @group(0) @binding(i), in order. */
+  bindings: { name: string; access: BindingAccess }[];
+  /** Workgroup counts for dispatchWorkgroups. */
+  workgroups: [number, number, number];
+  /** Floating-point operations one dispatch performs (for GFLOP/s reports). */
+  flops?: number;
+}
+
+function workgroupCount(x: unknown, path: string): number {
+  const n = count(x, path);
+  return n >= 1 && n <= MAX_WORKGROUPS_PER_DIM ? n : fail(path, `a workgroup count from 1 to ${MAX_WORKGROUPS_PER_DIM}`, x);
+}
+
+/** Reads a parsed KernelSpec (e.g. from a plan's JSON), or throws a FormatError naming `path`. */
+export function readKernelSpec(x: unknown, path: string): KernelSpec {
+  const o = fields(x, path, ['name', 'wgsl', 'bindings', 'workgroups'], ['flops']);
+  const wgsl = str(o.wgsl, `${path}.wgsl`);
+  if (!wgsl.trim()) fail(`${path}.wgsl`, 'WGSL source', wgsl);
+  const workgroups = array(o.workgroups, `${path}.workgroups`, workgroupCount);
+  if (workgroups.length !== 3) fail(`${path}.workgroups`, 'three workgroup counts [x, y, z]', o.workgroups);
+  const spec: KernelSpec = {
+    name: str(o.name, `${path}.name`),
+    wgsl,
+    bindings: array(o.bindings, `${path}.bindings`, (b, p) => {
+      const f = fields(b, p, ['name', 'access']);
+      return { name: str(f.name, `${p}.name`), access: oneOf(f.access, `${p}.access`, BINDING_ACCESS) };
+    }),
+    workgroups: workgroups as [number, number, number],
+  };
+  if (o.flops !== undefined) {
+    const flops = num(o.flops, `${path}.flops`);
+    spec.flops = flops >= 0 ? flops : fail(`${path}.flops`, 'a non-negative number', flops);
+  }
+  return spec;
+}

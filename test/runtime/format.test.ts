@@ -1,0 +1,115 @@
+// The plan format's JSON round trip: real plans survive serialize + parse
+// unchanged, and documents of another version or with a malformed field are
+// refused with an error that names what is wrong.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildGanSteps, type GanSteps } from '../../compiler/gan-step.ts';
+import { checkFile } from '../../compiler/index.ts';
+import { planLimits } from '../../compiler/plan.ts';
+import { FormatError } from '../../runtime/format/validate.ts';
+import { parseLayout, parsePlan, PLAN_FORMAT_VERSION, serializeLayout, serializePlan, type Plan } from '../../runtime/format/plan.ts';
+
+let steps: GanSteps;
+
+beforeAll(() => {
+  const r = checkFile('models/ms-clip-gan.gan', { preset: 'tiny' });
+  if (!r.model) throw new Error('ms-clip-gan tiny does not check');
+  steps = buildGanSteps(r.model, 2, planLimits({}, ['subgroups']));
+});
+
+/** The d_step plan as parsed JSON, edited by `change`, serialized again. */
+function edited(change: (p: Record<string, any>) => void): string {
+  const p = JSON.parse(serializePlan(steps.dStep));
+  change(p);
+  return JSON.stringify(p);
+}
+
+describe('plan format round trip', () => {
+  it('every plan and the layout carry the format version', () => {
+    expect(steps.dStep.version).toBe(PLAN_FORMAT_VERSION);
+    expect(steps.gStep.version).toBe(PLAN_FORMAT_VERSION);
+    expect(steps.layout.version).toBe(PLAN_FORMAT_VERSION);
+  });
+
+  it('parse(serialize(plan)) is the same plan, and serializes to the same bytes', () => {
+    for (const plan of [steps.dStep, steps.gStep]) {
+      const text = serializePlan(plan);
+      const back: Plan = parsePlan(text, steps.layout);
+      expect(back).toEqual(plan);
+      expect(serializePlan(back)).toBe(text);
+    }
+    const text = serializeLayout(steps.layout);
+    expect(parseLayout(text)).toEqual(steps.layout);
+    expect(serializeLayout(parseLayout(text))).toBe(text);
+  });
+
+  it('keeps optional fields only where they were (noise on random dispatches, flops)', () => {
+    const back = parsePlan(serializePlan(steps.dStep));
+    expect(back.steps.some((s) => s.op === 'dispatch' && s.noise !== undefined)).toBe(true);
+    expect(back.steps.filter((s) => 'noise' in s).length).toBe(steps.dStep.steps.filter((s) => 'noise' in s).length);
+    expect(back.kernels.filter((k) => 'flops' in k).length).toBe(steps.dStep.kernels.filter((k) => 'flops' in k).length);
+  });
+});
+
+describe('plan format refuses what it cannot run', () => {
+  it('another format version, or no version at all', () => {
+    expect(() => parsePlan(edited((p) => (p.version = PLAN_FORMAT_VERSION + 1)))).toThrow(
+      new RegExp(`plan 'd_step': format version ${PLAN_FORMAT_VERSION + 1} is not supported \\(this runtime reads version ${PLAN_FORMAT_VERSION}\\)`),
+    );
+    expect(() => parsePlan(edited((p) => delete p.version))).toThrow(/plan 'd_step': no 'version' field \(not a serialized plan\)/);
+    expect(() => parsePlan('[1, 2]')).toThrow(/plan: no 'version' field/);
+    expect(() => parseLayout(JSON.stringify({ ...steps.layout, version: 0 }))).toThrow(/state layout: format version 0 is not supported/);
+  });
+
+  it('text that is not JSON', () => {
+    expect(() => parsePlan('{"version": 1,')).toThrow(FormatError);
+    expect(() => parsePlan('{"version": 1,')).toThrow(/plan is not valid JSON/);
+  });
+
+  it('a field of the wrong type, named by its path', () => {
+    const d = steps.dStep.steps.findIndex((s) => s.op === 'dispatch');
+    expect(() => parsePlan(edited((p) => (p.steps[d].args[0].offset = 'x')))).toThrow(
+      new RegExp(`plan 'd_step'\\.steps\\[${d}\\]\\.args\\[0\\]\\.offset: expected a non-negative integer, got "x"`),
+    );
+    expect(() => parsePlan(edited((p) => (p.kernels[0].bindings[1].access = 'write')))).toThrow(/kernels\[0\]\.bindings\[1\]\.access: expected one of 'read', 'read_write', 'uniform', got "write"/);
+    expect(() => parsePlan(edited((p) => (p.kernels[2].workgroups = [1, 1])))).toThrow(/kernels\[2\]\.workgroups: expected three workgroup counts/);
+    expect(() => parsePlan(edited((p) => (p.kernels[2].workgroups = [70000, 1, 1])))).toThrow(/kernels\[2\]\.workgroups\[0\]: expected a workgroup count from 1 to 65535, got 70000/);
+    expect(() => parsePlan(edited((p) => (p.feeds.z.kind = 'image')))).toThrow(/feeds\.z\.kind: expected one of 'input', 'noise'/);
+    expect(() => parsePlan(edited((p) => (p.steps[0].op = 'jump')))).toThrow(/steps\[0\]\.op: expected one of 'dispatch', 'copy', 'clear', got "jump"/);
+    expect(() => parsePlan(edited((p) => delete p.memory.peakBytes))).toThrow(/memory: missing 'peakBytes'/);
+    expect(() => parsePlan(edited((p) => (p.stats.extra = 1)))).toThrow(/stats: unknown field 'extra'/);
+  });
+
+  it('steps that do not fit the plan: kernel index, binding count, buffer names and bounds', () => {
+    const dispatch = steps.dStep.steps.findIndex((s) => s.op === 'dispatch');
+    expect(() => parsePlan(edited((p) => (p.steps[dispatch].kernel = p.kernels.length)))).toThrow(
+      new RegExp(`steps\\[${dispatch}\\]\\.kernel: expected a kernel index below ${steps.dStep.kernels.length}`),
+    );
+    expect(() => parsePlan(edited((p) => p.steps[dispatch].args.pop()))).toThrow(/steps\[\d+\]\.args: kernel '.+' takes \d+ buffers, the step gives \d+/);
+    expect(() => parsePlan(edited((p) => (p.steps[dispatch].args[0].buffer = 'nowhere')))).toThrow(/args\[0\]\.buffer: unknown buffer 'nowhere'/);
+    expect(() => parsePlan(edited((p) => (p.steps[dispatch].args[0] = { buffer: 't0', offset: 0, size: p.transients[0] + 4 })))).toThrow(/run past the end of 't0'/);
+    expect(() => parsePlan(edited((p) => (p.transients = [])))).toThrow(/unknown buffer 't\d+'/);
+    expect(() => parsePlan(edited((p) => (p.steps[dispatch].args[0].size = 6)))).toThrow(/size: expected a positive multiple of 4 bytes, got 6/);
+    // Arena slots are checked against a layout when one is given.
+    const arena = edited((p) => (p.steps[dispatch].args[0] = { buffer: 'param:nope:0', offset: 0, size: 4 }));
+    expect(() => parsePlan(arena)).not.toThrow();
+    expect(() => parsePlan(arena, steps.layout)).toThrow(/unknown buffer 'param:nope:0'/);
+    expect(() => parsePlan(edited((p) => p.grads.push('no.such.param')), steps.layout)).toThrow(/grads\[\d+\]: no param 'no.such.param' in the state layout/);
+  });
+
+  it('a layout whose slots do not fit its buffers or shapes', () => {
+    const layout = () => JSON.parse(serializeLayout(steps.layout));
+    const [name] = Object.keys(steps.layout.params);
+    const bad1 = layout();
+    bad1.params[name].offset = bad1.buffers[bad1.params[name].buffer];
+    expect(() => parseLayout(JSON.stringify(bad1))).toThrow(/run past the end of 'param:/);
+    const bad2 = layout();
+    bad2.params[name].shape = [3, 3, 3, 3, 3];
+    expect(() => parseLayout(JSON.stringify(bad2))).toThrow(/shape \[3, 3, 3, 3, 3\] needs 972 bytes/);
+    const bad3 = layout();
+    bad3.params[name].init = { kind: 'normal', mean: 0 };
+    expect(() => parseLayout(JSON.stringify(bad3))).toThrow(/init: missing 'std'/);
+    const bad4 = layout();
+    bad4.groups.G.params.push('ghost');
+    expect(() => parseLayout(JSON.stringify(bad4))).toThrow(/groups\.G\.params\[\d+\]: no param 'ghost'/);
+  });
+});
