@@ -1,9 +1,11 @@
-// Executes compiled plans (compiler/plan.ts) on a WebGPU device.
+// Executes compiled plans (runtime/format/plan.ts) on a WebGPU device.
 //
 //   const rt = await Runtime.create(layout);      // arenas for params, grads, state
 //   rt.initState(seed);                           // params/state from their Init
 //   const step = await rt.load(plan);             // compiles every pipeline up front
 //   const out = await rt.run(step, { text, image }, { optimizers: [adamD] });
+//   const saved = await rt.exportState();         // params, state, noise words;
+//   fresh.importState(saved);                     // with each optimizer's, an exact resume
 //
 // A run records the whole program (and optimizer updates) into one command
 // buffer and submits it once; named outputs are copied into a staging buffer
@@ -13,8 +15,10 @@
 import { MAP_MODE_READ, READBACK_USAGE, STORAGE_USAGE as STORAGE } from './buffers.ts';
 import { getDevice, type GpuContext } from './device.ts';
 import type { KernelSpec } from './format/kernel.ts';
-import type { Init, Plan, Slot, StateLayout } from './format/plan.ts';
+import type { Plan, Slot, StateLayout } from './format/plan.ts';
+import { initialValues } from './init.ts';
 import { pipelineCache, type PipelineCache } from './pipelines.ts';
+import { checkTensors, type SavedState, type StateTensor } from './state.ts';
 
 /** Something recorded after a program's steps, e.g. an optimizer update. */
 export interface StepHook {
@@ -74,7 +78,7 @@ export class Runtime {
     return new Runtime(opts.ctx ?? (await getDevice()), layout, opts.seed ?? 0);
   }
 
-  /** Seeds the on-GPU noise generator (streams restart from step 0). */
+  /** Seeds the on-GPU noise generator (streams restart from step 0); exportState/importState save and restore it mid-run. */
   setSeed(seed: number): void {
     this.rngWords[0] = seed >>> 0;
     this.stepCount = 0;
@@ -89,9 +93,68 @@ export class Runtime {
 
   /** Initialises every param and state buffer from its Init, deterministically from `seed`. */
   initState(seed = 0): void {
-    const rand = normalSource(seed);
-    for (const [name, p] of Object.entries(this.layout.params)) this.writeParam(name, initTensor(p.init, p.shape, rand));
-    for (const [name, s] of Object.entries(this.layout.state)) this.writeState(name, initTensor(s.init, s.shape, rand));
+    const init = initialValues(this.layout, seed);
+    for (const [name, data] of Object.entries(init.params)) this.writeParam(name, data);
+    for (const [name, data] of Object.entries(init.state)) this.writeState(name, data);
+  }
+
+  /**
+   * Params ('param:NAME'), state buffers ('state:NAME', e.g. BatchNorm running
+   * statistics) and the noise generator ('rng' = [seed, next step]): with each
+   * optimizer's exportState, everything a resumed run needs to continue bit for
+   * bit. Reads after the work submitted so far.
+   */
+  async exportState(): Promise<SavedState> {
+    const slots = this.savedSlots();
+    const arenas = [...new Set(Object.values(slots).map((s) => s.buffer))];
+    const bytes = await this.readBuffers(arenas.map((a) => this.arena(a)));
+    const tensors: Record<string, StateTensor> = {};
+    for (const [name, slot] of Object.entries(slots)) {
+      tensors[name] = new Float32Array(bytes[arenas.indexOf(slot.buffer)], slot.offset, slot.size / 4).slice();
+    }
+    // The kernels see the step as a u32 word: wrapping here loses nothing.
+    tensors.rng = Uint32Array.of(this.rngWords[0], this.stepCount >>> 0);
+    return { tensors, scalars: {} };
+  }
+
+  /** Restores what exportState saved (of a runtime with the same layout); the next run continues that run's noise. */
+  importState(s: SavedState): void {
+    const slots = this.savedSlots();
+    const expected = Object.fromEntries(Object.entries(slots).map(([name, slot]) => [name, { type: 'f32' as const, length: slot.size / 4 }]));
+    checkTensors('Runtime.importState', s, { ...expected, rng: { type: 'u32', length: 2 } });
+    for (const [name, slot] of Object.entries(slots)) this.write(slot, s.tensors[name] as Float32Array, name);
+    const rng = s.tensors.rng;
+    this.rngWords[0] = rng[0];
+    this.stepCount = rng[1];
+  }
+
+  /** The slots exportState saves, by their saved names. */
+  private savedSlots(): Record<string, Slot> {
+    const slots: Record<string, Slot> = {};
+    for (const [name, p] of Object.entries(this.layout.params)) slots[`param:${name}`] = p;
+    for (const [name, s] of Object.entries(this.layout.state)) slots[`state:${name}`] = s;
+    return slots;
+  }
+
+  /** Copies whole buffers to the host in one submission (checkpoints, tests; not for the hot path). */
+  async readBuffers(buffers: GPUBuffer[]): Promise<ArrayBuffer[]> {
+    if (buffers.length === 0) return [];
+    const at: number[] = [];
+    let total = 0;
+    for (const b of buffers) {
+      at.push(total);
+      total += b.size;
+    }
+    const staging = this.device.createBuffer({ size: total, usage: READBACK_USAGE });
+    const enc = this.device.createCommandEncoder();
+    buffers.forEach((b, i) => enc.copyBufferToBuffer(b, 0, staging, at[i], b.size));
+    this.device.queue.submit([enc.finish()]);
+    await staging.mapAsync(MAP_MODE_READ);
+    const range = staging.getMappedRange();
+    const out = buffers.map((b, i) => range.slice(at[i], at[i] + b.size));
+    staging.unmap();
+    staging.destroy();
+    return out;
   }
 
   writeParam(name: string, data: Float32Array): void {
@@ -343,75 +406,4 @@ export class Runtime {
     }
     this.rng.destroy();
   }
-}
-
-// ---- initialisation (CPU, deterministic) ---------------------------------------
-
-function normalSource(seed: number): () => number {
-  let s = (seed ^ 0x5bd1e995) >>> 0;
-  const u = () => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    return (((z ^ (z >>> 16)) >>> 0) + 0.5) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
-}
-
-function normalCdf(z: number): number {
-  // Abramowitz-Stegun 7.1.26 erf, |error| < 1.5e-7: plenty for initial weights.
-  const x = Math.abs(z) / Math.SQRT2;
-  const t = 1 / (1 + 0.3275911 * x);
-  const erf = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
-  return 0.5 * (1 + Math.sign(z) * erf);
-}
-
-export function initTensor(init: Init, shape: readonly number[], randn: () => number): Float32Array {
-  const n = shape.reduce((p, d) => p * d, 1);
-  const out = new Float32Array(n);
-  switch (init.kind) {
-    case 'zeros':
-      return out;
-    case 'ones':
-      return out.fill(1);
-    case 'const':
-      return out.fill(init.value);
-    case 'normal':
-      for (let i = 0; i < n; i++) out[i] = init.mean + init.std * randn();
-      return out;
-    case 'uniform':
-      // Phi(z) of a standard normal z is uniform on (0, 1).
-      for (let i = 0; i < n; i++) out[i] = init.low + (init.high - init.low) * normalCdf(randn());
-      return out;
-    case 'orthogonal':
-      return orthogonal(shape, init.gain, randn);
-  }
-}
-
-/** torch.nn.init.orthogonal_: rows = shape[0], columns = the rest; QR of a normal matrix (Gram-Schmidt). */
-function orthogonal(shape: readonly number[], gain: number, randn: () => number): Float32Array {
-  const rows = shape[0];
-  const cols = shape.slice(1).reduce((p, d) => p * d, 1);
-  const [r, c] = rows < cols ? [rows, cols] : [cols, rows]; // orthonormal rows of a [r, c] matrix, r <= c
-  const m = Array.from({ length: r }, () => Float64Array.from({ length: c }, randn));
-  for (let i = 0; i < r; i++) {
-    for (let j = 0; j < i; j++) {
-      let d = 0;
-      for (let k = 0; k < c; k++) d += m[i][k] * m[j][k];
-      for (let k = 0; k < c; k++) m[i][k] -= d * m[j][k];
-    }
-    let norm = 0;
-    for (let k = 0; k < c; k++) norm += m[i][k] * m[i][k];
-    norm = Math.sqrt(norm) || 1;
-    for (let k = 0; k < c; k++) m[i][k] /= norm;
-  }
-  const out = new Float32Array(rows * cols);
-  for (let i = 0; i < r; i++) {
-    for (let k = 0; k < c; k++) {
-      if (rows < cols) out[i * cols + k] = gain * m[i][k];
-      else out[k * cols + i] = gain * m[i][k];
-    }
-  }
-  return out;
 }
