@@ -8,7 +8,7 @@ import { checkFile } from '../compiler/index.ts';
 import { planLimits } from '../compiler/plan.ts';
 import { getDevice } from '../runtime/device.ts';
 import { Runtime } from '../runtime/executor.ts';
-import { Adam } from '../runtime/optim.ts';
+import { createOptimizer, type OptimizerSettings } from '../runtime/optim.ts';
 
 export interface StepRow {
   op: string;
@@ -41,12 +41,8 @@ export async function tinyStepRows(iters: number, batch = 4): Promise<StepRow[]>
   const steps = buildGanSteps(r.model, batch, planLimits(info.limits, info.features));
   const rt = await Runtime.create(steps.layout);
   rt.initState(0);
-  const adam = (group: string, cfg: unknown) => {
-    const c = cfg as { lr: number; betas: [number, number]; eps: number };
-    return new Adam(rt, group, { lr: c.lr, betas: c.betas, eps: c.eps });
-  };
-  const optG = adam(steps.groups.g, r.model.train.g);
-  const optD = steps.groups.d.map((d) => adam(d, r.model!.train.d));
+  const optG = createOptimizer(rt, steps.groups.g, r.model.train.g as OptimizerSettings);
+  const optD = steps.groups.d.map((d) => createOptimizer(rt, d, r.model!.train.d as OptimizerSettings));
   const t0 = performance.now();
   const dProg = await rt.load(steps.dStep, optD);
   const gProg = await rt.load(steps.gStep, [optG]);

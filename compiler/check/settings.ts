@@ -17,6 +17,8 @@ const isBool: Check = (v) => (v.t === 'bool' ? undefined : `must be true or fals
 
 interface CallSchema {
   args: Record<string, { check: Check; default?: Value }>;
+  /** A rule across arguments, checked once each argument is valid and defaulted. */
+  refine?: (args: Record<string, Value>) => string | undefined;
 }
 
 const betas: Check = (v) =>
@@ -28,13 +30,19 @@ const optimizers: Record<string, CallSchema> = {
       lr: { check: isNum(0, Infinity, true) },
       betas: { check: betas, default: { t: 'tuple', items: [{ t: 'num', v: 0.5 }, { t: 'num', v: 0.999 }] } },
       eps: { check: isNum(0, Infinity, true), default: { t: 'num', v: 1e-8 } },
+      // L2 added to the gradient, as torch.optim.Adam (not AdamW's decoupled decay).
+      weight_decay: { check: isNum(0), default: { t: 'num', v: 0 } },
     },
   },
+  // torch.optim.SGD with dampening 0 (runtime/optim.ts implements every argument here).
   sgd: {
     args: {
       lr: { check: isNum(0, Infinity, true) },
       momentum: { check: isNum(0, 1), default: { t: 'num', v: 0 } },
+      nesterov: { check: isBool, default: { t: 'bool', v: false } },
+      weight_decay: { check: isNum(0), default: { t: 'num', v: 0 } },
     },
+    refine: (a) => (a.nesterov.t === 'bool' && a.nesterov.v && a.momentum.t === 'num' && a.momentum.v <= 0 ? 'nesterov needs a momentum > 0' : undefined),
   },
 };
 
@@ -56,7 +64,8 @@ function callOf(schemas: Record<string, CallSchema>, what: string): Check {
       const bad = spec.check(a, v.span, k);
       if (bad) return `${v.name}(${k}) ${bad}`;
     }
-    return undefined;
+    const bad = s.refine?.(v.args);
+    return bad && `${v.name}: ${bad}`;
   };
 }
 
