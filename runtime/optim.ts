@@ -24,7 +24,7 @@ export function adamKernel(floats: number): KernelSpec {
   const g = grid(floats);
   return {
     name: `adam_${floats}`,
-    wgsl: `struct Hyper { step_size: f32, inv_sqrt_bc2: f32, b1: f32, b2: f32, eps: f32, wd: f32, _p0: f32, _p1: f32 }
+    wgsl: `struct Hyper { step_size: f32, inv_sqrt_bc2: f32, b1: f32, b2: f32, eps: f32, wd: f32, one_minus_b1: f32, one_minus_b2: f32 }
 @group(0) @binding(0) var<storage, read_write> p: array<f32>;
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(2) var<storage, read_write> m: array<f32>;
@@ -36,8 +36,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = ${g.index('gid')};
   if (i >= ${floats}u) { return; }
   let gi = g[i] + h.wd * p[i];
-  let mi = h.b1 * m[i] + (1.0 - h.b1) * gi;
-  let vi = h.b2 * v[i] + (1.0 - h.b2) * gi * gi;
+  let mi = h.b1 * m[i] + h.one_minus_b1 * gi;
+  let vi = h.b2 * v[i] + h.one_minus_b2 * gi * gi;
   m[i] = mi;
   v[i] = vi;
   p[i] = p[i] - h.step_size * mi / (sqrt(vi) * h.inv_sqrt_bc2 + h.eps);
@@ -289,7 +289,8 @@ export class Adam extends GroupOptimizer {
     const { lr, betas, eps, weightDecay } = this.opts;
     const bc1 = 1 - betas[0] ** this.t;
     const bc2 = 1 - betas[1] ** this.t;
-    return new Float32Array([lr / bc1, 1 / Math.sqrt(bc2), betas[0], betas[1], eps, weightDecay, 0, 0]);
+    // 1 - b in double, as torch does: 1 - f32(0.999) is off by 1.3e-5 relative.
+    return new Float32Array([lr / bc1, 1 / Math.sqrt(bc2), betas[0], betas[1], eps, weightDecay, 1 - betas[0], 1 - betas[1]]);
   }
 }
 
