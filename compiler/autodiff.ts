@@ -4,7 +4,7 @@
 //
 // Only nodes on a path from a requested `wrt` value to the loss get a gradient,
 // so a discriminator step asks for D's params and never touches G's param
-// gradients. stop_gradient blocks the walk (its rule returns null).
+// gradients. Ops declared not differentiable (detach) block the walk.
 import type { GraphBuilder } from './ir/builder.ts';
 import { topoSort, type Value } from './ir/graph.ts';
 import { fmtShape, sameShape } from './ir/shape.ts';
@@ -19,7 +19,7 @@ export function grad(b: GraphBuilder, loss: Value, wrt: readonly Value[], seed?:
   // Values that depend on some wrt value: only their producers need a rule.
   const active = new Set(wrt.map((v) => v.id));
   for (const n of nodes) {
-    if (n.op === 'stop_gradient') continue;
+    if (primitive(n.op).differentiable === false) continue;
     if (n.inputs.some((v) => active.has(v.id))) active.add(n.output.id);
   }
   const grads = new Map<number, Value>();

@@ -22,6 +22,7 @@ import { GraphBuilder } from './ir/builder.ts';
 import type { Value } from './ir/graph.ts';
 import { lowerNetwork, type LoweredNetwork } from './lower.ts';
 import type { Plan, StateLayout } from '../runtime/format/plan.ts';
+import { bce as bceLoss } from './ops/losses.ts';
 import { compileProgram, layoutState, DEFAULT_LIMITS, type PlanLimits } from './plan.ts';
 
 export interface GanSteps {
@@ -66,7 +67,7 @@ function dHeads(b: GraphBuilder, d: NetworkInfo, batch: number, image: Value, co
 
 function bce(b: GraphBuilder, x: Value | undefined, target: number, w = 1): Value[] {
   if (!x || w === 0) return [];
-  const l = b.bceWithLogits(x, target);
+  const l = bceLoss(b, x, target);
   return [w === 1 ? l : b.mul(l, w)];
 }
 

@@ -5,6 +5,12 @@ import type { NetworkInfo } from './check/model.ts';
 import type { GraphNode, ParamInfo } from './check/graph.ts';
 import { GraphBuilder } from './ir/builder.ts';
 import type { Init, Value } from './ir/graph.ts';
+import { batchNorm } from './ops/batchnorm.ts';
+import { cosine, glu } from './ops/composite.ts';
+import { conv2d } from './ops/conv.ts';
+import { bce, klNormal, l1, mse } from './ops/losses.ts';
+import { linear } from './ops/matmul.ts';
+import { tile } from './ops/shape.ts';
 
 export interface LowerOptions {
   batch: number;
@@ -110,19 +116,19 @@ function lowerNode(
     case 'input':
       return input(inputName.get(n.id) ?? n.path, full);
     case 'randn':
-      return n.kind === 'noise' && inputName.has(n.id) ? b.noise(inputName.get(n.id)!, full) : b.noise(n.path, full);
+      return b.noise(n.kind === 'noise' && inputName.has(n.id) ? inputName.get(n.id)! : n.path, 'randn', { shape: full });
     case 'linear':
-      return b.linear(x[0], p('weight')!, p('bias'));
+      return linear(b, x[0], p('weight')!, p('bias'));
     case 'conv2d':
-      return b.conv2d(x[0], p('weight')!, { stride: a.stride as number, pad: a.pad as number, bias: p('bias') });
+      return conv2d(b, x[0], p('weight')!, { stride: a.stride as number, pad: a.pad as number, bias: p('bias') });
     case 'batchnorm': {
       const [rm, rv] = n.buffers.map((buf) => leaf(b, `${net}/${buf.name}`, () => b.buffer(`${net}/${buf.name}`, buf.shape, { kind: buf.init })));
       // Training without updates (a forward pass repeated within one step) passes no running stats.
       const stats = opts.training && opts.updateStats === false ? {} : { runningMean: rm, runningVar: rv };
-      return b.batchNorm(x[0], { weight: p('weight'), bias: p('bias'), ...stats, training: opts.training, momentum: a.momentum as number, eps: a.eps as number });
+      return batchNorm(b, x[0], { weight: p('weight'), bias: p('bias'), ...stats, training: opts.training, momentum: a.momentum as number, eps: a.eps as number });
     }
     case 'glu':
-      return b.glu(x[0], 1);
+      return glu(b, x[0], 1);
     case 'relu':
       return b.relu(x[0]);
     case 'leaky_relu':
@@ -155,21 +161,21 @@ function lowerNode(
     case 'reshape':
       return b.reshape(x[0], full);
     case 'tile':
-      return b.tileHW(x[0], n.shape[1], n.shape[2]);
+      return tile(b, x[0], n.shape[1], n.shape[2]);
     case 'mean':
       return b.mean(x[0], (a.axes as number[]).map((d) => d + 1));
     case 'sum':
       return b.sum(x[0], (a.axes as number[]).map((d) => d + 1));
     case 'cosine':
-      return b.reshape(b.cosineSimilarity(x[0], x[1], 1), full);
+      return b.reshape(cosine(b, x[0], x[1], 1), full);
     case 'kl_normal':
-      return b.klNormal(x[0], x[1]);
+      return klNormal(b, x[0], x[1]);
     case 'bce_logits':
-      return b.bceWithLogits(x[0], a.target as number);
+      return bce(b, x[0], a.target as number);
     case 'mse':
-      return b.mse(x[0], x[1]);
+      return mse(b, x[0], x[1]);
     case 'l1':
-      return b.l1(x[0], x[1]);
+      return l1(b, x[0], x[1]);
     case 'add':
     case 'sub':
     case 'mul':
@@ -208,7 +214,7 @@ export function standInLoss(net: LoweredNetwork, kind: NetworkInfo['kind']): Val
   let loss: Value | undefined;
   const acc = (v: Value) => (loss = loss ? b.add(loss, v) : v);
   for (const [name, v] of Object.entries(net.outputs)) {
-    if (kind === 'discriminator' && v.shape.length > 0) acc(b.bceWithLogits(v, 1));
+    if (kind === 'discriminator' && v.shape.length > 0) acc(bce(b, v, 1));
     else if (kind === 'generator') acc(v.shape.length > 0 ? b.mean(v) : v);
     else if (v.shape.length === 0 && name) acc(v);
   }

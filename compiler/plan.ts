@@ -113,7 +113,7 @@ const MAX_INLINE_COST = 48;
 /** Horizontal fusion only for outputs up to this many elements (moving big tensors earlier lengthens their lives). */
 const HORIZONTAL_MAX = 1 << 16;
 /** Pure index arithmetic: free to recompute. */
-const FREE_OPS = new Set(['fill', 'reshape', 'expand', 'stop_gradient']);
+const FREE_OPS = new Set(['fill', 'reshape', 'expand', 'detach']);
 
 export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramSpec, limits: PlanLimits = DEFAULT_LIMITS): Plan {
   // Inputs a fused kernel may read: the adapter's storage bindings minus the output.
@@ -287,7 +287,7 @@ export function compileProgram(graph: Graph, layout: StateLayout, spec: ProgramS
     const def = primitive(node.op);
     const leaves = def.kind === 'kernel' ? node.inputs : kernelLeaves(node);
     let sig: string | null = null;
-    if (def.kind === 'reduce') sig = `sum:${node.inputs[0].shape.join(',')}:${JSON.stringify(node.attrs)}`;
+    if (def.kind === 'reduce') sig = `${node.op}:${node.inputs[0].shape.join(',')}:${JSON.stringify(node.attrs)}`;
     else if (def.kind === 'fusible' && numel(node.output.shape) <= HORIZONTAL_MAX) sig = `ew:${node.output.shape.join(',')}`;
     let target = -1;
     // Vertical: M reads the result of an elementwise launch of its own shape that

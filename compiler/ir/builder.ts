@@ -3,17 +3,21 @@
 //   const b = new GraphBuilder();
 //   const x = b.input('image', [8, 3, 64, 64]);
 //   const w = b.param('d0/conv.0/weight', [64, 3, 4, 4], { kind: 'normal', mean: 0, std: 0.02 }, 'D0');
-//   const h = b.leakyRelu(b.conv2d(x, w, { stride: 2, pad: 1 }), 0.2);
+//   const h = b.apply('leaky_relu', [b.conv2d(x, w, { stride: 2, pad: 1 })], { slope: 0.2 });
 //
-// Every method checks shapes as it builds (errors name the op and the shapes)
-// and returns the output Value. Composite ops (batchNorm, glu, losses...) are
-// expanded here into primitives, so autodiff and fusion only see primitives.
+// `apply` adds any op of the registry (compiler/ops): a primitive becomes a
+// node, checked by its shape rule as it is built (errors name the op and the
+// shapes); a composite (batchnorm, glu, the losses...) expands through its own
+// record into primitives, so autodiff and fusion only see primitives. The
+// methods below are shorthands for the primitives gradient rules and
+// composites are written in; typed helpers for composites live with their
+// records (e.g. batchNorm() in compiler/ops/batchnorm.ts).
 import { Graph, type Attrs, type Init, type Value } from './graph.ts';
 import { axis as normAxis, fmtShape, numel, sameShape, type Shape } from './shape.ts';
-import { primitive } from '../ops/registry.ts';
-import { batchNorm, type BatchNormOptions } from '../ops/batchnorm.ts';
-import { bceWithLogits, klNormal, l1Loss, mseLoss } from '../ops/losses.ts';
-import { cosineSimilarity, glu, linear, tileHW } from '../ops/composite.ts';
+import { opDef } from '../ops/registry.ts';
+
+/** Called for every `apply`, with the nesting depth of composite expansion (0: applied directly). */
+export type ApplyTrace = (op: string, depth: number) => void;
 
 export class GraphBuilder {
   readonly graph: Graph;
@@ -41,14 +45,27 @@ export class GraphBuilder {
     return this.graph.newValue(shape, 'buffer', { name, init });
   }
 
-  /** Fresh standard-normal noise every step (a counter-based generator on the GPU); feeds may override it by name. */
-  noise(name: string, shape: Shape): Value {
-    return this.graph.addNode('randn', [], { shape: [...shape], stream: this.rngStreams++ }, shape, 'noise', name);
+  /**
+   * Named noise, drawn afresh every step by a random op (e.g. 'randn' with
+   * attrs { shape }) from its own stream; feeds may override it by name.
+   */
+  noise(name: string, op: string, attrs: Attrs): Value {
+    const def = this.randomOp(op);
+    this.trace?.(op, this.depth);
+    const a = { ...attrs, stream: this.rngStreams++ };
+    return this.graph.addNode(op, [], a, def.shape([], a), 'noise', name);
   }
 
-  /** Standard-normal values like `v` (unnamed noise). */
-  randnLike(v: Value): Value {
-    return this.apply('randn', [], { shape: [...v.shape], stream: this.rngStreams++ });
+  /** Unnamed random values from a random op, on a stream of their own. */
+  random(op: string, attrs: Attrs): Value {
+    this.randomOp(op);
+    return this.apply(op, [], { ...attrs, stream: this.rngStreams++ });
+  }
+
+  private randomOp(op: string) {
+    const def = opDef(op);
+    if (def.kind === 'composite' || !def.random) throw new Error(`'${op}' is not a random-number op`);
+    return def;
   }
 
   /** The current value of a state buffer: the last one assigned in this graph, or the stored one. */
@@ -83,15 +100,30 @@ export class GraphBuilder {
 
   // ---- generic ------------------------------------------------------------
 
+  /** Observes every `apply` (the op-coverage test reads which IR ops a language op produced). */
+  trace?: ApplyTrace;
+  /** Nesting depth of composite expansion. */
+  private depth = 0;
+
   /**
-   * Adds a primitive op. Identical applications (same op, inputs and attrs) are
-   * shared (hash-consing), so e.g. two autodiff calls on the same loss reuse
-   * one backward graph instead of computing it twice.
+   * Adds an op. A composite expands through its record. Identical primitive
+   * applications (same op, inputs and attrs) are shared (hash-consing), so
+   * e.g. two autodiff calls on the same loss reuse one backward graph instead
+   * of computing it twice.
    */
   apply(op: string, inputs: readonly Value[], attrs: Attrs = {}): Value {
-    const def = primitive(op);
+    const def = opDef(op);
     if (def.arity >= 0 && inputs.length !== def.arity) {
       throw new Error(`${op}: expects ${def.arity} inputs, got ${inputs.length}`);
+    }
+    this.trace?.(op, this.depth);
+    if (def.kind === 'composite') {
+      this.depth++;
+      try {
+        return def.expand(this, inputs, attrs);
+      } finally {
+        this.depth--;
+      }
     }
     const key = `${op}|${inputs.map((v) => v.id).join(',')}|${JSON.stringify(attrs)}`;
     const hit = this.memo.get(key);
@@ -166,11 +198,8 @@ export class GraphBuilder {
     return this.apply('sign', [x]);
   }
   /** Identity forward, no gradient backward (PyTorch's detach). */
-  stopGradient(x: Value): Value {
-    return this.apply('stop_gradient', [x]);
-  }
   detach(x: Value): Value {
-    return this.stopGradient(x);
+    return this.apply('detach', [x]);
   }
 
   // ---- shapes ---------------------------------------------------------------
@@ -236,25 +265,28 @@ export class GraphBuilder {
   sumPool2x(x: Value): Value {
     return this.apply('sum_pool2x', [x]);
   }
-  /** [B, C] -> [B, C, H, W] (each vector repeated over the plane). */
-  tileHW(v: Value, h: number, w: number): Value {
-    return tileHW(this, v, h, w);
-  }
 
   // ---- reductions -------------------------------------------------------------
 
   sum(x: Value, axes?: readonly number[], keepdims = false): Value {
+    return this.reduce('sum', x, axes, keepdims);
+  }
+  /**
+   * A reduction op (kind 'reduce') over `axes` (default all). A large reduction
+   * to a handful of outputs would run on a handful of workgroups: it reduces
+   * the other axes per batch entry first, then the batch.
+   */
+  reduce(op: string, x: Value, axes?: readonly number[], keepdims = false): Value {
+    if (opDef(op).kind !== 'reduce') throw new Error(`'${op}' is not a reduction`);
     const ax = [...new Set((axes ?? x.shape.map((_, i) => i)).map((a) => normAxis(a, x.shape.length)))].sort((p, q) => p - q);
     if (ax.length === 0) return x;
-    // A large reduction to a handful of outputs would run on a handful of
-    // workgroups: reduce the other axes per batch entry first, then the batch.
     const outputs = numel(x.shape) / ax.reduce((p, a) => p * x.shape[a], 1);
     if (outputs < 64 && ax.length > 1 && ax[0] === 0 && x.shape[0] >= 4 && numel(x.shape) >= 1 << 16) {
-      const inner = this.apply('sum', [x], { axes: ax.slice(1), keepdims: true });
-      const total = this.apply('sum', [inner], { axes: [0], keepdims: true });
+      const inner = this.apply(op, [x], { axes: ax.slice(1), keepdims: true });
+      const total = this.apply(op, [inner], { axes: [0], keepdims: true });
       return this.reshape(total, keepdims ? x.shape.map((d, i) => (ax.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !ax.includes(i)));
     }
-    return this.apply('sum', [x], { axes: ax, keepdims });
+    return this.apply(op, [x], { axes: ax, keepdims });
   }
   mean(x: Value, axes?: readonly number[], keepdims = false): Value {
     const ax = (axes ?? x.shape.map((_, i) => i)).map((a) => normAxis(a, x.shape.length));
@@ -268,40 +300,8 @@ export class GraphBuilder {
   matmul(a: Value, b: Value, opts: { transA?: boolean; transB?: boolean } = {}): Value {
     return this.apply('matmul', [a, b], { transA: !!opts.transA, transB: !!opts.transB });
   }
-  /** x [N, in] @ w[out, in]^T + bias[out] (PyTorch nn.Linear layout). */
-  linear(x: Value, w: Value, bias?: Value): Value {
-    return linear(this, x, w, bias);
-  }
-  /** NCHW convolution with OIHW weights, PyTorch semantics; optional bias [O]. */
-  conv2d(x: Value, w: Value, opts: { stride?: number; pad?: number; bias?: Value } = {}): Value {
-    const y = this.apply('conv2d', [x, w], { stride: opts.stride ?? 1, pad: opts.pad ?? 0 });
-    return opts.bias ? this.add(y, this.reshape(opts.bias, [1, y.shape[1], 1, 1])) : y;
-  }
-
-  // ---- layers and losses --------------------------------------------------------
-
-  batchNorm(x: Value, opts: BatchNormOptions): Value {
-    return batchNorm(this, x, opts);
-  }
-  /** First half * sigmoid(second half) along `axis` (default 1, channels). */
-  glu(x: Value, axis = 1): Value {
-    return glu(this, x, axis);
-  }
-  cosineSimilarity(a: Value, b: Value, axis = 1, eps = 1e-8): Value {
-    return cosineSimilarity(this, a, b, axis, eps);
-  }
-  /** mean(softplus(x) - x * target): BCE with logits and a real-valued target. */
-  bceWithLogits(x: Value, target: Value | number): Value {
-    return bceWithLogits(this, x, target);
-  }
-  /** -0.5 * mean(1 + logvar - mu^2 - exp(logvar)). */
-  klNormal(mu: Value, logvar: Value): Value {
-    return klNormal(this, mu, logvar);
-  }
-  mse(a: Value, b: Value): Value {
-    return mseLoss(this, a, b);
-  }
-  l1(a: Value, b: Value): Value {
-    return l1Loss(this, a, b);
+  /** NCHW convolution with OIHW weights, PyTorch semantics, no bias (conv2d_bias adds one). */
+  conv2d(x: Value, w: Value, opts: { stride?: number; pad?: number } = {}): Value {
+    return this.apply('conv2d', [x, w], { stride: opts.stride ?? 1, pad: opts.pad ?? 0 });
   }
 }

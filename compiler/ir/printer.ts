@@ -32,7 +32,8 @@ function fmtAttr(v: unknown): string {
 
 function fmtNode(n: Node): string {
   const attrs = Object.entries(n.attrs)
-    .filter(([k]) => !(n.op === 'fill' && k === 'shape') && !(n.op === 'randn' && k === 'shape'))
+    // An op without inputs (fill, random numbers) has its output shape as an attr: shown once, in the type.
+    .filter(([k]) => !(n.inputs.length === 0 && k === 'shape'))
     .map(([k, v]) => `${k}=${fmtAttr(v)}`);
   const args = n.inputs.map((v) => `%${v.id}`);
   const name = n.output.name ? `  # ${n.output.name}` : '';

@@ -2,13 +2,14 @@
 // inlined node becomes a WGSL function `fN(i) -> f32` (its output at flat
 // index i), built from the op's own `fn` (compiler/ops); values computed
 // elsewhere are read from storage bindings. The root is either fusible (one
-// invocation per output element) or a `sum` (a workgroup tree per output, or
-// one invocation per output when the reduced extent is small).
+// invocation per output element) or a reduction (a workgroup tree per output,
+// or one invocation per output when the reduced extent is small), rendered
+// from the op's declared identity and combine step.
 import type { Node, Value } from '../ir/graph.ts';
 import { numel, sameShape, strides, type Shape } from '../ir/shape.ts';
 import { primitive } from '../ops/registry.ts';
-import type { SumAttrs } from '../ops/reduce.ts';
-import { keptShape } from '../ops/reduce.ts';
+import { f32 } from '../ops/op.ts';
+import { keptShape, type ReduceAttrs } from '../ops/reduce.ts';
 import { gridFor, groupsFor } from '../../runtime/format/grid.ts';
 import type { KernelSpec } from '../../runtime/format/kernel.ts';
 
@@ -42,9 +43,9 @@ const SERIAL_REDUCE = 32;
 
 /**
  * One kernel computing `roots`: either fusible roots of one output shape (an
- * invocation per element writes every root), or sums over the same input shape
- * and axes (their accumulations share one loop). Bindings: the leaves read,
- * then one output per root.
+ * invocation per element writes every root), or reductions of one kind over the
+ * same input shape and axes (their accumulations share one loop). Bindings: the
+ * leaves read, then one output per root.
  */
 export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boolean): FusedKernel {
   const rootIds = new Set(roots.map((r) => r.id));
@@ -98,10 +99,13 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
   const total = numel(outShape);
   const R_ = roots.map((_, k) => k);
 
-  if (root.op === 'sum') {
+  const algebra = primitive(root.op).reduce;
+  if (algebra) {
+    if (roots.some((r) => r.op !== root.op)) throw new Error(`internal: one kernel for reductions ${[...new Set(roots.map((r) => r.op))].join(', ')}`);
+    const { identity, combine } = algebra;
     const srcs = roots.map((r) => fnOf(r.inputs[0]));
     const x = root.inputs[0].shape;
-    const { axes } = root.attrs as unknown as SumAttrs;
+    const { axes } = root.attrs as unknown as ReduceAttrs;
     const kept = keptShape(x, axes);
     const xs = strides(x);
     const ks = strides(kept);
@@ -114,8 +118,8 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
     fns.push(`fn base(o: u32) -> u32 { return ${baseTerms.join(' + ') || '0u'}; }`);
     fns.push(`fn roff(r: u32) -> u32 { return ${offTerms.join(' + ') || '0u'}; }`);
     flops = numel(x) * roots.length;
-    const accs = R_.map((k) => `  var acc${k} = 0.0;`).join('\n');
-    const adds = R_.map((k) => `acc${k} += ${srcs[k]}(j);`).join(' ');
+    const accs = R_.map((k) => `  var acc${k} = ${f32(identity)};`).join('\n');
+    const adds = R_.map((k) => `acc${k} = ${combine(`acc${k}`, `${srcs[k]}(j)`)};`).join(' ');
     if (R <= SERIAL_REDUCE || (total >= 4096 && R <= 256)) {
       const g = gridFor(total);
       workgroups = g.workgroups;
@@ -142,7 +146,7 @@ ${accs}
 ${R_.map((k) => `  part${k}[lid] = acc${k};`).join('\n')}
   workgroupBarrier();
   for (var s = ${REDUCE_WG / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { ${R_.map((k) => `part${k}[lid] += part${k}[lid + s];`).join(' ')} }
+    if (lid < s) { ${R_.map((k) => `part${k}[lid] = ${combine(`part${k}[lid]`, `part${k}[lid + s]`)};`).join(' ')} }
     workgroupBarrier();
   }
   if (lid == 0u) { ${R_.map((k) => `out${k}[o] = part${k}[0];`).join(' ')} }

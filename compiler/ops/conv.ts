@@ -4,10 +4,13 @@
 //   y  = conv2d(x, w)          dx = bwd_data(dy, w)      dw = bwd_weight(x, dy)
 //   dx = bwd_data(dy, w)       d dy = conv2d(g, w)       d w = bwd_weight(g, dy)
 //   dw = bwd_weight(x, dy)     d x = bwd_data(dy, g)     d dy = conv2d(x, g)
-// so double backward through a conv stays expressible.
+// so double backward through a conv stays expressible. conv2d_bias is the
+// composite conv2d + per-channel bias.
+import type { GraphBuilder } from '../ir/builder.ts';
+import type { Value } from '../ir/graph.ts';
 import { conv2dBackwardDataKernel, conv2dBackwardWeightKernel, conv2dForwardKernel, conv2dOutputSize, type Conv2dShape } from '../kernels/conv.ts';
 import type { Shape } from '../ir/shape.ts';
-import { shapeError, type PrimitiveOp } from './op.ts';
+import { shapeError, type CompositeOp, type PrimitiveOp } from './op.ts';
 
 export interface ConvAttrs {
   stride: number;
@@ -51,7 +54,7 @@ const size = (s: Shape) => s.reduce((p, d) => p * d, 1);
 
 export const conv2dOp: PrimitiveOp<ConvAttrs> = {
   name: 'conv2d',
-  doc: 'y[N,Co,OH,OW] = conv2d(x[N,Ci,H,W], w[Co,Ci,KH,KW]), no bias (GraphBuilder.conv2d adds one)',
+  doc: 'y[N,Co,OH,OW] = conv2d(x[N,Ci,H,W], w[Co,Ci,KH,KW]), no bias (conv2d_bias adds one)',
   kind: 'kernel',
   arity: 2,
   shape: (ins, a) => {
@@ -161,4 +164,22 @@ export const conv2dBwdWeightOp: PrimitiveOp<ConvAttrs & { kh: number; kw: number
   ],
 };
 
-export const convOps: PrimitiveOp<any>[] = [conv2dOp, conv2dBwdDataOp, conv2dBwdWeightOp];
+export const conv2dBiasOp: CompositeOp<ConvAttrs> = {
+  name: 'conv2d_bias',
+  kind: 'composite',
+  doc: 'conv2d followed by a per-channel bias; inputs x, w, bias[Co]',
+  arity: 3,
+  expand: (b, [x, w, bias], a) => {
+    const y = b.conv2d(x, w, a);
+    return b.add(y, b.reshape(bias, [1, y.shape[1], 1, 1]));
+  },
+  parity: [{ inputs: [[2, 3, 6, 6], [4, 3, 3, 3], [4]], attrs: { stride: 1, pad: 1 }, torch: 'F.conv2d(x0, x1, x2, stride=1, padding=1)' }],
+};
+
+/** NCHW convolution with OIHW weights and an optional bias [Co], PyTorch semantics. */
+export function conv2d(b: GraphBuilder, x: Value, w: Value, opts: { stride?: number; pad?: number; bias?: Value } = {}): Value {
+  const a = { stride: opts.stride ?? 1, pad: opts.pad ?? 0 };
+  return opts.bias ? b.apply('conv2d_bias', [x, w, opts.bias], a) : b.conv2d(x, w, a);
+}
+
+export const convOps = [conv2dOp, conv2dBwdDataOp, conv2dBwdWeightOp, conv2dBiasOp];

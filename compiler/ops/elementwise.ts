@@ -2,7 +2,7 @@
 // (fill) and explicit broadcasting (expand). All are fusible: a chain of them
 // becomes one kernel.
 import type { Value } from '../ir/graph.ts';
-import { broadcastShapes, broadcastsTo, type Shape } from '../ir/shape.ts';
+import { broadcastShapes, broadcastsTo } from '../ir/shape.ts';
 import { binaryRef, unaryRef } from './refutil.ts';
 import { f32, shapeError, type Domain, type FnCtx, type GradCtx, type ParityCase, type PrimitiveOp } from './op.ts';
 
@@ -16,6 +16,8 @@ interface UnarySpec<A = Attrs> {
   /** The same function in float64 JavaScript (reference semantics). */
   js: (a: number, attrs: A) => number;
   grad: (g: GradCtx<A>) => Value | null;
+  /** False when no gradient flows through the op at all (see PrimitiveOp.differentiable). */
+  differentiable?: boolean;
   parity: ParityCase[];
 }
 
@@ -28,6 +30,7 @@ function unary<A = Attrs>(s: UnarySpec<A>): PrimitiveOp<A> {
     shape: (ins) => [...ins[0]],
     fn: (c: FnCtx<A>) => `let a = ${c.bcast(0)};\n  return ${s.expr('a', c.attrs)};`,
     grad: (g) => [g.needs[0] ? s.grad(g) : null],
+    ...(s.differentiable === false ? { differentiable: false } : {}),
     ref: (ins, c) => unaryRef((a) => s.js(a, c.attrs))(ins, c),
     parity: s.parity,
     flopsPerElement: 1,
@@ -130,6 +133,7 @@ export const unaryOps: PrimitiveOp<any>[] = [
     expr: (a) => `select(0.0, 1.0, ${a} > 0.0)`,
     js: (a) => (a > 0 ? 1 : 0),
     grad: () => null,
+    differentiable: false,
     parity: p('(x0 > 0).float()', ['away0'], { grad: [] }),
   }),
   unary({
@@ -138,14 +142,16 @@ export const unaryOps: PrimitiveOp<any>[] = [
     expr: (a) => `sign(${a})`,
     js: Math.sign,
     grad: () => null,
+    differentiable: false,
     parity: p('torch.sign(x0)', ['away0'], { grad: [] }),
   }),
   unary({
-    name: 'stop_gradient',
-    doc: 'identity forward; blocks the gradient (detach)',
+    name: 'detach',
+    doc: 'identity forward; blocks the gradient (PyTorch detach)',
     expr: (a) => a,
     js: (a) => a,
     grad: () => null,
+    differentiable: false,
     parity: p('x0.detach()', undefined, { grad: [] }),
   }),
 ];
@@ -267,5 +273,3 @@ export const expandOp: PrimitiveOp<{ shape: number[] }> = {
   ],
   flopsPerElement: 0,
 };
-
-export type { Shape };

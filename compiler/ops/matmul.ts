@@ -1,8 +1,12 @@
 // matmul: 2-D op(A) @ op(B) with optional transposes, lowered to the shared
 // GEMM template (kernels/gemm.ts). Transposes make the gradient rule closed:
 //   C = A B      dA = dC B^T     dB = A^T dC   (with the flags folded in).
+// linear (nn.Linear's x @ w^T + bias) is the composite built on it.
+import type { GraphBuilder } from '../ir/builder.ts';
+import type { Value } from '../ir/graph.ts';
+import { fmtShape } from '../ir/shape.ts';
 import { matmulKernel } from '../kernels/gemm.ts';
-import { shapeError, type PrimitiveOp } from './op.ts';
+import { shapeError, type CompositeOp, type PrimitiveOp } from './op.ts';
 
 export interface MatmulAttrs {
   transA: boolean;
@@ -55,3 +59,28 @@ export const matmulOp: PrimitiveOp<MatmulAttrs> = {
     { name: 'tt', inputs: [[7, 5], [6, 7]], attrs: { transA: true, transB: true }, torch: 'x0.t() @ x1.t()' },
   ],
 };
+
+export const linearOp: CompositeOp = {
+  name: 'linear',
+  kind: 'composite',
+  doc: 'x @ w^T + bias, w in [out, in] (nn.Linear); inputs x, w and optionally bias',
+  arity: -1,
+  expand: (b, ins) => {
+    const [x, w, bias] = ins;
+    if (ins.length < 2 || ins.length > 3) throw new Error(`linear: expects x, w and an optional bias, got ${ins.length} inputs`);
+    if (x.shape.length !== 2 || w.shape.length !== 2 || x.shape[1] !== w.shape[1]) {
+      throw new Error(`linear: input ${fmtShape(x.shape)} does not match weight ${fmtShape(w.shape)} ([out, in])`);
+    }
+    const y = b.matmul(x, w, { transB: true });
+    return bias ? b.add(y, bias) : y;
+  },
+  parity: [
+    { name: 'bias', inputs: [[4, 6], [5, 6], [5]], torch: 'F.linear(x0, x1, x2)' },
+    { name: 'nobias', inputs: [[3, 7], [2, 7]], torch: 'F.linear(x0, x1)' },
+  ],
+};
+
+/** x [N, in] @ w[out, in]^T + bias[out] (PyTorch nn.Linear layout). */
+export function linear(b: GraphBuilder, x: Value, w: Value, bias?: Value): Value {
+  return b.apply('linear', bias ? [x, w, bias] : [x, w]);
+}

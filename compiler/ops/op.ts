@@ -3,18 +3,22 @@
 //
 //  - shape: the output shape from the input shapes, or an Error naming both.
 //  - lowering, one of:
-//      fusible: `fn` renders a WGSL function body computing the output at flat
-//               index `i` from its inputs; chains of fusible ops become one kernel
-//               (compiler/kernels/fused.ts);
-//      reduce:  `sum` over axes, rendered as a workgroup tree (kernels/reduce.ts)
-//               with its fusible producers inlined;
-//      kernel:  `lower` returns whole kernels (GEMM, conv, random numbers).
+//      fusible:   `fn` renders a WGSL function body computing the output at flat
+//                 index `i` from its inputs; chains of fusible ops become one
+//                 kernel (compiler/kernels/fused.ts);
+//      reduce:    a reduction over axes declared by its identity and combine
+//                 step (`reduce`), rendered by compiler/kernels/fused.ts as a
+//                 serial loop or a workgroup tree with its fusible producers
+//                 inlined;
+//      kernel:    `lower` returns whole kernels (GEMM, conv, random numbers).
 //  - grad: the vector-Jacobian product written with other IR ops (through the
 //    builder), one entry per input, null where no gradient flows or none is
 //    needed. Non-differentiable ops say so explicitly by returning nulls.
 //  - parity: cases the test suite runs here and in PyTorch.
-// Composite ops (BatchNorm, GLU, losses...) are built from primitives by the
-// builder: they need no gradient or kernel, only parity cases.
+// Composite ops (BatchNorm, GLU, losses...) carry `expand`, which builds them
+// from primitives through the builder (GraphBuilder.apply calls it), so
+// autodiff and fusion only ever see primitives; they need no gradient or
+// kernel, only parity cases.
 import type { KernelSpec } from '../../runtime/format/kernel.ts';
 import type { KernelTarget } from '../kernels/target.ts';
 import type { Attrs, Node, Value } from '../ir/graph.ts';
@@ -80,6 +84,16 @@ export interface ParityCase {
   build?: (b: GraphBuilder, xs: Value[]) => Value;
 }
 
+/** A reduction's algebra: out = combine(...combine(combine(identity, x0), x1)..., xn). */
+export interface Reduction {
+  /** The identity element (0 for a sum). */
+  identity: number;
+  /** WGSL f32 expression combining two partial results. */
+  combine: (a: string, b: string) => string;
+  /** The same step in float64 JavaScript (reference semantics). */
+  js: (a: number, b: number) => number;
+}
+
 interface OpBase {
   name: string;
   doc: string;
@@ -92,7 +106,19 @@ export interface PrimitiveOp<A = Attrs> extends OpBase {
   arity: number;
   shape(ins: readonly Shape[], attrs: A): number[];
   grad: GradRule<A>;
+  /**
+   * False for ops whose output carries no gradient to its inputs (detach,
+   * step, sign): autodiff stops there instead of asking the rule.
+   */
+  differentiable?: boolean;
+  /**
+   * A random-number op: the builder gives each use its own `stream` attr and
+   * the kernel reads the step's seed from the 'rng' binding (GraphBuilder.random).
+   */
+  random?: boolean;
   fn?: (ctx: FnCtx<A>) => string;
+  /** kind 'reduce': identity and combine step (attrs: axes, keepdims). */
+  reduce?: Reduction;
   lower?: (ctx: LowerCtx<A>) => LoweredKernel[];
   /** Floating-point work per output element, for reports. */
   flopsPerElement?: number;
@@ -109,14 +135,35 @@ export interface RefCtx<A = Attrs> {
   attrs: A;
 }
 
-export interface CompositeOp extends OpBase {
+export interface CompositeOp<A = Attrs> extends OpBase {
   kind: 'composite';
+  /** Number of inputs, or -1 for variadic. */
+  arity: number;
+  /** Builds the op from other ops through the builder; returns its output. */
+  expand(b: GraphBuilder, inputs: readonly Value[], attrs: A): Value;
 }
 
-export type OpDef = PrimitiveOp<any> | CompositeOp;
+export type OpDef = PrimitiveOp<any> | CompositeOp<any>;
 
-export function shapeError(op: string, msg: string, ins: readonly Shape[]): Error {
-  return new Error(`${op}: ${msg} (input shapes ${ins.map((s) => `[${s.join(',')}]`).join(', ')})`);
+/**
+ * A shape rule refused its inputs. Structured so the checker can turn the
+ * same rule's refusal into a located diagnostic (compiler/lang/ops) while the
+ * IR prints it as one line naming the op and every input shape.
+ */
+export class ShapeError extends Error {
+  constructor(
+    readonly op: string,
+    /** What is wrong, without the shapes (e.g. 'input has 3 channels, weight expects 2'). */
+    readonly reason: string,
+    readonly shapes: readonly Shape[],
+  ) {
+    super(`${op}: ${reason} (input shapes ${shapes.map((s) => `[${s.join(',')}]`).join(', ')})`);
+    this.name = 'ShapeError';
+  }
+}
+
+export function shapeError(op: string, msg: string, ins: readonly Shape[]): ShapeError {
+  return new ShapeError(op, msg, ins);
 }
 
 /** WGSL float literal. */

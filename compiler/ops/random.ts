@@ -9,6 +9,7 @@ export const randnOp: PrimitiveOp<{ shape: number[]; stream: number }> = {
   doc: 'standard normal noise; the step seed comes from the runtime (binding "rng")',
   kind: 'kernel',
   arity: 0,
+  random: true,
   shape: (_ins, a) => [...a.shape],
   grad: () => [],
   lower: ({ out, attrs }) => [{ spec: randnKernel(out, attrs.stream), args: ['rng', 'out'] }],

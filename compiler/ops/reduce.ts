@@ -1,10 +1,11 @@
-// sum over chosen axes. Lowered as a workgroup tree (kernels/reduce.ts) with
-// its fusible producers inlined, so sum((x - m)^2) is one kernel. mean is
-// sum * 1/n (GraphBuilder.mean).
-import { shapeError, type PrimitiveOp } from './op.ts';
+// Reductions over chosen axes. Each declares its algebra (identity and
+// combine step); compiler/kernels/fused.ts renders any of them as a serial
+// loop or a workgroup tree with its fusible producers inlined, so
+// sum((x - m)^2) is one kernel. mean is the composite sum * 1/n.
+import { shapeError, type CompositeOp, type GradRule, type ParityCase, type PrimitiveOp, type Reduction } from './op.ts';
 import { numel, strides, type Shape } from '../ir/shape.ts';
 
-export interface SumAttrs {
+export interface ReduceAttrs {
   axes: number[];
   keepdims: boolean;
 }
@@ -13,28 +14,48 @@ export function keptShape(input: Shape, axes: readonly number[]): number[] {
   return input.map((d, i) => (axes.includes(i) ? 1 : d));
 }
 
-export const sumOp: PrimitiveOp<SumAttrs> = {
+interface ReductionSpec {
+  name: string;
+  doc: string;
+  reduce: Reduction;
+  grad: GradRule<ReduceAttrs>;
+  parity: ParityCase[];
+}
+
+function reduction(s: ReductionSpec): PrimitiveOp<ReduceAttrs> {
+  return {
+    name: s.name,
+    doc: s.doc,
+    kind: 'reduce',
+    arity: 1,
+    reduce: s.reduce,
+    shape: (ins, { axes, keepdims }) => {
+      for (const a of axes) if (a < 0 || a >= ins[0].length) throw shapeError(s.name, `axis ${a} out of range`, ins);
+      return keepdims ? keptShape(ins[0], axes) : ins[0].filter((_, i) => !axes.includes(i));
+    },
+    ref: (ins, c) => {
+      const x = c.ins[0];
+      const kept = keptShape(x, c.attrs.axes);
+      const xs = strides(x);
+      const ks = strides(kept);
+      const out = new Float64Array(numel(kept)).fill(s.reduce.identity);
+      for (let i = 0; i < ins[0].length; i++) {
+        let o = 0;
+        for (let d = 0; d < x.length; d++) if (kept[d] > 1) o += (Math.floor(i / xs[d]) % x[d]) * ks[d];
+        out[o] = s.reduce.js(out[o], ins[0][i]);
+      }
+      return out;
+    },
+    grad: s.grad,
+    parity: s.parity,
+    flopsPerElement: 1,
+  };
+}
+
+export const sumOp = reduction({
   name: 'sum',
   doc: 'sum over axes (keepdims optional)',
-  kind: 'reduce',
-  arity: 1,
-  shape: (ins, { axes, keepdims }) => {
-    for (const a of axes) if (a < 0 || a >= ins[0].length) throw shapeError('sum', `axis ${a} out of range`, ins);
-    return keepdims ? keptShape(ins[0], axes) : ins[0].filter((_, i) => !axes.includes(i));
-  },
-  ref: (ins, c) => {
-    const x = c.ins[0];
-    const kept = keptShape(x, c.attrs.axes);
-    const xs = strides(x);
-    const ks = strides(kept);
-    const out = new Float64Array(numel(kept));
-    for (let i = 0; i < ins[0].length; i++) {
-      let o = 0;
-      for (let d = 0; d < x.length; d++) if (kept[d] > 1) o += (Math.floor(i / xs[d]) % x[d]) * ks[d];
-      out[o] += ins[0][i];
-    }
-    return out;
-  },
+  reduce: { identity: 0, combine: (a, b) => `${a} + ${b}`, js: (a, b) => a + b },
   grad: ({ b, gy, x, attrs }) => [b.expand(b.reshape(gy, keptShape(x[0].shape, attrs.axes)), x[0].shape)],
   parity: [
     { name: 'all', inputs: [[3, 5]], attrs: { axes: [0, 1], keepdims: false }, torch: 'x0.sum()' },
@@ -42,5 +63,15 @@ export const sumOp: PrimitiveOp<SumAttrs> = {
     { name: 'inner', inputs: [[4, 70]], attrs: { axes: [1], keepdims: false }, torch: 'x0.sum(1)' },
     { name: 'big', inputs: [[2, 3, 16, 16]], attrs: { axes: [0, 2, 3], keepdims: false }, torch: 'x0.sum((0, 2, 3))' },
   ],
-  flopsPerElement: 1,
+});
+
+export const meanOp: CompositeOp<ReduceAttrs> = {
+  name: 'mean',
+  kind: 'composite',
+  doc: 'mean over axes (sum * 1/n)',
+  arity: 1,
+  expand: (b, [x], { axes, keepdims }) => b.mean(x, axes, keepdims),
+  parity: [{ inputs: [[2, 3, 4, 4]], attrs: { axes: [2, 3], keepdims: false }, torch: 'x0.mean((2, 3))' }],
 };
+
+export const reduceOps = [sumOp, meanOp];

@@ -1,14 +1,14 @@
 // The op registry: every op the IR knows, enumerable. test/ops/registry.test.ts
 // walks it and fails if an op lacks a gradient rule, a lowering or parity cases.
-import type { CompositeOp, OpDef, PrimitiveOp } from './op.ts';
+import type { OpDef, PrimitiveOp } from './op.ts';
 import { binaryOps, expandOp, fillOp, unaryOps } from './elementwise.ts';
-import { concatOp, padOp, reshapeOp, sliceOp, sumPool2xOp, upsample2xOp } from './shape.ts';
-import { sumOp } from './reduce.ts';
-import { matmulOp } from './matmul.ts';
+import { shapeOps } from './shape.ts';
+import { reduceOps } from './reduce.ts';
+import { linearOp, matmulOp } from './matmul.ts';
 import { convOps } from './conv.ts';
 import { randnOp } from './random.ts';
 import { compositeOps } from './composite.ts';
-import { batchNormOps } from './batchnorm.ts';
+import { batchNormOp } from './batchnorm.ts';
 import { lossOps } from './losses.ts';
 
 const all: OpDef[] = [
@@ -16,18 +16,14 @@ const all: OpDef[] = [
   ...binaryOps,
   fillOp,
   expandOp,
-  reshapeOp,
-  concatOp,
-  sliceOp,
-  padOp,
-  upsample2xOp,
-  sumPool2xOp,
-  sumOp,
+  ...shapeOps,
+  ...reduceOps,
   matmulOp,
+  linearOp,
   ...convOps,
   randnOp,
   ...compositeOps,
-  ...batchNormOps,
+  batchNormOp,
   ...lossOps,
 ];
 
@@ -41,15 +37,15 @@ export function allOps(): readonly OpDef[] {
   return all;
 }
 
-export function primitive(name: string): PrimitiveOp<any> {
+/** Any op, primitive or composite. */
+export function opDef(name: string): OpDef {
   const op = byName.get(name);
   if (!op) throw new Error(`unknown op '${name}'`);
-  if (op.kind === 'composite') throw new Error(`op '${name}' is a composite; build it through GraphBuilder`);
   return op;
 }
 
-export function composite(name: string): CompositeOp {
-  const op = byName.get(name);
-  if (!op || op.kind !== 'composite') throw new Error(`unknown composite op '${name}'`);
+export function primitive(name: string): PrimitiveOp<any> {
+  const op = opDef(name);
+  if (op.kind === 'composite') throw new Error(`op '${name}' is a composite; it expands into primitives through GraphBuilder.apply`);
   return op;
 }

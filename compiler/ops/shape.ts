@@ -1,8 +1,11 @@
 // Data-movement ops: reshape, concat, slice, zero pad, nearest upsample x2 and
 // its adjoint (2x2 sum pooling). All are fusible index maps: output element i
 // reads its inputs at computed indices, so they cost nothing when fused.
-import { numel, sameShape, type Shape } from '../ir/shape.ts';
-import { shapeError, type PrimitiveOp } from './op.ts';
+// tile (a vector batch spread over a plane) is the composite reshape + expand.
+import type { GraphBuilder } from '../ir/builder.ts';
+import type { Value } from '../ir/graph.ts';
+import { fmtShape, numel, type Shape } from '../ir/shape.ts';
+import { shapeError, type CompositeOp, type PrimitiveOp } from './op.ts';
 import { mapOut } from './refutil.ts';
 
 /** outer / dim / inner split of a shape around `axis`. */
@@ -226,4 +229,22 @@ export const sumPool2xOp: PrimitiveOp = {
   flopsPerElement: 3,
 };
 
-export { sameShape };
+export const tileOp: CompositeOp<{ h: number; w: number }> = {
+  name: 'tile',
+  kind: 'composite',
+  doc: '[B, C] -> [B, C, H, W], each vector repeated over the plane',
+  arity: 1,
+  expand: (b, [v], { h, w }) => {
+    if (v.shape.length !== 2) throw new Error(`tile: expects a [B, C] vector batch, got ${fmtShape(v.shape)}`);
+    const [n, c] = v.shape;
+    return b.expand(b.reshape(v, [n, c, 1, 1]), [n, c, h, w]);
+  },
+  parity: [{ inputs: [[2, 3]], attrs: { h: 4, w: 4 }, torch: 'x0[:, :, None, None].repeat(1, 1, 4, 4)' }],
+};
+
+/** [B, C] -> [B, C, H, W] (each vector repeated over the plane). */
+export function tile(b: GraphBuilder, v: Value, h: number, w: number): Value {
+  return b.apply('tile', [v], { h, w });
+}
+
+export const shapeOps = [reshapeOp, concatOp, sliceOp, padOp, upsample2xOp, sumPool2xOp, tileOp];

@@ -6,6 +6,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { paramGrads } from '../../compiler/autodiff.ts';
 import { GraphBuilder } from '../../compiler/ir/builder.ts';
+import { mse } from '../../compiler/ops/losses.ts';
+import { linear } from '../../compiler/ops/matmul.ts';
 import { compileProgram, layoutState } from '../../compiler/plan.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { createOptimizer, type OptimizerSettings } from '../../runtime/optim.ts';
@@ -21,7 +23,7 @@ function model() {
   const w = b.param('fc/weight', [3, 6], { kind: 'normal', mean: 0, std: 0.5 }, 'G');
   const bias = b.param('fc/bias', [3], { kind: 'normal', mean: 0, std: 0.5 }, 'G');
   b.param('other/weight', [5], { kind: 'ones' }, 'D');
-  const loss = b.mse(b.linear(x, w, bias), t);
+  const loss = mse(b, linear(b, x, w, bias), t);
   const grads = paramGrads(b, loss, ['G']);
   const layout = layoutState(b.graph);
   const plan = compileProgram(b.graph, layout, { name: 'g_step', outputs: { loss }, grads, groups: ['G'] });

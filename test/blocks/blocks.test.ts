@@ -5,6 +5,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { grad, paramGrads } from '../../compiler/autodiff.ts';
 import { GraphBuilder } from '../../compiler/ir/builder.ts';
 import type { Value } from '../../compiler/ir/graph.ts';
+import { batchNorm } from '../../compiler/ops/batchnorm.ts';
+import { glu } from '../../compiler/ops/composite.ts';
+import { conv2d } from '../../compiler/ops/conv.ts';
+import { bce, klNormal } from '../../compiler/ops/losses.ts';
+import { linear } from '../../compiler/ops/matmul.ts';
+import { tile } from '../../compiler/ops/shape.ts';
 import { compileProgram, layoutState } from '../../compiler/plan.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { relErr } from '../oracle/compare.ts';
@@ -37,7 +43,7 @@ const blocks: Block[] = [
     params: { 'up/conv/weight': [8, 8, 3, 3] },
     inputs: { x: [2, 8, 4, 4] },
     bns: { 'up/bn': 8 },
-    build: (b, p, x, bn) => ({ y: b.glu(bn('up/bn', b.conv2d(b.upsample2x(x.x), p['up/conv/weight'], { pad: 1 }))) }),
+    build: (b, p, x, bn) => ({ y: glu(b, bn('up/bn', b.conv2d(b.upsample2x(x.x), p['up/conv/weight'], { pad: 1 }))) }),
     torch: 'y = F.glu(bn("up/bn", F.conv2d(F.interpolate(x, scale_factor=2, mode="nearest"), up_conv_weight, padding=1)), 1)',
     gradInputs: ['x'],
   },
@@ -47,7 +53,7 @@ const blocks: Block[] = [
     inputs: { x: [2, 4, 8, 8] },
     bns: { 'res/bn1': 8, 'res/bn2': 4 },
     build: (b, p, x, bn) => {
-      const h = b.glu(bn('res/bn1', b.conv2d(x.x, p['res/c1/weight'], { pad: 1 })));
+      const h = glu(b, bn('res/bn1', b.conv2d(x.x, p['res/c1/weight'], { pad: 1 })));
       return { y: b.add(x.x, bn('res/bn2', b.conv2d(h, p['res/c2/weight'], { pad: 1 }))) };
     },
     torch: [
@@ -79,9 +85,9 @@ const blocks: Block[] = [
     params: { 'ca/fc/weight': [16, 12], 'ca/fc/bias': [16] },
     inputs: { text: [3, 12], eps: [3, 4] },
     build: (b, p, x) => {
-      const [mu, logvar] = b.split(b.glu(b.linear(x.text, p['ca/fc/weight'], p['ca/fc/bias'])), 1, 2);
+      const [mu, logvar] = b.split(glu(b, linear(b, x.text, p['ca/fc/weight'], p['ca/fc/bias'])), 1, 2);
       const cHat = b.add(mu, b.mul(b.exp(b.mul(logvar, 0.5)), x.eps));
-      return { y: cHat, extra: { kl: b.klNormal(mu, logvar) } };
+      return { y: cHat, extra: { kl: klNormal(b, mu, logvar) } };
     },
     torch: [
       'mu, logvar = F.glu(F.linear(text, ca_fc_weight, ca_fc_bias), 1).chunk(2, 1)',
@@ -97,10 +103,10 @@ const blocks: Block[] = [
     inputs: { f: [2, 8, 4, 4], c: [2, 4] },
     bns: { 'head/bn': 8 },
     build: (b, p, x, bn) => {
-      const h = b.concat([b.tileHW(x.c, 4, 4), x.f], 1);
+      const h = b.concat([tile(b, x.c, 4, 4), x.f], 1);
       const a = b.leakyRelu(bn('head/bn', b.conv2d(h, p['head/c/weight'], { pad: 1 })), 0.2);
-      const logit = b.conv2d(a, p['head/logit/weight'], { stride: 4, bias: p['head/logit/bias'] });
-      return { y: logit, extra: { bce: b.bceWithLogits(logit, 0.9) } };
+      const logit = conv2d(b, a, p['head/logit/weight'], { stride: 4, bias: p['head/logit/bias'] });
+      return { y: logit, extra: { bce: bce(b, logit, 0.9) } };
     },
     torch: [
       'h = torch.cat([c[:, :, None, None].repeat(1, 1, 4, 4), f], 1)',
@@ -148,11 +154,11 @@ describe.skipIf(!torchAvailable())('block parity with PyTorch', () => {
       stats.push(`${prefix}/rm`, `${prefix}/rv`);
     }
     for (const [n, s] of Object.entries(bl.inputs)) {
-      X[n] = n === 'eps' ? b.noise(n, s) : b.input(n, s);
+      X[n] = n === 'eps' ? b.noise(n, 'randn', { shape: s }) : b.input(n, s);
       host[n] = randn(s, seed++);
     }
     const bnFn = (prefix: string, v: Value) =>
-      b.batchNorm(v, {
+      batchNorm(b, v, {
         weight: P[`${prefix}/weight`],
         bias: P[`${prefix}/bias`],
         runningMean: b.graph.leaf(`${prefix}/rm`),

@@ -23,6 +23,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { paramGrads } from '../../compiler/autodiff.ts';
 import type { Value } from '../../compiler/ir/graph.ts';
 import { lowerNetwork } from '../../compiler/lower.ts';
+import { bce } from '../../compiler/ops/losses.ts';
 import { compileProgram, layoutState } from '../../compiler/plan.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { Adam } from '../../runtime/optim.ts';
@@ -85,8 +86,8 @@ function build() {
   const D = lowerNetwork(dNet, { batch: BATCH, training: true, bind: { image, mu: b.detach(mu) } }, b);
   const { uncond, cond } = D.outputs;
   const kl = G.outputs.kl;
-  const lossD = b.add(b.bceWithLogits(cond, 1), b.bceWithLogits(uncond, 1));
-  const lossG = b.add(b.bceWithLogits(cond, 1), b.mul(kl, 2));
+  const lossD = b.add(bce(b, cond, 1), bce(b, uncond, 1));
+  const lossG = b.add(bce(b, cond, 1), b.mul(kl, 2));
   const grads = new Map<string, Value | null>([...paramGrads(b, lossG, ['G']), ...paramGrads(b, lossD, ['d0'])]);
   const layout = layoutState(b.graph);
   const outputs = { image, mu, logvar, uncond, cond, kl, lossD, lossG };

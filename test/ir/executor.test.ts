@@ -3,6 +3,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { paramGrads } from '../../compiler/autodiff.ts';
 import { GraphBuilder } from '../../compiler/ir/builder.ts';
+import { bce } from '../../compiler/ops/losses.ts';
+import { linear } from '../../compiler/ops/matmul.ts';
 import { compileProgram, layoutState } from '../../compiler/plan.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { Adam } from '../../runtime/optim.ts';
@@ -10,14 +12,14 @@ import { randn } from '../oracle/random.ts';
 
 function tinyGan() {
   const b = new GraphBuilder();
-  const z = b.noise('z', [4, 8]);
+  const z = b.noise('z', 'randn', { shape: [4, 8] });
   const real = b.input('real', [4, 8]);
   const wg = b.param('g/fc/weight', [8, 8], { kind: 'orthogonal', gain: 1 }, 'G');
   const wd = b.param('d/fc/weight', [1, 8], { kind: 'normal', mean: 0, std: 0.3 }, 'D');
-  const fake = b.tanh(b.linear(z, wg));
-  const d = (x: typeof z) => b.linear(x, wd);
-  const lossD = b.add(b.bceWithLogits(d(real), 0.9), b.bceWithLogits(d(b.detach(fake)), 0));
-  const lossG = b.bceWithLogits(d(fake), 1);
+  const fake = b.tanh(linear(b, z, wg));
+  const d = (x: typeof z) => linear(b, x, wd);
+  const lossD = b.add(bce(b, d(real), 0.9), bce(b, d(b.detach(fake)), 0));
+  const lossG = bce(b, d(fake), 1);
   const layout = layoutState(b.graph);
   const dStep = compileProgram(b.graph, layout, { name: 'd_step', outputs: { lossD }, grads: paramGrads(b, lossD, ['D']), groups: ['D'] });
   const gStep = compileProgram(b.graph, layout, { name: 'g_step', outputs: { lossG, fake }, grads: paramGrads(b, lossG, ['G']), groups: ['G'] });

@@ -2,6 +2,11 @@
 import { describe, expect, it } from 'vitest';
 import { grad, paramGrads } from '../../compiler/autodiff.ts';
 import { GraphBuilder } from '../../compiler/ir/builder.ts';
+import { batchNorm } from '../../compiler/ops/batchnorm.ts';
+import { glu } from '../../compiler/ops/composite.ts';
+import { conv2d } from '../../compiler/ops/conv.ts';
+import { bce } from '../../compiler/ops/losses.ts';
+import { linear } from '../../compiler/ops/matmul.ts';
 import { topoSort } from '../../compiler/ir/graph.ts';
 import { printGraph } from '../../compiler/ir/printer.ts';
 import { evaluate } from '../../compiler/ir/reference.ts';
@@ -9,14 +14,14 @@ import { compileProgram, formatMemory, layoutState } from '../../compiler/plan.t
 
 function tinyGan() {
   const b = new GraphBuilder();
-  const z = b.noise('z', [4, 8]);
+  const z = b.noise('z', 'randn', { shape: [4, 8] });
   const real = b.input('real', [4, 6]);
   const wg = b.param('g/fc/weight', [6, 8], { kind: 'orthogonal', gain: 1 }, 'G');
   const wd = b.param('d/fc/weight', [1, 6], { kind: 'normal', mean: 0, std: 0.02 }, 'D');
-  const fake = b.tanh(b.linear(z, wg));
-  const d = (x: ReturnType<typeof b.input>) => b.linear(x, wd);
-  const lossD = b.add(b.bceWithLogits(d(real), 1), b.bceWithLogits(d(b.detach(fake)), 0));
-  const lossG = b.bceWithLogits(d(fake), 1);
+  const fake = b.tanh(linear(b, z, wg));
+  const d = (x: ReturnType<typeof b.input>) => linear(b, x, wd);
+  const lossD = b.add(bce(b, d(real), 1), bce(b, d(b.detach(fake)), 0));
+  const lossG = bce(b, d(fake), 1);
   return { b, z, real, wg, wd, fake, lossD, lossG };
 }
 
@@ -25,7 +30,7 @@ describe('IR', () => {
     const b = new GraphBuilder();
     const x = b.input('x', [2, 3]);
     const w = b.param('fc/weight', [4, 3], { kind: 'normal', mean: 0, std: 0.02 }, 'G');
-    b.output('y', b.tanh(b.linear(x, w)));
+    b.output('y', b.tanh(linear(b, x, w)));
     const text = printGraph(b.graph);
     expect(text).toBe(
       [
@@ -74,7 +79,7 @@ describe('IR', () => {
   it('stop_gradient passes values and blocks gradients', () => {
     const b = new GraphBuilder();
     const x = b.input('x', [3]);
-    const y = b.add(b.mul(x, x), b.stopGradient(b.mul(x, 5)));
+    const y = b.add(b.mul(x, x), b.detach(b.mul(x, 5)));
     const [gx] = grad(b, b.sum(y), [x]);
     // d/dx (x^2) only: mul + mul, no contribution through the detached branch.
     expect(topoSort([gx!]).some((n) => n.op === 'stop_gradient')).toBe(false);
@@ -113,7 +118,7 @@ describe('plan', () => {
     const b = new GraphBuilder();
     const x = b.input('x', [2, 4, 4, 4]);
     const w = b.param('w', [8, 4, 3, 3]);
-    const y = b.glu(b.batchNorm(b.conv2d(x, w, { pad: 1, bias: b.param('bias', [8]) }), { weight: b.param('g', [8]), bias: b.param('beta', [8]), training: true }));
+    const y = glu(b, batchNorm(b, conv2d(b, x, w, { pad: 1, bias: b.param('bias', [8]) }), { weight: b.param('g', [8]), bias: b.param('beta', [8]), training: true }));
     const plan = compileProgram(b.graph, layoutState(b.graph), { name: 'up', outputs: { y } });
     // conv, batch mean, batch variance, then everything else in one pass.
     expect(plan.stats.dispatches).toBe(4);
@@ -144,7 +149,7 @@ describe('plan: state updates', () => {
   it('applies only the BatchNorm updates whose statistics the program computes', () => {
     const b = new GraphBuilder();
     const bn = (name: string, x: ReturnType<typeof b.input>) =>
-      b.batchNorm(x, { runningMean: b.buffer(`${name}/rm`, [3]), runningVar: b.buffer(`${name}/rv`, [3], { kind: 'ones' }), training: true });
+      batchNorm(b, x, { runningMean: b.buffer(`${name}/rm`, [3]), runningVar: b.buffer(`${name}/rv`, [3], { kind: 'ones' }), training: true });
     const a = bn('a', b.input('xa', [4, 3]));
     bn('b', b.input('xb', [4, 3]));
     const layout = layoutState(b.graph);
