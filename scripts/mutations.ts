@@ -32,8 +32,8 @@ export const MUTATIONS: Mutation[] = [
     name: 'batchnorm-momentum-ignored',
     what: 'BatchNorm running statistics always use momentum 0.1',
     file: 'compiler/ops/batchnorm.ts',
-    find: 'const momentum = o.momentum ?? 0.1;',
-    replace: 'const momentum = 0.1;',
+    find: 'const { eps, momentum } = o;',
+    replace: 'const { eps } = o;\n  const momentum = 0.1;',
     tests: ['test/ops/parity.test.ts', 'test/lang/ops.test.ts', 'test/blocks/batchnorm-steps.test.ts'],
   },
   {

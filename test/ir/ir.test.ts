@@ -76,13 +76,13 @@ describe('IR', () => {
     expect(writes).not.toContain(dArena);
   });
 
-  it('stop_gradient passes values and blocks gradients', () => {
+  it('detach passes values and blocks gradients', () => {
     const b = new GraphBuilder();
     const x = b.input('x', [3]);
     const y = b.add(b.mul(x, x), b.detach(b.mul(x, 5)));
     const [gx] = grad(b, b.sum(y), [x]);
     // d/dx (x^2) only: mul + mul, no contribution through the detached branch.
-    expect(topoSort([gx!]).some((n) => n.op === 'stop_gradient')).toBe(false);
+    expect(topoSort([gx!]).some((n) => n.op === 'detach')).toBe(false);
     // Values, by the float64 reference interpreter: y = x^2 + 5x, dy/dx = 2x (not 2x + 5).
     const xs = Float64Array.from([-1.5, 0.25, 3]);
     const got = evaluate([y, gx!], new Map([[x.id, xs]]));
