@@ -5,6 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { paramGrads } from '../../compiler/autodiff.ts';
 import { GraphBuilder } from '../../compiler/ir/builder.ts';
+import { batchNorm } from '../../compiler/ops/batchnorm.ts';
+import { bce } from '../../compiler/ops/losses.ts';
+import { linear } from '../../compiler/ops/matmul.ts';
 import { compileProgram, layoutState } from '../../compiler/plan.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { Adam, SGD } from '../../runtime/optim.ts';
@@ -14,17 +17,17 @@ import { randn } from '../oracle/random.ts';
 /** A tiny GAN: G = tanh(BN(linear(z))) with running statistics, D = linear; z is drawn on the GPU. */
 function tinyGan() {
   const b = new GraphBuilder();
-  const z = b.noise('z', [4, 8]);
+  const z = b.noise('z', 'randn', { shape: [4, 8] });
   const real = b.input('real', [4, 8]);
   const wg = b.param('g/fc/weight', [8, 8], { kind: 'normal', mean: 0, std: 0.3 }, 'G');
   const bn = { weight: b.param('g/bn/weight', [8], { kind: 'ones' }, 'G'), bias: b.param('g/bn/bias', [8], { kind: 'zeros' }, 'G') };
   const running = { runningMean: b.buffer('g/bn/running_mean', [8]), runningVar: b.buffer('g/bn/running_var', [8], { kind: 'ones' }) };
   const wd = b.param('d/fc/weight', [1, 8], { kind: 'normal', mean: 0, std: 0.3 }, 'D');
   const bd = b.param('d/fc/bias', [1], { kind: 'zeros' }, 'D');
-  const fake = b.tanh(b.batchNorm(b.linear(z, wg), { ...bn, ...running, training: true, momentum: 0.3 }));
-  const d = (x: typeof z) => b.linear(x, wd, bd);
-  const lossD = b.add(b.bceWithLogits(d(real), 0.9), b.bceWithLogits(d(b.detach(fake)), 0));
-  const lossG = b.bceWithLogits(d(fake), 1);
+  const fake = b.tanh(batchNorm(b, linear(b, z, wg), { ...bn, ...running, training: true, momentum: 0.3 }));
+  const d = (x: typeof z) => linear(b, x, wd, bd);
+  const lossD = b.add(bce(b, d(real), 0.9), bce(b, d(b.detach(fake)), 0));
+  const lossG = bce(b, d(fake), 1);
   const layout = layoutState(b.graph);
   const dStep = compileProgram(b.graph, layout, { name: 'd_step', outputs: { lossD }, grads: paramGrads(b, lossD, ['D']), groups: ['D'] });
   const gStep = compileProgram(b.graph, layout, { name: 'g_step', outputs: { lossG, fake, z }, grads: paramGrads(b, lossG, ['G']), groups: ['G'] });
