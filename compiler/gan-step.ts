@@ -23,7 +23,7 @@ import type { Value } from './ir/graph.ts';
 import { lowerNetwork, type LoweredNetwork } from './lower.ts';
 import type { Plan, StateLayout } from '../runtime/format/plan.ts';
 import { bce as bceLoss } from './ops/losses.ts';
-import { compileProgram, layoutState, DEFAULT_LIMITS, type PlanLimits } from './plan.ts';
+import { compileProgram, layoutState, DEFAULT_LIMITS, type PlanLimits } from './plan/index.ts';
 
 export interface GanSteps {
   layout: StateLayout;

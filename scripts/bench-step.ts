@@ -5,7 +5,7 @@
 // profile, which serialises dispatches and so only gives proportions).
 import { buildGanSteps } from '../compiler/gan-step.ts';
 import { checkFile } from '../compiler/index.ts';
-import { planLimits } from '../compiler/plan.ts';
+import { planLimits } from '../compiler/plan/index.ts';
 import { getDevice } from '../runtime/device.ts';
 import { Runtime } from '../runtime/executor.ts';
 import { createOptimizer, type OptimizerSettings } from '../runtime/optim.ts';

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { buildGanSteps } from '../compiler/gan-step.ts';
 import { networkPlans } from '../compiler/cli/compile.ts';
 import { checkFile } from '../compiler/index.ts';
-import { DEFAULT_LIMITS, planLimits, type PlanLimits } from '../compiler/plan.ts';
+import { DEFAULT_LIMITS, planLimits, type PlanLimits } from '../compiler/plan/index.ts';
 
 const CASES: { file: string; preset?: string }[] = [
   { file: 'models/ms-clip-gan.gan', preset: 'tiny' },

@@ -6,7 +6,7 @@ import type { CheckedModel } from '../check/model.ts';
 import { printGraph } from '../ir/printer.ts';
 import { lowerNetwork, standInLoss } from '../lower.ts';
 import type { Plan } from '../../runtime/format/plan.ts';
-import { compileProgram, formatMemory, layoutState, type PlanLimits, DEFAULT_LIMITS } from '../plan.ts';
+import { compileProgram, formatMemory, layoutState, type PlanLimits, DEFAULT_LIMITS } from '../plan/index.ts';
 import { checkFile } from '../index.ts';
 import { printDiagnostics } from './diagnostics.ts';
 

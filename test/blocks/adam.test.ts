@@ -8,7 +8,7 @@ import { paramGrads } from '../../compiler/autodiff.ts';
 import { GraphBuilder } from '../../compiler/ir/builder.ts';
 import { mse } from '../../compiler/ops/losses.ts';
 import { linear } from '../../compiler/ops/matmul.ts';
-import { compileProgram, layoutState } from '../../compiler/plan.ts';
+import { compileProgram, layoutState } from '../../compiler/plan/index.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { createOptimizer, type OptimizerSettings } from '../../runtime/optim.ts';
 import { relErr } from '../oracle/compare.ts';

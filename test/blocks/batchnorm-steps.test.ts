@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { paramGrads } from '../../compiler/autodiff.ts';
 import { lowerNetwork } from '../../compiler/lower.ts';
-import { compileProgram, layoutState } from '../../compiler/plan.ts';
+import { compileProgram, layoutState } from '../../compiler/plan/index.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { relErr } from '../oracle/compare.ts';
 import { randn } from '../oracle/random.ts';

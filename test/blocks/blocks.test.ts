@@ -11,7 +11,7 @@ import { conv2d } from '../../compiler/ops/conv.ts';
 import { bce, klNormal } from '../../compiler/ops/losses.ts';
 import { linear } from '../../compiler/ops/matmul.ts';
 import { tile } from '../../compiler/ops/shape.ts';
-import { compileProgram, layoutState } from '../../compiler/plan.ts';
+import { compileProgram, layoutState } from '../../compiler/plan/index.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { relErr } from '../oracle/compare.ts';
 import { randn } from '../oracle/random.ts';

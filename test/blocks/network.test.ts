@@ -24,7 +24,7 @@ import { paramGrads } from '../../compiler/autodiff.ts';
 import type { Value } from '../../compiler/ir/graph.ts';
 import { lowerNetwork } from '../../compiler/lower.ts';
 import { bce } from '../../compiler/ops/losses.ts';
-import { compileProgram, layoutState } from '../../compiler/plan.ts';
+import { compileProgram, layoutState } from '../../compiler/plan/index.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { Adam } from '../../runtime/optim.ts';
 import { checkText, errors } from '../helpers/gan.ts';

@@ -2,7 +2,7 @@
 // features, so no subgroup kernels) and with the adapter's own limits and
 // features, as `gan train` and the bench plan. End-to-end parity tests run
 // both, since they choose different kernels (e.g. subgroup-shuffle convs).
-import { DEFAULT_LIMITS, planLimits, type PlanLimits } from '../../compiler/plan.ts';
+import { DEFAULT_LIMITS, planLimits, type PlanLimits } from '../../compiler/plan/index.ts';
 import { getDevice } from '../../runtime/device.ts';
 
 export interface PlanTarget {

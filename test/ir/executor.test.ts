@@ -5,7 +5,7 @@ import { paramGrads } from '../../compiler/autodiff.ts';
 import { GraphBuilder } from '../../compiler/ir/builder.ts';
 import { bce } from '../../compiler/ops/losses.ts';
 import { linear } from '../../compiler/ops/matmul.ts';
-import { compileProgram, layoutState } from '../../compiler/plan.ts';
+import { compileProgram, layoutState } from '../../compiler/plan/index.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { Adam } from '../../runtime/optim.ts';
 import { randn } from '../oracle/random.ts';

@@ -10,7 +10,7 @@ import { linear } from '../../compiler/ops/matmul.ts';
 import { topoSort } from '../../compiler/ir/graph.ts';
 import { printGraph } from '../../compiler/ir/printer.ts';
 import { evaluate } from '../../compiler/ir/reference.ts';
-import { compileProgram, formatMemory, layoutState } from '../../compiler/plan.ts';
+import { compileProgram, formatMemory, layoutState } from '../../compiler/plan/index.ts';
 
 function tinyGan() {
   const b = new GraphBuilder();

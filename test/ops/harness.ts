@@ -3,7 +3,7 @@
 import { grad } from '../../compiler/autodiff.ts';
 import { GraphBuilder } from '../../compiler/ir/builder.ts';
 import type { Value } from '../../compiler/ir/graph.ts';
-import { compileProgram, layoutState } from '../../compiler/plan.ts';
+import { compileProgram, layoutState } from '../../compiler/plan/index.ts';
 import type { Plan } from '../../runtime/format/plan.ts';
 import type { Domain } from '../../compiler/ops/op.ts';
 import { Runtime } from '../../runtime/executor.ts';

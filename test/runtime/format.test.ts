@@ -4,7 +4,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildGanSteps, type GanSteps } from '../../compiler/gan-step.ts';
 import { checkFile } from '../../compiler/index.ts';
-import { planLimits } from '../../compiler/plan.ts';
+import { planLimits } from '../../compiler/plan/index.ts';
 import { FormatError } from '../../runtime/format/validate.ts';
 import { parseLayout, parsePlan, PLAN_FORMAT_VERSION, serializeLayout, serializePlan, type Plan } from '../../runtime/format/plan.ts';
 

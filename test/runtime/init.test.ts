@@ -3,7 +3,7 @@
 // refactor that reorders the draws (or changes the stream) fails here.
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../compiler/ir/builder.ts';
-import { layoutState } from '../../compiler/plan.ts';
+import { layoutState } from '../../compiler/plan/index.ts';
 import { initialValues, initTensor, normalSource } from '../../runtime/init.ts';
 
 function layout() {

@@ -3,7 +3,7 @@
 // setting can no longer pass the checker and be dropped (as SGD momentum was).
 import { afterAll, describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../compiler/ir/builder.ts';
-import { layoutState } from '../../compiler/plan.ts';
+import { layoutState } from '../../compiler/plan/index.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { Adam, createOptimizer, SGD, type OptimizerSettings } from '../../runtime/optim.ts';
 import { checkText, errors, MINI } from '../helpers/gan.ts';

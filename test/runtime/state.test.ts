@@ -8,7 +8,7 @@ import { GraphBuilder } from '../../compiler/ir/builder.ts';
 import { batchNorm } from '../../compiler/ops/batchnorm.ts';
 import { bce } from '../../compiler/ops/losses.ts';
 import { linear } from '../../compiler/ops/matmul.ts';
-import { compileProgram, layoutState } from '../../compiler/plan.ts';
+import { compileProgram, layoutState } from '../../compiler/plan/index.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { Adam, SGD } from '../../runtime/optim.ts';
 import type { SavedState, StateTensor } from '../../runtime/state.ts';

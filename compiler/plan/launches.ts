@@ -1,0 +1,66 @@
+// From groups to kernels: each group becomes one launch of one or more
+// kernels (a GEMM-class op lowers to its own kernels; an elementwise or
+// reduce group to one fused kernel), and each launch to dispatch steps over
+// the values' homes. Identical kernels (same WGSL) are stored once.
+import type { KernelSpec } from '../../runtime/format/kernel.ts';
+import type { Slot, Step } from '../../runtime/format/plan.ts';
+import type { Value } from '../ir/graph.ts';
+import { fusedKernel } from '../kernels/fused.ts';
+import { primitive } from '../ops/registry.ts';
+import type { Fusion } from './fuse.ts';
+import type { Group } from './group.ts';
+import type { PlanLimits } from './limits.ts';
+
+export interface Launch {
+  /** The values the launch writes. */
+  outputs: Value[];
+  /** Its kernels in order, each with the values (or the random-number state) bound to its bindings. */
+  kernels: { spec: KernelSpec; args: (Value | 'rng')[] }[];
+}
+
+/** The random-number state every random kernel binds. */
+const RNG_SLOT: Slot = { buffer: 'rng', offset: 0, size: 16 };
+
+/** Lowers each group to the kernels that compute it. */
+export function lowerLaunches(groups: Group[], fusion: Fusion, limits: PlanLimits): Launch[] {
+  return groups.map(({ roots }) => {
+    const node = roots[0];
+    const def = primitive(node.op);
+    if (def.kind === 'kernel') {
+      const lowered = def.lower!({ node, ins: node.inputs.map((v) => v.shape), out: node.output.shape, attrs: node.attrs, target: { subgroups: limits.subgroups === true } });
+      return {
+        outputs: [node.output],
+        kernels: lowered.map((k) => ({ spec: k.spec, args: k.args.map((a) => (a === 'out' ? node.output : a === 'rng' ? 'rng' : node.inputs[a])) })),
+      };
+    }
+    const fk = fusedKernel(roots, (v) => fusion.inline.has(v.id));
+    const outs = roots.map((r) => r.output);
+    return { outputs: outs, kernels: [{ spec: fk.spec, args: [...fk.leaves, ...outs] }] };
+  });
+}
+
+/** The distinct kernels and one dispatch step per launched kernel, binding each value's home. */
+export function emitDispatches(launches: Launch[], home: ReadonlyMap<number, Slot>): { kernels: KernelSpec[]; steps: Step[] } {
+  const slotOf = (v: Value): Slot => {
+    const s = home.get(v.id);
+    if (!s) throw new Error(`internal: value %${v.id} has no storage`);
+    return s;
+  };
+  const kernelIndex = new Map<string, number>();
+  const kernels: KernelSpec[] = [];
+  const steps: Step[] = [];
+  for (const l of launches) {
+    const v = l.outputs[0];
+    for (const k of l.kernels) {
+      let ki = kernelIndex.get(k.spec.wgsl);
+      if (ki === undefined) {
+        ki = kernels.length;
+        kernels.push(k.spec);
+        kernelIndex.set(k.spec.wgsl, ki);
+      }
+      const args = k.args.map((a) => (a === 'rng' ? RNG_SLOT : slotOf(a)));
+      steps.push({ op: 'dispatch', kernel: ki, args, ...(v.kind === 'noise' ? { noise: v.name } : {}) });
+    }
+  }
+  return { kernels, steps };
+}
