@@ -1,5 +1,5 @@
 // Optimizers as fused WGSL kernels over a whole network: the params of one
-// group live in a few arena buffers (compiler/plan.ts layoutState), so one
+// group live in a few arena buffers (compiler/plan/layout.ts layoutState), so one
 // dispatch per arena chunk updates every param of the network. Padding between
 // params has zero gradient and stays zero.
 //
