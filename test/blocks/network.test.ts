@@ -27,7 +27,7 @@ import { bce } from '../../compiler/ops/losses.ts';
 import { compileProgram, layoutState } from '../../compiler/plan/index.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { Adam } from '../../runtime/optim.ts';
-import { checkText, errors } from '../helpers/gan.ts';
+import { checkText, errors, miniGan } from '../helpers/gan.ts';
 import { relErr } from '../oracle/compare.ts';
 import { randn } from '../oracle/random.ts';
 import type { HostTensor } from '../oracle/tensor.ts';
@@ -37,32 +37,20 @@ import { writeSafetensors } from './safetensors.ts';
 const HERE = dirname(fileURLToPath(import.meta.url));
 const BATCH = 4;
 
-const GAN = `gan Stage0D64
-param ngf = 4
-param ndf = 4
-input text: [12]
-noise z: [6] ~ normal
-block Up(x, out) { x |> upsample(2) |> conv(2 * out, k = 3) |> batchnorm |> glu }
-condition ca {
-  mu, logvar = text |> linear(16) |> glu |> split(2)
-  c_hat = mu + exp(0.5 * logvar) * randn_like(mu)
-  loss kl = kl_normal(mu, logvar)
-}
-generator {
-  stage g0 @ 16 {
-    h = concat(c_hat, z) |> linear(ngf * 4 * 4 * 4, bias = false) |> batchnorm |> glu |> reshape(ngf * 2, 4, 4)
-          |> Up(ngf) |> Up(ngf)
-    image = h |> conv(3, k = 3) |> tanh
-  }
-}
-discriminator d0 @ 16 {
-  f = image |> conv(ndf, k = 4, stride = 2) |> leaky_relu(0.2)
+// The helper's mini GAN at the widths of test/blocks/stage0_d64.py, with a D64-style discriminator.
+const GAN = miniGan({
+  text: 12,
+  z: 6,
+  caOut: 16,
+  ngf: 4,
+  ndf: 4,
+  discriminator: `  f = image |> conv(ndf, k = 4, stride = 2) |> leaky_relu(0.2)
         |> conv(ndf * 2, k = 4, stride = 2) |> batchnorm |> leaky_relu(0.2)
   head uncond = f |> conv(1, k = 4, stride = 4, bias = true) |> reshape(1)
   head cond = concat(tile(mu, 4), f) |> conv(ndf * 2, k = 3) |> batchnorm |> leaky_relu(0.2)
         |> conv(1, k = 4, stride = 4, bias = true)
-}
-`;
+`,
+});
 
 const TORCH = `
 import sys

@@ -31,15 +31,28 @@ export function errors(r: CompileResult): Diagnostic[] {
   return r.diagnostics.filter((d) => d.severity === 'error');
 }
 
-/** A small valid model most diagnostic tests start from. */
-export const MINI = `gan Mini
-param ngf = 8
-param ndf = 8
-input text: [32]
-noise z: [16] ~ normal
+/**
+ * A small conditional GAN: conditioning augmentation, one stage at 16x16 and
+ * one discriminator (`body`: its statements), with the given sizes. The
+ * defaults give MINI; the network parity test asks for its own widths and a
+ * D64-style discriminator.
+ */
+export function miniGan(o: { text?: number; z?: number; caOut?: number; ngf?: number; ndf?: number; discriminator?: string } = {}): string {
+  const { text = 32, z = 16, caOut = 32, ngf = 8, ndf = 8 } = o;
+  const body =
+    o.discriminator ??
+    `  f = image |> conv(ndf, k = 4, stride = 2) |> leaky_relu(0.2)
+  head uncond = f |> conv(1, k = 8, stride = 8, bias = true) |> reshape(1)
+  head cond = concat(tile(mu, 8), f) |> conv(1, k = 8, stride = 8, bias = true)
+`;
+  return `gan Mini
+param ngf = ${ngf}
+param ndf = ${ndf}
+input text: [${text}]
+noise z: [${z}] ~ normal
 block Up(x, out) { x |> upsample(2) |> conv(2 * out, k = 3) |> batchnorm |> glu }
 condition ca {
-  mu, logvar = text |> linear(32) |> glu |> split(2)
+  mu, logvar = text |> linear(${caOut}) |> glu |> split(2)
   c_hat = mu + exp(0.5 * logvar) * randn_like(mu)
   loss kl = kl_normal(mu, logvar)
 }
@@ -51,8 +64,9 @@ generator {
   }
 }
 discriminator d0 @ 16 {
-  f = image |> conv(ndf, k = 4, stride = 2) |> leaky_relu(0.2)
-  head uncond = f |> conv(1, k = 8, stride = 8, bias = true) |> reshape(1)
-  head cond = concat(tile(mu, 8), f) |> conv(1, k = 8, stride = 8, bias = true)
-}
+${body}}
 `;
+}
+
+/** A small valid model most diagnostic tests start from. */
+export const MINI = miniGan();
