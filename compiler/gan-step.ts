@@ -6,33 +6,72 @@
 //           -> errD_i -> gradients of D_i's params
 //   g_step: G forward -> D_i on (fake_i, mu) -> errG -> gradients of G's params
 //
+// Public API (what the trainer and the tests use):
+//   buildGanSteps(model, batch, limits?) -> GanSteps
+//     .layout            one StateLayout (params, BN statistics) shared by both programs
+//     .dStep, .gStep     StepProgram: { plan, feeds, outputs }; `plan` is what Runtime.load
+//                        takes; `feeds` and `outputs` list every plan feed and output with its
+//                        Role and shape (compiler/step-signature.ts). Look values up by role:
+//                        find(steps.dStep.feeds, { role: 'real_image', stage: 'g0' }).name
+//     .groups            optimizer groups: { g: 'G', d: ['d0', ...] } (one optimizer each)
+//     .unsupported       objective terms the model asks for that these programs leave out
+//   sharedNoise(steps)   the noise feeds both programs take (declared noise such as z, and the
+//                        CA sample): feed each the same data in d_step and g_step of one
+//                        iteration and both see the same G forward, as StackGAN's single G
+//                        forward does. Unfed noise is drawn on the device, per program run.
+//
+// Feeds: text (and any other model input), noise, ca_noise, real_image and wrong_image per
+// stage (d_step only). Outputs: fake_image per stage; each D head's logits per pass; every
+// loss term (unweighted mean, with its weight); each network's loss.
+//
 // Losses (shared/reference/stackgan.md), with y = train.real_label and
 // u = objective.uncond when use_uncond_loss, else 0:
 //   u > 0: errD = BCE(real_c, y) + u BCE(real_u, y) + BCE(wrong_c, 0) + u BCE(wrong_u, y)
 //                 + BCE(fake_c, 0) + u BCE(fake_u, 0)
 //   u = 0: errD = BCE(real_c, y) + 0.5 (BCE(wrong_c, 0) + BCE(fake_c, 0))
 //   errG = sum_i [BCE(fake_c_i, 1) + u BCE(fake_u_i, 1)] + kl_w * KL
+// A discriminator without a cond head is unconditional: errD = BCE(real_u, y) + BCE(fake_u, 0)
+// (no wrong pass) and its G term is BCE(fake_u, 1).
 // MS-CLIP-GAN's alignment head (cosine of image and text features) adds
 // align_w * mean(1 - align(real)) to errD and align_w * mean(1 - align(fake))
 // to errG. CLIP-image guidance and perceptual/colour terms are not lowered yet
 // (see `unsupported`).
 import { paramGrads } from './autodiff.ts';
 import type { CheckedModel, NetworkInfo } from './check/model.ts';
+import { objectiveInEffect } from './check/settings.ts';
 import { GraphBuilder } from './ir/builder.ts';
 import type { Value } from './ir/graph.ts';
 import { lowerNetwork, type LoweredNetwork } from './lower.ts';
 import type { Plan, StateLayout } from '../runtime/format/plan.ts';
-import { bce as bceLoss } from './ops/losses.ts';
-import { compileProgram, layoutState, DEFAULT_LIMITS, type PlanLimits } from './plan/index.ts';
+import { bce } from './ops/losses.ts';
+import { compileProgram, layoutState, DEFAULT_LIMITS, type PlanLimits, type ProgramSpec } from './plan/index.ts';
+import { roleStr, type LossTerm, type Pass, type Role, type StepValue } from './step-signature.ts';
+
+export interface StepProgram {
+  plan: Plan;
+  /** Every feed of the plan, with its role. */
+  feeds: StepValue[];
+  /** Every output of the plan, with its role. */
+  outputs: StepValue[];
+}
 
 export interface GanSteps {
   layout: StateLayout;
-  dStep: Plan;
-  gStep: Plan;
+  dStep: StepProgram;
+  gStep: StepProgram;
   /** Optimizer groups: 'G' and one per discriminator. */
   groups: { g: string; d: string[] };
   /** Objective terms present in the model that these programs leave out. */
   unsupported: string[];
+}
+
+/** The noise feeds of d_step that g_step takes too (same name, role and shape). */
+export function sharedNoise(steps: GanSteps): StepValue[] {
+  const inG = new Map(steps.gStep.feeds.map((f) => [f.name, f]));
+  return steps.dStep.feeds.filter((f) => {
+    const g = inG.get(f.name);
+    return (f.role.role === 'noise' || f.role.role === 'ca_noise') && g && roleStr(g.role) === roleStr(f.role) && g.shape.join() === f.shape.join();
+  });
 }
 
 interface Weights {
@@ -43,36 +82,123 @@ interface Weights {
 }
 
 function weights(m: CheckedModel): Weights {
-  const o = m.objective as Record<string, unknown>;
-  const t = m.train as Record<string, unknown>;
-  return {
-    y: Number(t.real_label ?? 1),
-    u: o.use_uncond_loss ? Number(o.uncond ?? 1) : 0,
-    kl: Number(o.kl ?? 0),
-    align: Number(o.align ?? 0),
-  };
+  const o = m.objective;
+  if (o.adversarial !== 'bce') throw new Error(`adversarial loss '${o.adversarial}' is not supported yet`);
+  return { y: m.train.real_label, u: o.use_uncond_loss ? o.uncond : 0, kl: o.kl, align: o.align };
 }
 
-function sum(b: GraphBuilder, terms: Value[]): Value {
-  return terms.reduce((acc, t) => b.add(acc, t));
+/** One term of a network's loss: a head's logits on one pass, judged against a target (or an align head). */
+interface TermSpec {
+  term: LossTerm;
+  pass: Pass;
+  head: string;
+  /** BCE target; undefined for the align head, whose term is mean(1 - cosine). */
+  target?: number;
+  weight: number;
 }
 
-/** D_i lowered on one image with the condition bound; returns its heads. */
-function dHeads(b: GraphBuilder, d: NetworkInfo, batch: number, image: Value, cond: Record<string, Value>, updateStats = true): Record<string, Value> {
-  const lowered = lowerNetwork(d, { batch, training: true, updateStats, bind: { ...cond, image } }, b);
-  const heads: Record<string, Value> = {};
-  for (const k of Object.keys(d.heads)) heads[k] = lowered.outputs[k];
-  return heads;
+/** errD's terms for a discriminator with these heads. */
+function dTerms(heads: Record<string, number>, w: Weights): TermSpec[] {
+  const t: TermSpec[] = [];
+  if ('cond' in heads) {
+    const side = w.u > 0 ? 1 : 0.5;
+    t.push({ term: 'cond_real', pass: 'real', head: 'cond', target: w.y, weight: 1 });
+    t.push({ term: 'cond_wrong', pass: 'wrong', head: 'cond', target: 0, weight: side });
+    t.push({ term: 'cond_fake', pass: 'fake', head: 'cond', target: 0, weight: side });
+    if ('uncond' in heads && w.u > 0) {
+      t.push({ term: 'uncond_real', pass: 'real', head: 'uncond', target: w.y, weight: w.u });
+      // StackGAN-v2 labels a wrong pair's image real for the unconditional head: it is a real image.
+      t.push({ term: 'uncond_wrong', pass: 'wrong', head: 'uncond', target: w.y, weight: w.u });
+      t.push({ term: 'uncond_fake', pass: 'fake', head: 'uncond', target: 0, weight: w.u });
+    }
+  } else if ('uncond' in heads) {
+    t.push({ term: 'uncond_real', pass: 'real', head: 'uncond', target: w.y, weight: 1 });
+    t.push({ term: 'uncond_fake', pass: 'fake', head: 'uncond', target: 0, weight: 1 });
+  }
+  if ('align' in heads && w.align !== 0) t.push({ term: 'align_real', pass: 'real', head: 'align', weight: w.align });
+  return t;
 }
 
-function bce(b: GraphBuilder, x: Value | undefined, target: number, w = 1): Value[] {
-  if (!x || w === 0) return [];
-  const l = bceLoss(b, x, target);
-  return [w === 1 ? l : b.mul(l, w)];
+/** errG's terms through one discriminator. */
+function gTerms(heads: Record<string, number>, w: Weights): TermSpec[] {
+  const t: TermSpec[] = [];
+  if ('cond' in heads) t.push({ term: 'cond_fake', pass: 'fake', head: 'cond', target: 1, weight: 1 });
+  const u = 'cond' in heads ? w.u : 1;
+  if ('uncond' in heads && u !== 0) t.push({ term: 'uncond_fake', pass: 'fake', head: 'uncond', target: 1, weight: u });
+  if ('align' in heads && w.align !== 0) t.push({ term: 'align_fake', pass: 'fake', head: 'align', weight: w.align });
+  return t;
 }
 
-function alignLoss(b: GraphBuilder, x: Value | undefined, w: number): Value[] {
-  return x && w !== 0 ? [b.mul(b.mean(b.sub(1, x)), w)] : [];
+function termValue(b: GraphBuilder, logits: Value, spec: TermSpec): Value {
+  return spec.target === undefined ? b.mean(b.sub(1, logits)) : bce(b, logits, spec.target);
+}
+
+/** A step graph being built: its IR, and the role of every feed and output. */
+class StepGraph {
+  readonly b = new GraphBuilder();
+  private readonly outputs: Record<string, Value> = {};
+  private readonly outputRoles: StepValue[] = [];
+  private readonly feedRoles = new Map<string, Role>();
+
+  out(name: string, v: Value, role: Role, weight?: number): Value {
+    if (name in this.outputs) throw new Error(`internal: step output '${name}' defined twice`);
+    this.outputs[name] = v;
+    this.outputRoles.push({ name, shape: [...v.shape], role, ...(weight === undefined ? {} : { weight }) });
+    return v;
+  }
+
+  feed(name: string, role: Role): void {
+    this.feedRoles.set(name, role);
+  }
+
+  /** The weighted sum of terms (each also an output), as the network's loss output. */
+  loss(net: string, terms: { name: string; v: Value; term: LossTerm; stage?: string; weight: number }[]): Value {
+    if (terms.length === 0) throw new Error(`network '${net}' has no loss term in this step`);
+    const parts = terms.map((t) => {
+      this.out(t.name, t.v, { role: 'loss_term', net, term: t.term, ...(t.stage ? { stage: t.stage } : {}) }, t.weight);
+      return t.weight === 1 ? t.v : this.b.mul(t.v, t.weight);
+    });
+    return this.out(`${net}.loss`, parts.reduce((acc, p) => this.b.add(acc, p)), { role: 'loss', net });
+  }
+
+  /** The generator lowered into this graph, its inputs and noise given roles. */
+  generator(g: NetworkInfo, batch: number, updateStats: boolean): LoweredNetwork {
+    const G = lowerNetwork(g, { batch, training: true, updateStats }, this.b);
+    for (const [name, v] of Object.entries(G.inputs)) this.feed(v.name!, name === 'text' ? { role: 'text' } : { role: 'input', name });
+    const declared = new Map(Object.entries(g.inputs).map(([k, id]) => [id, k]));
+    const inCondition = ancestors(g, Object.values(g.exports));
+    for (const n of g.graph.nodes) {
+      if (n.op !== 'randn') continue;
+      const name = G.values.get(n.id)!.name!;
+      const d = n.kind === 'noise' ? declared.get(n.id) : undefined;
+      this.feed(name, d ? { role: 'noise', name: d } : inCondition.has(n.id) ? { role: 'ca_noise' } : { role: 'noise', name });
+    }
+    for (const s of g.stages) this.out(`${s.name}.image`, G.outputs[`${s.name}.image`], { role: 'fake_image', stage: s.name });
+    return G;
+  }
+
+  compile(layout: StateLayout, spec: Omit<ProgramSpec, 'outputs'>, limits: PlanLimits): StepProgram {
+    const plan = compileProgram(this.b.graph, layout, { ...spec, outputs: this.outputs }, limits);
+    const feeds = Object.entries(plan.feeds).map(([name, f]): StepValue => {
+      const role = this.feedRoles.get(name);
+      if (!role) throw new Error(`internal: ${spec.name} feed '${name}' has no role`);
+      return { name, shape: [...f.shape], role };
+    });
+    return { plan, feeds, outputs: this.outputRoles };
+  }
+}
+
+/** Node ids `roots` depend on in a checker graph. */
+function ancestors(net: NetworkInfo, roots: number[]): Set<number> {
+  const seen = new Set<number>();
+  const stack = [...roots];
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    stack.push(...net.graph.nodes[id].inputs);
+  }
+  return seen;
 }
 
 /** The generator and the discriminators with the stage each one judges. */
@@ -96,55 +222,72 @@ function condition(b: GraphBuilder, G: LoweredNetwork, detach: boolean): Record<
   return out;
 }
 
-function buildD(m: CheckedModel, batch: number, w: Weights): { b: GraphBuilder; outputs: Record<string, Value>; grads: Map<string, Value | null> } {
-  const { g, ds } = pairs(m);
-  const b = new GraphBuilder();
-  const G = lowerNetwork(g, { batch, training: true, updateStats: false }, b);
-  const cond = condition(b, G, true);
-  const outputs: Record<string, Value> = {};
-  const grads = new Map<string, Value | null>();
-  for (const { d, stage } of ds) {
-    const shape = [batch, 3, d.resolution, d.resolution];
-    const real = dHeads(b, d, batch, b.input(`real.${stage}`, shape), cond);
-    const wrong = dHeads(b, d, batch, b.input(`wrong.${stage}`, shape), cond);
-    const fake = dHeads(b, d, batch, b.detach(G.outputs[`${stage}.image`]), cond);
-    const terms =
-      w.u > 0
-        ? [
-            ...bce(b, real.cond, w.y), ...bce(b, real.uncond, w.y, w.u),
-            ...bce(b, wrong.cond, 0), ...bce(b, wrong.uncond, w.y, w.u),
-            ...bce(b, fake.cond, 0), ...bce(b, fake.uncond, 0, w.u),
-          ]
-        : [...bce(b, real.cond, w.y), ...bce(b, wrong.cond, 0, 0.5), ...bce(b, fake.cond, 0, 0.5)];
-    // A discriminator without a conditional head is judged by its unconditional one.
-    if (!real.cond) terms.push(...bce(b, real.uncond, w.y), ...bce(b, fake.uncond, 0));
-    terms.push(...alignLoss(b, real.align, w.align));
-    const errD = sum(b, terms);
-    outputs[`errD.${d.name}`] = errD;
-    // The logits are tiny; the trainer logs them (D(real), D(fake) means).
-    for (const [kind, heads] of Object.entries({ real, wrong, fake })) for (const [h, v] of Object.entries(heads)) outputs[`${d.name}.${kind}.${h}`] = v;
-    for (const [k, v] of paramGrads(b, errD, [d.name])) grads.set(k, v);
-  }
-  return { b, outputs, grads };
+/** D_i lowered on one image with the condition bound; its heads' logits become outputs. */
+function dPass(s: StepGraph, d: NetworkInfo, batch: number, pass: Pass, image: Value, cond: Record<string, Value>): Record<string, Value> {
+  const lowered = lowerNetwork(d, { batch, training: true, bind: { ...cond, image } }, s.b);
+  const heads: Record<string, Value> = {};
+  for (const h of Object.keys(d.heads)) heads[h] = s.out(`${d.name}.${pass}.${h}`, lowered.outputs[h], { role: 'logit', net: d.name, pass, head: h });
+  return heads;
 }
 
-function buildG(m: CheckedModel, batch: number, w: Weights): { b: GraphBuilder; outputs: Record<string, Value>; grads: Map<string, Value | null> } {
+function buildD(m: CheckedModel, batch: number, w: Weights): { s: StepGraph; grads: Map<string, Value | null> } {
   const { g, ds } = pairs(m);
-  const b = new GraphBuilder();
-  const G = lowerNetwork(g, { batch, training: true }, b);
-  const cond = condition(b, G, false);
-  const terms: Value[] = [];
-  const outputs: Record<string, Value> = {};
+  const s = new StepGraph();
+  const b = s.b;
+  const G = s.generator(g, batch, false);
+  const cond = condition(b, G, true);
+  const grads = new Map<string, Value | null>();
   for (const { d, stage } of ds) {
-    const fake = dHeads(b, d, batch, G.outputs[`${stage}.image`], cond);
-    for (const [h, v] of Object.entries(fake)) outputs[`${d.name}.fake.${h}`] = v;
-    terms.push(...bce(b, fake.cond, 1), ...bce(b, fake.uncond, 1, fake.cond ? w.u : 1), ...alignLoss(b, fake.align, w.align));
+    const terms = dTerms(d.heads, w);
+    const image = (pass: Pass): Value => {
+      if (pass === 'fake') return b.detach(G.outputs[`${stage}.image`]);
+      const name = `${pass}.${stage}`;
+      s.feed(name, pass === 'real' ? { role: 'real_image', stage } : { role: 'wrong_image', stage });
+      return b.input(name, [batch, 3, d.resolution, d.resolution]);
+    };
+    // A pass runs only when a term reads it, in StackGAN's order (BN running statistics chain real -> wrong -> fake).
+    const heads: Partial<Record<Pass, Record<string, Value>>> = {};
+    for (const pass of ['real', 'wrong', 'fake'] as const) if (terms.some((t) => t.pass === pass)) heads[pass] = dPass(s, d, batch, pass, image(pass), cond);
+    const errD = s.loss(
+      d.name,
+      terms.map((t) => ({ name: `${d.name}.${t.term}`, v: termValue(b, heads[t.pass]![t.head], t), term: t.term, weight: t.weight })),
+    );
+    for (const [k, v] of paramGrads(b, errD, [d.name])) grads.set(k, v);
   }
-  for (const [name, v] of Object.entries(G.outputs)) if (v.shape.length === 0 && name === 'kl' && w.kl !== 0) terms.push(b.mul(v, w.kl));
-  const errG = sum(b, terms);
-  outputs.errG = errG;
-  if (G.outputs.kl) outputs.kl = G.outputs.kl;
-  return { b, outputs, grads: paramGrads(b, errG, [g.name]) };
+  return { s, grads };
+}
+
+function buildG(m: CheckedModel, batch: number, w: Weights): { s: StepGraph; grads: Map<string, Value | null> } {
+  const { g, ds } = pairs(m);
+  const s = new StepGraph();
+  const b = s.b;
+  const G = s.generator(g, batch, true);
+  const cond = condition(b, G, false);
+  const terms: Parameters<StepGraph['loss']>[1] = [];
+  for (const { d, stage } of ds) {
+    const fake = dPass(s, d, batch, 'fake', G.outputs[`${stage}.image`], cond);
+    for (const t of gTerms(d.heads, w)) terms.push({ name: `G.${stage}.${t.term}`, v: termValue(b, fake[t.head], t), term: t.term, stage, weight: t.weight });
+  }
+  // The KL is always an output (a trainer logs it); it joins errG with a non-zero weight.
+  if (G.outputs.kl) {
+    if (w.kl !== 0) terms.push({ name: 'G.kl', v: G.outputs.kl, term: 'kl', weight: w.kl });
+    else s.out('G.kl', G.outputs.kl, { role: 'loss_term', net: 'G', term: 'kl' }, 0);
+  }
+  const errG = s.loss('G', terms);
+  return { s, grads: paramGrads(b, errG, [g.name]) };
+}
+
+/** Objective terms the model asks for that these programs do not compute, and losses nothing weights. */
+function unsupportedTerms(m: CheckedModel): string[] {
+  const o = objectiveInEffect(m.objective, m.networks);
+  const out: string[] = [];
+  if (o.clip_guidance) out.push('clip_guidance (needs the frozen CLIP image encoder)');
+  if (o.perceptual) out.push('perceptual');
+  if (o.colour) out.push('colour');
+  for (const n of m.networks) {
+    for (const l of Object.keys(n.losses)) if (!(n.kind === 'generator' && l === 'kl')) out.push(`loss '${l}' of ${n.name} (no objective weight reads it)`);
+  }
+  return out;
 }
 
 function sameLayout(a: StateLayout, b: StateLayout): boolean {
@@ -157,15 +300,10 @@ export function buildGanSteps(m: CheckedModel, batch: number, limits: PlanLimits
   const G = buildG(m, batch, w);
   // Both graphs create the same params and buffers in the same order, so one
   // layout (one set of arenas) serves both programs.
-  const layout = layoutState(D.b.graph, limits);
-  if (!sameLayout(layout, layoutState(G.b.graph, limits))) throw new Error('internal: D and G step graphs disagree on the parameter layout');
+  const layout = layoutState(D.s.b.graph, limits);
+  if (!sameLayout(layout, layoutState(G.s.b.graph, limits))) throw new Error('internal: D and G step graphs disagree on the parameter layout');
   const groups = { g: 'G', d: m.networks.filter((n) => n.kind === 'discriminator').map((n) => n.name) };
-  const dStep = compileProgram(D.b.graph, layout, { name: 'd_step', outputs: D.outputs, grads: D.grads, groups: groups.d }, limits);
-  const gStep = compileProgram(G.b.graph, layout, { name: 'g_step', outputs: G.outputs, grads: G.grads, groups: [groups.g] }, limits);
-  const o = m.objective as Record<string, unknown>;
-  const unsupported: string[] = [];
-  if (o.clip_guidance) unsupported.push('clip_guidance (needs the frozen CLIP image encoder)');
-  if (Number(o.perceptual ?? 0) > 0) unsupported.push('perceptual');
-  if (Number(o.colour ?? 0) > 0) unsupported.push('colour');
-  return { layout, dStep, gStep, groups, unsupported };
+  const dStep = D.s.compile(layout, { name: 'd_step', grads: D.grads, groups: groups.d }, limits);
+  const gStep = G.s.compile(layout, { name: 'g_step', grads: G.grads, groups: [groups.g] }, limits);
+  return { layout, dStep, gStep, groups, unsupported: unsupportedTerms(m) };
 }

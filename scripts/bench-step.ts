@@ -6,9 +6,10 @@
 import { buildGanSteps } from '../compiler/gan-step.ts';
 import { checkFile } from '../compiler/index.ts';
 import { planLimits } from '../compiler/plan/index.ts';
+import { find } from '../compiler/step-signature.ts';
 import { getDevice } from '../runtime/device.ts';
 import { Runtime } from '../runtime/executor.ts';
-import { createOptimizer, type OptimizerSettings } from '../runtime/optim.ts';
+import { createOptimizer } from '../runtime/optim.ts';
 
 export interface StepRow {
   op: string;
@@ -29,6 +30,10 @@ function noise(n: number, seed: number): Float32Array {
   return a;
 }
 
+function numel(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
 /** Kernels of the tiled GEMM template (compiler/kernels/gemm.ts, conv.ts) are named for their op. */
 function isGemmClass(kernel: string): boolean {
   return /^(matmul|conv2d)_/.test(kernel);
@@ -41,18 +46,17 @@ export async function tinyStepRows(iters: number, batch = 4): Promise<StepRow[]>
   const steps = buildGanSteps(r.model, batch, planLimits(info.limits, info.features));
   const rt = await Runtime.create(steps.layout);
   rt.initState(0);
-  const optG = createOptimizer(rt, steps.groups.g, r.model.train.g as OptimizerSettings);
-  const optD = steps.groups.d.map((d) => createOptimizer(rt, d, r.model!.train.d as OptimizerSettings));
+  // The typed optimizer settings (compiler/check/settings.ts) are the runtime's OptimizerSettings.
+  const optG = createOptimizer(rt, steps.groups.g, r.model.train.g);
+  const optD = steps.groups.d.map((d) => createOptimizer(rt, d, r.model!.train.d));
   const t0 = performance.now();
-  const dProg = await rt.load(steps.dStep, optD);
-  const gProg = await rt.load(steps.gStep, [optG]);
+  const dProg = await rt.load(steps.dStep.plan, optD);
+  const gProg = await rt.load(steps.gStep.plan, [optG]);
   const loadMs = performance.now() - t0;
-  const feeds: Record<string, Float32Array> = {};
-  for (const [name, f] of Object.entries(steps.dStep.feeds)) {
-    if (steps.gStep.feeds[name] === undefined && !name.startsWith('real.') && !name.startsWith('wrong.')) continue;
-    feeds[name] = noise(f.slot.size / 4, name.length);
-  }
-  const gFeeds = Object.fromEntries(Object.keys(steps.gStep.feeds).map((k) => [k, feeds[k]]).filter(([, v]) => v));
+  // Every d_step feed (text, noise, CA sample, real and wrong images) gets fixed data; g_step
+  // takes the same text and noise, as one iteration's single G forward does.
+  const feeds = Object.fromEntries(steps.dStep.feeds.map((f, i) => [f.name, noise(numel(f.shape), i + 1)]));
+  const gFeeds = Object.fromEntries(steps.gStep.feeds.map((f) => [f.name, feeds[find(steps.dStep.feeds, f.role).name]]));
   const step = async () => {
     await rt.run(dProg, feeds, { optimizers: optD, read: false });
     await rt.run(gProg, gFeeds, { optimizers: [optG], read: false });
@@ -70,8 +74,9 @@ export async function tinyStepRows(iters: number, batch = 4): Promise<StepRow[]>
   const gemm = prof.filter((p) => isGemmClass(p.name));
   const gemmMs = gemm.reduce((a, p) => a + p.ms, 0);
   const flops = gemm.reduce((a, p) => a + p.flops, 0);
-  const dispatches = steps.dStep.stats.dispatches + steps.gStep.stats.dispatches;
-  const kernels = steps.dStep.kernels.length + steps.gStep.kernels.length;
+  const [dPlan, gPlan] = [steps.dStep.plan, steps.gStep.plan];
+  const dispatches = dPlan.stats.dispatches + gPlan.stats.dispatches;
+  const kernels = dPlan.kernels.length + gPlan.kernels.length;
   rt.destroy();
   return [
     {
@@ -80,7 +85,7 @@ export async function tinyStepRows(iters: number, batch = 4): Promise<StepRow[]>
       flops,
       oursMs: median(times),
       note:
-        `${dispatches} dispatches per step (${steps.dStep.stats.dispatches} D + ${steps.gStep.stats.dispatches} G), ${kernels} kernels compiled in ${(loadMs / 1000).toFixed(1)} s; ` +
+        `${dispatches} dispatches per step (${dPlan.stats.dispatches} D + ${gPlan.stats.dispatches} G), ${kernels} kernels compiled in ${(loadMs / 1000).toFixed(1)} s; ` +
         `GEMM-class kernels ${((100 * gemmMs) / total).toFixed(0)}% of profiled GPU time (${gemm.length} of ${prof.length} dispatches)` +
         (steps.unsupported.length ? `; not in the step: ${steps.unsupported.join(', ')}` : ''),
     },

@@ -31,13 +31,13 @@ const SUBGROUPS: PlanLimits = planLimits({}, ['subgroups']);
 function plansOf(file: string, preset: string | undefined, limits: PlanLimits): Record<string, unknown> {
   const r = checkFile(file, { preset });
   if (!r.model) throw new Error(`${file}${preset ? ` --preset ${preset}` : ''} does not check`);
-  const batch = Number(r.model.train.batch ?? 1);
+  const batch = r.model.train.batch;
   const out: Record<string, unknown> = {};
   for (const plan of networkPlans(r.model, batch, limits)) out[plan.name] = plan;
   const steps = buildGanSteps(r.model, batch, limits);
   out.layout = steps.layout;
-  out.d_step = steps.dStep;
-  out.g_step = steps.gStep;
+  out.d_step = steps.dStep.plan;
+  out.g_step = steps.gStep.plan;
   return out;
 }
 

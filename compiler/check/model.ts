@@ -9,7 +9,7 @@ import type { ModelSource } from '../load.ts';
 import { Evaluator, NetContext } from './evaluate.ts';
 import { NetworkGraph } from './graph.ts';
 import { Scope } from './scope.ts';
-import { evalSection, objectiveSchema, trainSchema } from './settings.ts';
+import { evalSection, objectiveSchema, trainSchema, type ObjectiveConfig, type TrainConfig } from './settings.ts';
 import { describe, shapeStr, type Value } from './values.ts';
 
 export interface CheckOptions {
@@ -41,8 +41,9 @@ export interface CheckedModel {
   file: string;
   params: Record<string, number | boolean | string>;
   networks: NetworkInfo[];
-  objective: Record<string, unknown>;
-  train: Record<string, unknown>;
+  /** The objective and train sections, typed, with the schema's defaults applied (compiler/check/settings.ts). */
+  objective: ObjectiveConfig;
+  train: TrainConfig;
 }
 
 export interface CheckResult {

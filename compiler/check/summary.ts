@@ -2,6 +2,7 @@
 // object for tools (`gan check --json`).
 import { numel } from './graph.ts';
 import type { CheckedModel, NetworkInfo } from './model.ts';
+import { objectiveInEffect } from './settings.ts';
 import { shapeStr } from './values.ts';
 
 export interface LayerRow {
@@ -34,7 +35,7 @@ export function toJsonSummary(m: CheckedModel): object {
       inputs: Object.fromEntries(Object.entries(n.inputs).map(([k, id]) => [k, n.graph.nodes[id].shape])),
       layers: layerRows(n),
     })),
-    objective: m.objective,
+    objective: objectiveInEffect(m.objective, m.networks),
     train: m.train,
   };
 }
@@ -78,9 +79,10 @@ export function renderSummary(m: CheckedModel, opts: { layers?: boolean } = {}):
     out.push(`  total ${n.name}: ${fmt(n.graph.parameters)} parameters (${human(n.graph.parameters)}), ${fmt(n.graph.macs)} MACs per sample (${human(n.graph.macs)})`);
   }
   out.push('');
-  const obj = Object.entries(m.objective).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+  // Only the objective settings that act on this model (no kl without a condition, ...); unset train keys are left out.
+  const obj = Object.entries(objectiveInEffect(m.objective, m.networks)).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
   out.push(`objective: ${obj.join('  ')}`);
-  const tr = Object.entries(m.train).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+  const tr = Object.entries(m.train).filter(([, v]) => v !== null).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
   out.push(`train: ${tr.join('  ')}`);
   return out.join('\n');
 }

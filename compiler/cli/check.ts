@@ -19,7 +19,7 @@ export function runCheck(file: string, opts: CheckCliOptions): number {
   if (!r.model) return 1;
   process.stdout.write((opts.json ? JSON.stringify(toJsonSummary(r.model), null, 2) : renderSummary(r.model, { layers: opts.layers })) + '\n');
   if (opts.memory) {
-    const batch = opts.batch === undefined ? Number(r.model.train.batch ?? 1) : Number(opts.batch);
+    const batch = opts.batch === undefined ? r.model.train.batch : Number(opts.batch);
     if (!Number.isInteger(batch) || batch < 1) {
       process.stderr.write(`gan: --batch must be a positive integer, got '${opts.batch}'\n`);
       return 1;

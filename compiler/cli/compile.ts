@@ -41,7 +41,7 @@ export function runCompile(file: string, opts: CompileCliOptions): number {
   if (!r.model) return 1;
   const emit = opts.emit ?? 'ir';
   if (emit !== 'ir') throw new UserError(`--emit ${emit} is not supported yet (supported: ir)`);
-  const batch = parseBatch(opts.batch, Number(r.model.train.batch ?? 1));
+  const batch = parseBatch(opts.batch, r.model.train.batch);
   for (const net of selectNetworks(r.model, opts.net)) {
     const lowered = lowerNetwork(net, { batch, training: !opts.eval });
     process.stdout.write(`# network ${net.name} (${net.kind}), batch ${batch}, ${opts.eval ? 'eval' : 'training'} mode\n`);

@@ -27,14 +27,14 @@ describe('lowering and planning of the bundled models (tiny preset, batch 2)', (
         }
       }
       const steps = buildGanSteps(m, 2);
-      expect(steps.dStep.stats.dispatches).toBeGreaterThan(0);
-      expect(steps.gStep.stats.dispatches).toBeGreaterThan(0);
+      expect(steps.dStep.plan.stats.dispatches).toBeGreaterThan(0);
+      expect(steps.gStep.plan.stats.dispatches).toBeGreaterThan(0);
       const dNames = m.networks.filter((n) => n.kind === 'discriminator').map((n) => n.name);
       expect(steps.groups).toEqual({ g: 'G', d: dNames });
       // Every D param gets a gradient in the D step; every G param in the G step.
       const params = Object.keys(steps.layout.params);
-      expect([...steps.dStep.grads].sort()).toEqual(params.filter((p) => !p.startsWith('G/')).sort());
-      expect([...steps.gStep.grads].sort()).toEqual(params.filter((p) => p.startsWith('G/')).sort());
+      expect([...steps.dStep.plan.grads].sort()).toEqual(params.filter((p) => !p.startsWith('G/')).sort());
+      expect([...steps.gStep.plan.grads].sort()).toEqual(params.filter((p) => p.startsWith('G/')).sort());
     });
   }
 });

@@ -18,20 +18,20 @@ beforeAll(() => {
 
 /** The d_step plan as parsed JSON, edited by `change`, serialized again. */
 function edited(change: (p: Record<string, any>) => void): string {
-  const p = JSON.parse(serializePlan(steps.dStep));
+  const p = JSON.parse(serializePlan(steps.dStep.plan));
   change(p);
   return JSON.stringify(p);
 }
 
 describe('plan format round trip', () => {
   it('every plan and the layout carry the format version', () => {
-    expect(steps.dStep.version).toBe(PLAN_FORMAT_VERSION);
-    expect(steps.gStep.version).toBe(PLAN_FORMAT_VERSION);
+    expect(steps.dStep.plan.version).toBe(PLAN_FORMAT_VERSION);
+    expect(steps.gStep.plan.version).toBe(PLAN_FORMAT_VERSION);
     expect(steps.layout.version).toBe(PLAN_FORMAT_VERSION);
   });
 
   it('parse(serialize(plan)) is the same plan, and serializes to the same bytes', () => {
-    for (const plan of [steps.dStep, steps.gStep]) {
+    for (const plan of [steps.dStep.plan, steps.gStep.plan]) {
       const text = serializePlan(plan);
       const back: Plan = parsePlan(text, steps.layout);
       expect(back).toEqual(plan);
@@ -43,10 +43,10 @@ describe('plan format round trip', () => {
   });
 
   it('keeps optional fields only where they were (noise on random dispatches, flops)', () => {
-    const back = parsePlan(serializePlan(steps.dStep));
+    const back = parsePlan(serializePlan(steps.dStep.plan));
     expect(back.steps.some((s) => s.op === 'dispatch' && s.noise !== undefined)).toBe(true);
-    expect(back.steps.filter((s) => 'noise' in s).length).toBe(steps.dStep.steps.filter((s) => 'noise' in s).length);
-    expect(back.kernels.filter((k) => 'flops' in k).length).toBe(steps.dStep.kernels.filter((k) => 'flops' in k).length);
+    expect(back.steps.filter((s) => 'noise' in s).length).toBe(steps.dStep.plan.steps.filter((s) => 'noise' in s).length);
+    expect(back.kernels.filter((k) => 'flops' in k).length).toBe(steps.dStep.plan.kernels.filter((k) => 'flops' in k).length);
   });
 });
 
@@ -66,7 +66,7 @@ describe('plan format refuses what it cannot run', () => {
   });
 
   it('a field of the wrong type, named by its path', () => {
-    const d = steps.dStep.steps.findIndex((s) => s.op === 'dispatch');
+    const d = steps.dStep.plan.steps.findIndex((s) => s.op === 'dispatch');
     expect(() => parsePlan(edited((p) => (p.steps[d].args[0].offset = 'x')))).toThrow(
       new RegExp(`plan 'd_step'\\.steps\\[${d}\\]\\.args\\[0\\]\\.offset: expected a non-negative integer, got "x"`),
     );
@@ -80,9 +80,9 @@ describe('plan format refuses what it cannot run', () => {
   });
 
   it('steps that do not fit the plan: kernel index, binding count, buffer names and bounds', () => {
-    const dispatch = steps.dStep.steps.findIndex((s) => s.op === 'dispatch');
+    const dispatch = steps.dStep.plan.steps.findIndex((s) => s.op === 'dispatch');
     expect(() => parsePlan(edited((p) => (p.steps[dispatch].kernel = p.kernels.length)))).toThrow(
-      new RegExp(`steps\\[${dispatch}\\]\\.kernel: expected a kernel index below ${steps.dStep.kernels.length}`),
+      new RegExp(`steps\\[${dispatch}\\]\\.kernel: expected a kernel index below ${steps.dStep.plan.kernels.length}`),
     );
     expect(() => parsePlan(edited((p) => p.steps[dispatch].args.pop()))).toThrow(/steps\[\d+\]\.args: kernel '.+' takes \d+ buffers, the step gives \d+/);
     expect(() => parsePlan(edited((p) => (p.steps[dispatch].args[0].buffer = 'nowhere')))).toThrow(/args\[0\]\.buffer: unknown buffer 'nowhere'/);

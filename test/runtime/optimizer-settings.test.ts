@@ -11,7 +11,7 @@ import { checkText, errors, MINI } from '../helpers/gan.ts';
 function trainOf(settings: string) {
   const r = checkText(`${MINI}train { ${settings} }\n`);
   expect(errors(r).map((d) => d.message)).toEqual([]);
-  return r.model!.train as { g: OptimizerSettings; d: OptimizerSettings };
+  return r.model!.train; // typed: its g and d are OptimizerSettings without a cast
 }
 
 describe('optimizer settings', () => {
