@@ -24,7 +24,7 @@ import { paramGrads } from '../../compiler/autodiff.ts';
 import type { Value } from '../../compiler/ir/graph.ts';
 import { lowerNetwork } from '../../compiler/lower.ts';
 import { bce } from '../../compiler/ops/losses.ts';
-import { compileProgram, layoutState } from '../../compiler/plan/index.ts';
+import { compileProgram, layoutState, type PlanLimits } from '../../compiler/plan/index.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { Adam } from '../../runtime/optim.ts';
 import { checkText, errors, miniGan } from '../helpers/gan.ts';
@@ -33,6 +33,7 @@ import { randn } from '../oracle/random.ts';
 import type { HostTensor } from '../oracle/tensor.ts';
 import { startTorch, torchAvailable } from '../oracle/torch.ts';
 import { writeSafetensors } from './safetensors.ts';
+import { PLAN_TARGETS, planTarget } from '../helpers/plan-targets.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const BATCH = 4;
@@ -61,7 +62,7 @@ out = stage0_d64.step(path, text, z, eps)
 `;
 
 /** G and D lowered into one builder: D reads G's image and a detached mu. */
-function build() {
+function build(limits: PlanLimits) {
   const r = checkText(GAN);
   expect(errors(r)).toEqual([]);
   const model = r.model!;
@@ -79,7 +80,7 @@ function build() {
   const grads = new Map<string, Value | null>([...paramGrads(b, lossG, ['G']), ...paramGrads(b, lossD, ['d0'])]);
   const layout = layoutState(b.graph);
   const outputs = { image, mu, logvar, uncond, cond, kl, lossD, lossG };
-  const plan = compileProgram(b.graph, layout, { name: 'network_step', outputs, grads, groups: ['G', 'd0'] });
+  const plan = compileProgram(b.graph, layout, { name: 'network_step', outputs, grads, groups: ['G', 'd0'] }, limits);
   return { layout, plan, grads };
 }
 
@@ -90,9 +91,12 @@ describe.skipIf(!torchAvailable())('network parity: CA + stage G0 + D64 at small
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('outputs, losses, every gradient, Adam-updated params and BN running stats match after one step', async () => {
+  // One torch run serves both plans: the weights come from the same seeded init.
+  let reference: Promise<Record<string, HostTensor>> | undefined;
+
+  it.each(PLAN_TARGETS)('outputs, losses, every gradient, Adam-updated params and BN running stats match after one step (%s plan)', async (target) => {
     const torchP = startTorch();
-    const { layout, plan, grads } = build();
+    const { layout, plan, grads } = build(await planTarget(target));
     const rt = await Runtime.create(layout);
     rt.initState(7);
     const hyper = { lr: 2e-4, betas: [0.5, 0.999] as [number, number], eps: 1e-8 };
@@ -120,9 +124,10 @@ describe.skipIf(!torchAvailable())('network parity: CA + stage G0 + D64 at small
 
     const tRun = performance.now() - t0;
     t0 = performance.now();
-    const ref = await (await torchP).run(TORCH, { text, z, eps }, { vars: { path, here: HERE } });
+    reference ??= torchP.then((torch) => torch.run(TORCH, { text, z, eps }, { vars: { path, here: HERE } }));
+    const ref = await reference;
     const tTorch = performance.now() - t0;
-    console.log(`[network] ${plan.stats.dispatches} dispatches, ${plan.kernels.length} kernels: load ${tLoad.toFixed(0)} ms, step ${tRun.toFixed(0)} ms, torch ${tTorch.toFixed(0)} ms`);
+    console.log(`[network, ${target} plan] ${plan.stats.dispatches} dispatches, ${plan.kernels.length} kernels: load ${tLoad.toFixed(0)} ms, step ${tRun.toFixed(0)} ms, torch ${tTorch.toFixed(0)} ms`);
     const errs: Record<string, number> = {};
     const check = (label: string, got: Float32Array, want: HostTensor, tol: number) => {
       expect(got.length, label).toBe(want.data.length);
