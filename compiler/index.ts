@@ -10,7 +10,7 @@ export interface CompileResult {
   sources: Map<string, string>;
 }
 
-export function checkFile(path: string, opts: CheckOptions = {}, text?: string): CompileResult {
+export function checkFile(path: string, opts: CheckOptions = {}, text?: string | Uint8Array): CompileResult {
   const loaded = loadModel(path, text);
   const sources = new Map(loaded.sources);
   // Checking a file with syntax errors would mostly report their echoes.

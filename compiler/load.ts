@@ -2,11 +2,12 @@
 // `import`s, merged into one ModelSource. Later declarations override earlier
 // ones by name (a variant file overrides its base). Cycles are reported with
 // the whole chain.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import type * as A from '../grammar/ast.ts';
 import { Codes, error, type Diagnostic } from '../grammar/diagnostics.ts';
 import { parseSource } from '../grammar/index.ts';
+import { fileTooLarge, MAX_SOURCE_BYTES, sourceText } from '../grammar/source-text.ts';
 
 export interface ParamSource {
   name: string;
@@ -66,7 +67,7 @@ class Loader {
   private readonly cache = new Map<string, ModelSource | null>();
 
   /** `stack` holds absolute paths being loaded, for cycle detection. */
-  load(abs: string, stack: string[], from?: A.Span, sourceText?: string): ModelSource | null {
+  load(abs: string, stack: string[], from?: A.Span, given?: string | Uint8Array): ModelSource | null {
     const shown = displayName(abs);
     const at = stack.indexOf(abs);
     if (at >= 0) {
@@ -75,18 +76,9 @@ class Loader {
       return null;
     }
     if (this.cache.has(abs)) return this.cache.get(abs)!;
-    let text = sourceText;
-    if (text === undefined) {
-      try {
-        text = readFileSync(abs, 'utf8');
-      } catch (e) {
-        const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message;
-        this.diagnostics.push(error(Codes.fileNotFound, `cannot read '${shown}': ${why}`, from, { label: 'expected a path to a .gan file, relative to this file' }));
-        return null;
-      }
-    }
-    this.sources.set(shown, text);
-    const parsed = parseSource(text, shown);
+    const read = this.read(abs, shown, from, given);
+    if (read === undefined) return null;
+    const parsed = parseSource(read, shown);
     this.diagnostics.push(...parsed.diagnostics);
     const ast = parsed.ast;
     const next = [...stack, abs];
@@ -110,6 +102,34 @@ class Loader {
     applyDecls(model, ast.decls, this.diagnostics);
     this.cache.set(abs, model);
     return model;
+  }
+
+  /**
+   * The text of `abs` (or of `given`, its contents in memory), ready to parse;
+   * undefined, with a diagnostic, when it cannot be read or is not .gan text
+   * (binary, UTF-16, not UTF-8, far too large).
+   */
+  private read(abs: string, shown: string, from: A.Span | undefined, given?: string | Uint8Array): string | undefined {
+    let input = given;
+    if (input === undefined) {
+      try {
+        const stat = statSync(abs);
+        if (!stat.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTFILE' });
+        if (stat.size > MAX_SOURCE_BYTES) {
+          this.diagnostics.push(fileTooLarge(stat.size, shown));
+          return undefined;
+        }
+        input = readFileSync(abs);
+      } catch (e) {
+        const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message;
+        this.diagnostics.push(error(Codes.fileNotFound, `cannot read '${shown}': ${why}`, from, { label: 'expected a path to a .gan file, relative to this file' }));
+        return undefined;
+      }
+    }
+    const decoded = sourceText(input, shown);
+    if (decoded.text !== undefined) this.sources.set(shown, decoded.text);
+    this.diagnostics.push(...decoded.diagnostics);
+    return decoded.diagnostics.length ? undefined : decoded.text;
   }
 }
 
@@ -178,8 +198,8 @@ function applyDecls(model: ModelSource, decls: A.TopDecl[], diags: Diagnostic[])
   }
 }
 
-/** Loads `path` (or, with `text`, treats `text` as the contents of `path`). */
-export function loadModel(path: string, text?: string): LoadResult {
+/** Loads `path` (or, with `text`, treats `text` (a string or the file's bytes) as the contents of `path`). */
+export function loadModel(path: string, text?: string | Uint8Array): LoadResult {
   const loader = new Loader();
   const model = loader.load(resolve(path), [], undefined, text);
   return { model: model ?? undefined, diagnostics: loader.diagnostics, sources: loader.sources };

@@ -1,25 +1,57 @@
 // CST -> AST. The CST may come from error recovery, so any child can be
 // missing: a construct with a missing required part is dropped (its syntax
-// error has already been reported) instead of throwing.
+// error has already been reported) instead of throwing. The parser reads
+// operators as flat lists; precedence is applied here. Expressions and
+// statement chains deeper than MAX_NESTING are refused with a diagnostic, so
+// no later phase that walks the AST recursively can run out of stack.
 import type { CstElement, CstNode, IToken } from 'chevrotain';
 import type * as A from './ast.ts';
+import { Codes, error, type Diagnostic } from './diagnostics.ts';
+import { MAX_NESTING, tooDeep } from './nesting.ts';
 
 type Children = Record<string, CstElement[] | undefined>;
 
 /** Thrown when a recovered node lacks a required part; caught per construct. */
 class Incomplete extends Error {}
 
-export function toAst(cst: CstNode, file: string): A.GanFile {
-  return new AstBuilder(file).file(cst);
+export function toAst(cst: CstNode, file: string, diagnostics: Diagnostic[]): A.GanFile {
+  return new AstBuilder(file, diagnostics).file(cst);
 }
 
-/** Converts an `expr` CST node; throws if recovery left it incomplete. */
-export function exprToAst(cst: CstNode, file: string): A.Expr {
-  return new AstBuilder(file).expr(cst);
+/** Converts an `expr` CST node; undefined if recovery left it incomplete or it was refused (see diagnostics). */
+export function exprToAst(cst: CstNode, file: string, diagnostics: Diagnostic[]): A.Expr | undefined {
+  try {
+    return new AstBuilder(file, diagnostics).expr(cst);
+  } catch (e) {
+    if (e instanceof Incomplete) return undefined;
+    throw e;
+  }
 }
+
+/** Binary operator levels, loosest first; `**` is folded before these (it binds tighter than prefix operators on its left). */
+const LEVELS: string[][] = [['or'], ['and'], ['==', '!=', '<', '>', '<=', '>='], ['+', '-'], ['*', '/', 'div', '%']];
+const CMP_LEVEL = 2;
+const levelOf = (op: string): number => LEVELS.findIndex((ops) => ops.includes(op));
+
+/** An operand as the parser read it: prefix operators, then a primary with its member reads. */
+interface Operand {
+  prefixes: IToken[];
+  base: A.Expr;
+}
+
+/** Escapes a string literal may use (JSON's set). */
+const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 
 class AstBuilder {
-  constructor(private readonly fileName: string) {}
+  /** Depth of every expression node built so far (leaves are 1). */
+  private readonly depth = new WeakMap<A.Expr, number>();
+  /** Statement nesting: enclosing bodies plus `else if` links. */
+  private stmtDepth = 0;
+
+  constructor(
+    private readonly fileName: string,
+    private readonly diagnostics: Diagnostic[],
+  ) {}
 
   // ---- helpers ----
   private kids(n: CstNode): Children {
@@ -71,8 +103,45 @@ class AstBuilder {
     }
     return out;
   }
+  /** Drops the current construct with a diagnostic (already a syntax error, so checking stops). */
+  private refuse(d: Diagnostic): never {
+    this.diagnostics.push(d);
+    throw new Incomplete();
+  }
+
+  /** A string literal's value; raw tabs are fine, unknown escapes are refused. */
   private str(t: IToken): string {
-    return JSON.parse(t.image) as string;
+    const body = t.image.slice(1, -1);
+    let out = '';
+    for (let i = 0; i < body.length; i++) {
+      const c = body[i];
+      if (c !== '\\') {
+        out += c;
+        continue;
+      }
+      const e = body[i + 1];
+      const hex = e === 'u' ? /^[0-9a-fA-F]{4}/.exec(body.slice(i + 2)) : null;
+      if (hex) {
+        out += String.fromCharCode(parseInt(hex[0], 16));
+        i += 5;
+      } else if (e !== undefined && e in ESCAPES) {
+        out += ESCAPES[e];
+        i += 1;
+      } else {
+        const span = { file: this.fileName, offset: t.startOffset + 1 + i, length: e === undefined ? 1 : 2 };
+        this.refuse(error(Codes.syntax, `unknown escape '\\${e ?? ''}' in a string`, span, { label: 'expected \\" \\\\ \\n \\t \\r or \\uXXXX' }));
+      }
+    }
+    return out;
+  }
+
+  /** Records the depth of `e`, one more than its deepest child; refuses it past MAX_NESTING at `at`. */
+  private nest<T extends A.Expr>(e: T, at: A.Span, children: A.Expr[]): T {
+    let d = 0;
+    for (const c of children) d = Math.max(d, this.depth.get(c) ?? 1);
+    if (d + 1 > MAX_NESTING) this.refuse(tooDeep(at, 'expression'));
+    this.depth.set(e, d + 1);
+    return e;
   }
 
   // ---- file and declarations ----
@@ -203,7 +272,13 @@ class AstBuilder {
 
   // ---- statements ----
   private body(n: CstNode): A.Stmt[] {
-    return this.each(this.nodes(n, 'statement'), (s) => this.statement(s));
+    this.stmtDepth++;
+    try {
+      if (this.stmtDepth > MAX_NESTING) this.refuse(tooDeep(this.spanOfTok(this.tok(n, 'LCurly')), 'statement'));
+      return this.each(this.nodes(n, 'statement'), (s) => this.statement(s));
+    } finally {
+      this.stmtDepth--;
+    }
   }
 
   private statement(n: CstNode): A.Stmt {
@@ -239,99 +314,148 @@ class AstBuilder {
     throw new Incomplete();
   }
 
+  /**
+   * `if a { } else if b { } else { }`: the parser reads the chain as a list
+   * (conditions, bodies, then an optional final body); the AST nests it.
+   */
   private ifStmt(n: CstNode): A.Stmt {
+    const ifs = this.toks(n, 'If');
+    const elses = this.toks(n, 'Else');
+    const conds = this.nodes(n, 'expr');
     const bodies = this.nodes(n, 'body');
-    const nested = this.nodes(n, 'ifStmt')[0];
-    return {
-      kind: 'if',
-      cond: this.expr(this.node(n, 'expr')),
-      then: this.body(this.node(n, 'body', 0)),
-      else: nested ? [this.ifStmt(nested)] : bodies[1] ? this.body(bodies[1]) : undefined,
-      span: this.spanOf(n),
-    };
+    const hasFinal = elses.length === ifs.length;
+    if (ifs.length === 0 || conds.length !== ifs.length || bodies.length !== ifs.length + (hasFinal ? 1 : 0)) throw new Incomplete();
+    // Link i sits inside i `else` branches, so its bodies are i levels deeper than the first one's.
+    const firstTooDeep = MAX_NESTING - this.stmtDepth;
+    if (firstTooDeep < ifs.length) this.refuse(tooDeep(this.spanOfTok(ifs[firstTooDeep]), 'statement'));
+    const end = this.spanOf(n);
+    // Innermost link first; each link spans from its `if` to the end of the chain.
+    let rest: A.Stmt[] | undefined = hasFinal ? this.nestedBody(bodies[ifs.length], ifs.length - 1) : undefined;
+    for (let i = ifs.length - 1; i >= 0; i--) {
+      const at = this.spanOfTok(ifs[i]);
+      const span = this.join(at, end);
+      rest = [{ kind: 'if', cond: this.expr(conds[i]), then: this.nestedBody(bodies[i], i), else: rest, span }];
+    }
+    return rest![0];
+  }
+
+  /** A body inside the `links`-th `else if` of a chain: deeper by that many levels. */
+  private nestedBody(n: CstNode, links: number): A.Stmt[] {
+    this.stmtDepth += links;
+    try {
+      return this.body(n);
+    } finally {
+      this.stmtDepth -= links;
+    }
   }
 
   // ---- expressions ----
   expr(n: CstNode): A.Expr {
-    let e = this.binary(this.node(n, 'orExpr'));
+    let e = this.operatorChain(n);
     for (const t of this.nodes(n, 'pipeTarget')) {
       const id = this.tok(t, 'Identifier');
-      const argsNode = this.nodes(t, 'args')[0];
-      const args = [{ value: e }, ...(argsNode ? this.args(argsNode) : [])];
-      e = { kind: 'call', callee: id.image, calleeSpan: this.spanOfTok(id), args, piped: true, span: this.join(e.span, this.spanOf(t)) };
+      const args = [{ value: e }, ...this.callArguments(t)];
+      const call: A.Expr = { kind: 'call', callee: id.image, calleeSpan: this.spanOfTok(id), args, piped: true, span: this.join(e.span, this.spanOf(t)) };
+      e = this.nest(call, call.calleeSpan, args.map((a) => a.value));
     }
     return e;
   }
 
-  /** All binary levels share one shape: operand (op operand)*. */
-  private binary(n: CstNode): A.Expr {
-    const name = n.name;
-    const next: Record<string, [string, string]> = {
-      orExpr: ['andExpr', 'Or'],
-      andExpr: ['cmpExpr', 'And'],
-      cmpExpr: ['addExpr', 'CmpOp'],
-      addExpr: ['mulExpr', 'AddOp'],
-      mulExpr: ['unaryExpr', 'MulOp'],
+  /** `o0 op o1 op o2 ...` with precedence: `**` chains first (right to left), then the levels loosest first, each left-associative. */
+  private operatorChain(n: CstNode): A.Expr {
+    const operands = this.nodes(n, 'operand').map((o) => this.operand(o));
+    const ops = this.toks(n, 'BinaryOp');
+    if (operands.length === 0 || ops.length !== operands.length - 1) throw new Incomplete();
+    const units: A.Expr[] = [];
+    const unitOps: IToken[] = [];
+    for (let i = 0; i < operands.length; ) {
+      let j = i;
+      while (j < ops.length && ops[j].image === '**') j++;
+      // operands i..j joined by `**`: a ** (-b ** c) keeps each prefix outside its own power.
+      let r = this.prefixed(operands[j]);
+      for (let k = j - 1; k >= i; k--) {
+        const base = operands[k].base;
+        const pow: A.Expr = { kind: 'binary', op: '**', left: base, right: r, opSpan: this.spanOfTok(ops[k]), span: this.join(base.span, r.span) };
+        r = this.prefixed({ prefixes: operands[k].prefixes, base: this.nest(pow, pow.opSpan, [base, r]) });
+      }
+      units.push(r);
+      if (j < ops.length) unitOps.push(ops[j]);
+      i = j + 1;
+    }
+    let next = 0;
+    const level = (l: number): A.Expr => {
+      if (l === LEVELS.length) return units[next++];
+      let left = level(l + 1);
+      let chained = false;
+      while (next - 1 < unitOps.length && levelOf(unitOps[next - 1].image) === l) {
+        const op = unitOps[next - 1];
+        const opSpan = this.spanOfTok(op);
+        if (l === CMP_LEVEL && chained) {
+          this.refuse(error(Codes.syntax, `comparisons do not chain: '${op.image}' follows another comparison`, opSpan, { label: "expected 'and' or 'or' before it", help: "write 'a < b and b < c'" }));
+        }
+        chained = true;
+        const right = level(l + 1);
+        const bin: A.Expr = { kind: 'binary', op: op.image as A.BinaryOp, left, right, opSpan, span: this.join(left.span, right.span) };
+        left = this.nest(bin, opSpan, [left, right]);
+      }
+      return left;
     };
-    if (name === 'unaryExpr') return this.unary(n);
-    const [sub, opName] = next[name];
-    const operands = this.nodes(n, sub);
-    const ops = (this.kids(n)[opName] ?? []) as IToken[];
-    if (operands.length === 0) throw new Incomplete();
-    let e = this.binary(operands[0]);
-    for (let i = 1; i < operands.length; i++) {
-      const op = ops[i - 1];
-      if (!op) throw new Incomplete();
-      const right = this.binary(operands[i]);
-      e = { kind: 'binary', op: op.image as A.BinaryOp, left: e, right, opSpan: this.spanOfTok(op), span: this.join(e.span, right.span) };
-    }
-    return e;
+    return level(0);
   }
 
-  private unary(n: CstNode): A.Expr {
-    const inner = this.nodes(n, 'unaryExpr')[0];
-    if (inner) {
-      const op = this.optTok(n, 'Minus') ?? this.tok(n, 'Not');
-      const operand = this.unary(inner);
-      if (op.image === '-' && operand.kind === 'num') return { kind: 'num', value: -operand.value, span: this.join(this.spanOfTok(op), operand.span) };
-      return { kind: 'unary', op: op.image === '-' ? '-' : 'not', operand, span: this.join(this.spanOfTok(op), operand.span) };
-    }
-    const p = this.node(n, 'powExpr');
-    const base = this.postfix(this.node(p, 'postfixExpr'));
-    const expo = this.nodes(p, 'unaryExpr')[0];
-    if (!expo) return base;
-    const right = this.unary(expo);
-    return { kind: 'binary', op: '**', left: base, right, opSpan: this.spanOfTok(this.tok(p, 'Pow')), span: this.join(base.span, right.span) };
-  }
-
-  private postfix(n: CstNode): A.Expr {
-    let e = this.primary(this.node(n, 'primary'));
+  /** Prefix operators, then the primary and its `.name` reads (which bind tighter). */
+  private operand(n: CstNode): Operand {
+    const prefixes = [...this.toks(n, 'Minus'), ...this.toks(n, 'Not')].sort((a, b) => a.startOffset - b.startOffset);
+    let e = this.primary(n);
     for (const id of this.toks(n, 'Identifier')) {
       const nameSpan = this.spanOfTok(id);
-      e = { kind: 'member', object: e, name: id.image, nameSpan, span: this.join(e.span, nameSpan) };
+      e = this.nest({ kind: 'member', object: e, name: id.image, nameSpan, span: this.join(e.span, nameSpan) }, nameSpan, [e]);
+    }
+    return { prefixes, base: e };
+  }
+
+  /** Applies prefix operators, innermost (rightmost) first; `-` on a number literal folds into the literal. */
+  private prefixed(o: Operand): A.Expr {
+    let e = o.base;
+    for (let i = o.prefixes.length - 1; i >= 0; i--) {
+      const op = o.prefixes[i];
+      const span = this.join(this.spanOfTok(op), e.span);
+      if (op.image === '-' && e.kind === 'num') e = { kind: 'num', value: -e.value, span };
+      else e = this.nest({ kind: 'unary', op: op.image === '-' ? '-' : 'not', operand: e, span }, this.spanOfTok(op), [e]);
     }
     return e;
   }
 
   private primary(n: CstNode): A.Expr {
     const k = this.kids(n);
-    const span = this.spanOf(n);
-    if (k.NumberLiteral) return { kind: 'num', value: Number(this.tok(n, 'NumberLiteral').image), span };
-    if (k.StringLiteral) return { kind: 'str', value: this.str(this.tok(n, 'StringLiteral')), span };
-    if (k.True) return { kind: 'bool', value: true, span };
-    if (k.False) return { kind: 'bool', value: false, span };
-    if (k.listExpr) return { kind: 'list', items: this.listItems(k.listExpr[0] as CstNode), span };
+    if (k.NumberLiteral) {
+      const t = this.tok(n, 'NumberLiteral');
+      return { kind: 'num', value: Number(t.image), span: this.spanOfTok(t) };
+    }
+    if (k.StringLiteral) {
+      const t = this.tok(n, 'StringLiteral');
+      return { kind: 'str', value: this.str(t), span: this.spanOfTok(t) };
+    }
+    if (k.True) return { kind: 'bool', value: true, span: this.spanOfTok(this.tok(n, 'True')) };
+    if (k.False) return { kind: 'bool', value: false, span: this.spanOfTok(this.tok(n, 'False')) };
+    if (k.listExpr) {
+      const l = k.listExpr[0] as CstNode;
+      const items = this.listItems(l);
+      return this.nest({ kind: 'list', items, span: this.spanOf(l) }, this.spanOf(l), items);
+    }
     if (k.parenExpr) {
-      const items = this.nodes(k.parenExpr[0] as CstNode, 'expr').map((e) => this.expr(e));
+      const p = k.parenExpr[0] as CstNode;
+      const items = this.nodes(p, 'expr').map((e) => this.expr(e));
       if (items.length === 0) throw new Incomplete();
-      return items.length === 1 ? items[0] : { kind: 'tuple', items, span };
+      return items.length === 1 ? items[0] : this.nest({ kind: 'tuple', items, span: this.spanOf(p) }, this.spanOf(p), items);
     }
     if (k.callOrName) {
       const c = k.callOrName[0] as CstNode;
       const id = this.tok(c, 'Identifier');
+      const span = this.spanOf(c);
       if (!this.kids(c).LParen) return { kind: 'name', name: id.image, span };
-      const argsNode = this.nodes(c, 'args')[0];
-      return { kind: 'call', callee: id.image, calleeSpan: this.spanOfTok(id), args: argsNode ? this.args(argsNode) : [], span };
+      const args = this.callArguments(c);
+      return this.nest({ kind: 'call', callee: id.image, calleeSpan: this.spanOfTok(id), args, span }, this.spanOfTok(id), args.map((a) => a.value));
     }
     throw new Incomplete();
   }
@@ -340,10 +464,14 @@ class AstBuilder {
     return this.nodes(n, 'expr').map((e) => this.expr(e));
   }
 
-  private args(n: CstNode): A.Arg[] {
-    return this.nodes(n, 'arg').map((a) => {
-      const id = this.optTok(a, 'Identifier');
-      const value = this.expr(this.node(a, 'expr'));
+  /** Arguments of a call node (`callOrName`, `pipeTarget`): each expression with the `name =` before it, if any. */
+  private callArguments(n: CstNode): A.Arg[] {
+    // Identifier[0] is the callee; the others are keyword names, in source order like the expressions.
+    const names = ((this.kids(n).Identifier ?? []) as IToken[]).slice(1).filter((t) => !t.isInsertedInRecovery);
+    let k = 0;
+    return this.nodes(n, 'expr').map((e) => {
+      const value = this.expr(e);
+      const id = k < names.length && names[k].startOffset < value.span.offset ? names[k++] : undefined;
       return id ? { name: id.image, nameSpan: this.spanOfTok(id), value } : { value };
     });
   }

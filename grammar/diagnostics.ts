@@ -1,6 +1,7 @@
 // Diagnostics are data: a code from the catalog, a one-sentence message, a
 // primary span with a label saying what was expected, optional notes and a
-// help line ("did you mean ..."). They are rendered only at the edge (CLI).
+// help line ("did you mean ..."). They are rendered only at the edge (CLI),
+// by render.ts.
 import type { Span } from './ast.ts';
 
 export type Severity = 'error' | 'warning';
@@ -23,6 +24,9 @@ export interface Diagnostic {
 export const Codes = {
   unexpectedCharacter: 'GAN101',
   syntax: 'GAN102',
+  tooDeep: 'GAN103',
+  notText: 'GAN104',
+  fileTooLarge: 'GAN105',
   fileNotFound: 'GAN201',
   cyclicInclude: 'GAN202',
   undefinedName: 'GAN203',
@@ -37,6 +41,7 @@ export const Codes = {
   shapeMismatch: 'GAN304',
   notDivisible: 'GAN305',
   badValue: 'GAN306',
+  tooLarge: 'GAN307',
   structure: 'GAN401',
   unknownSetting: 'GAN402',
   notSupported: 'GAN403',
@@ -76,69 +81,26 @@ export function editDistance(a: string, b: string): number {
   return d[x.length][y.length];
 }
 
+/** Longest name that gets suggestions (edit distance is quadratic in the length). */
+const MAX_SUGGESTED_LENGTH = 64;
+
 export function closest(name: string, candidates: Iterable<string>): string | undefined {
+  if (name.length > MAX_SUGGESTED_LENGTH) return undefined;
+  const limit = Math.max(1, Math.floor(name.length / 3));
   let best: string | undefined;
   let bestD = Infinity;
   for (const c of candidates) {
+    if (Math.abs(c.length - name.length) > limit) continue; // too far apart to be a typo
     const dist = editDistance(name, c);
     if (dist < bestD) {
       bestD = dist;
       best = c;
     }
   }
-  return best !== undefined && bestD <= Math.max(1, Math.floor(name.length / 3)) ? best : undefined;
+  return best !== undefined && bestD <= limit ? best : undefined;
 }
 
 export function didYouMean(name: string, candidates: Iterable<string>): string | undefined {
   const c = closest(name, candidates);
   return c ? `did you mean '${c}'?` : undefined;
-}
-
-// ---------------------------------------------------------------------------
-// Rendering. Sources are looked up by file name.
-
-export type SourceLookup = (file: string) => string | undefined;
-
-export function lineCol(text: string, offset: number): { line: number; col: number; lineStart: number } {
-  let line = 1;
-  let lineStart = 0;
-  for (let i = 0; i < offset && i < text.length; i++) {
-    if (text.charCodeAt(i) === 10) {
-      line++;
-      lineStart = i + 1;
-    }
-  }
-  return { line, col: offset - lineStart + 1, lineStart };
-}
-
-/** `file:line:col: error GAN304: message` — one line, for tools. */
-export function renderShort(d: Diagnostic, sources: SourceLookup): string {
-  const text = d.span ? sources(d.span.file) : undefined;
-  const loc = d.span ? (text !== undefined ? `${d.span.file}:${lineCol(text, d.span.offset).line}:${lineCol(text, d.span.offset).col}` : d.span.file) : 'gan';
-  return `${loc}: ${d.severity} ${d.code}: ${d.message}`;
-}
-
-/** rustc-style: location, source line, carets under the span, label, notes, help. */
-export function renderRich(d: Diagnostic, sources: SourceLookup, color = false): string {
-  const paint = (code: string, s: string) => (color ? `\x1b[${code}m${s}\x1b[0m` : s);
-  const sev = d.severity === 'error' ? paint('1;31', 'error') : paint('1;33', 'warning');
-  const out = [`${sev}${paint('1', `[${d.code}]: ${d.message}`)}`];
-  const text = d.span ? sources(d.span.file) : undefined;
-  if (d.span && text !== undefined) {
-    const { line, col, lineStart } = lineCol(text, d.span.offset);
-    let lineEnd = text.indexOf('\n', lineStart);
-    if (lineEnd < 0) lineEnd = text.length;
-    const src = text.slice(lineStart, lineEnd).replace(/\t/g, ' ');
-    const gutter = ' '.repeat(String(line).length);
-    const width = Math.max(1, Math.min(d.span.length, lineEnd - d.span.offset));
-    out.push(`${gutter}${paint('34', '-->')} ${d.span.file}:${line}:${col}`);
-    out.push(`${gutter} ${paint('34', '|')}`);
-    out.push(`${paint('34', `${line} |`)} ${src}`);
-    out.push(`${gutter} ${paint('34', '|')} ${' '.repeat(col - 1)}${paint(d.severity === 'error' ? '31' : '33', '^'.repeat(width))}${d.label ? ' ' + d.label : ''}`);
-  } else if (d.span) {
-    out.push(` --> ${d.span.file}`);
-  }
-  for (const n of d.notes ?? []) out.push(`  = note: ${n}`);
-  if (d.help) out.push(`  = help: ${d.help}`);
-  return out.join('\n');
 }

@@ -183,13 +183,20 @@ export class GanParser extends CstParser {
     this.SUBRULE(this.body);
   });
 
+  /** `if c { } else if d { } ... else { }`: a loop, so a long chain costs no parser stack. */
   ifStmt = this.RULE('ifStmt', () => {
     this.CONSUME(T.If);
     this.SUBRULE(this.expr);
     this.SUBRULE(this.body);
-    this.OPTION(() => {
+    this.MANY(() => {
       this.CONSUME(T.Else);
-      this.OR([{ ALT: () => this.SUBRULE(this.ifStmt) }, { ALT: () => this.SUBRULE2(this.body) }]);
+      this.CONSUME2(T.If);
+      this.SUBRULE2(this.expr);
+      this.SUBRULE2(this.body);
+    });
+    this.OPTION(() => {
+      this.CONSUME2(T.Else);
+      this.SUBRULE3(this.body);
     });
   });
 
@@ -212,10 +219,17 @@ export class GanParser extends CstParser {
     this.AT_LEAST_ONE_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.expr) });
   });
 
-  // ---- expressions, lowest precedence first ----
+  // ---- expressions ----
+  // Operators are read as one flat list, `operand (op operand)* (|> target)*`;
+  // cst-to-ast applies precedence. So the only parser recursion is through
+  // brackets, which grammar/nesting.ts bounds before parsing.
   expr = this.RULE('expr', () => {
-    this.SUBRULE(this.orExpr);
+    this.SUBRULE(this.operand);
     this.MANY(() => {
+      this.CONSUME(T.BinaryOp);
+      this.SUBRULE2(this.operand);
+    });
+    this.MANY2(() => {
       this.CONSUME(T.Pipe);
       this.SUBRULE(this.pipeTarget);
     });
@@ -224,83 +238,13 @@ export class GanParser extends CstParser {
   /** `f`, `f(args)` or `Block(args)` after `|>`: the piped value becomes the first argument. */
   pipeTarget = this.RULE('pipeTarget', () => {
     this.CONSUME(T.Identifier);
-    this.OPTION(() => {
-      this.CONSUME(T.LParen);
-      this.OPTION2(() => this.SUBRULE(this.args));
-      this.CONSUME(T.RParen);
-    });
+    this.OPTION(() => this.callArgs());
   });
 
-  orExpr = this.RULE('orExpr', () => {
-    this.SUBRULE(this.andExpr);
-    this.MANY(() => {
-      this.CONSUME(T.Or);
-      this.SUBRULE2(this.andExpr);
-    });
-  });
-
-  andExpr = this.RULE('andExpr', () => {
-    this.SUBRULE(this.cmpExpr);
-    this.MANY(() => {
-      this.CONSUME(T.And);
-      this.SUBRULE2(this.cmpExpr);
-    });
-  });
-
-  cmpExpr = this.RULE('cmpExpr', () => {
-    this.SUBRULE(this.addExpr);
-    this.OPTION(() => {
-      this.CONSUME(T.CmpOp);
-      this.SUBRULE2(this.addExpr);
-    });
-  });
-
-  addExpr = this.RULE('addExpr', () => {
-    this.SUBRULE(this.mulExpr);
-    this.MANY(() => {
-      this.CONSUME(T.AddOp);
-      this.SUBRULE2(this.mulExpr);
-    });
-  });
-
-  mulExpr = this.RULE('mulExpr', () => {
-    this.SUBRULE(this.unaryExpr);
-    this.MANY(() => {
-      this.CONSUME(T.MulOp);
-      this.SUBRULE2(this.unaryExpr);
-    });
-  });
-
-  unaryExpr = this.RULE('unaryExpr', () => {
-    this.OR([
-      {
-        ALT: () => {
-          this.OR2([{ ALT: () => this.CONSUME(T.Minus) }, { ALT: () => this.CONSUME(T.Not) }]);
-          this.SUBRULE(this.unaryExpr);
-        },
-      },
-      { ALT: () => this.SUBRULE(this.powExpr) },
-    ]);
-  });
-
-  powExpr = this.RULE('powExpr', () => {
-    this.SUBRULE(this.postfixExpr);
-    this.OPTION(() => {
-      this.CONSUME(T.Pow);
-      this.SUBRULE(this.unaryExpr);
-    });
-  });
-
-  postfixExpr = this.RULE('postfixExpr', () => {
-    this.SUBRULE(this.primary);
-    this.MANY(() => {
-      this.CONSUME(T.Dot);
-      this.CONSUME(T.Identifier);
-    });
-  });
-
-  primary = this.RULE('primary', () => {
-    this.OR([
+  /** Prefix operators, a primary, then `.name` member reads. */
+  operand = this.RULE('operand', () => {
+    this.MANY(() => this.OR([{ ALT: () => this.CONSUME(T.Minus) }, { ALT: () => this.CONSUME(T.Not) }]));
+    this.OR2([
       { ALT: () => this.CONSUME(T.NumberLiteral) },
       { ALT: () => this.CONSUME(T.StringLiteral) },
       { ALT: () => this.CONSUME(T.True) },
@@ -309,15 +253,15 @@ export class GanParser extends CstParser {
       { ALT: () => this.SUBRULE(this.parenExpr) },
       { ALT: () => this.SUBRULE(this.listExpr) },
     ]);
+    this.MANY2(() => {
+      this.CONSUME(T.Dot);
+      this.CONSUME(T.Identifier);
+    });
   });
 
   callOrName = this.RULE('callOrName', () => {
     this.CONSUME(T.Identifier);
-    this.OPTION(() => {
-      this.CONSUME(T.LParen);
-      this.OPTION2(() => this.SUBRULE(this.args));
-      this.CONSUME(T.RParen);
-    });
+    this.OPTION(() => this.callArgs());
   });
 
   /** `(e)` is grouping; `(a, b)` is a tuple. */
@@ -333,20 +277,28 @@ export class GanParser extends CstParser {
     this.CONSUME(T.RBracket);
   });
 
-  args = this.RULE('args', () => {
-    this.AT_LEAST_ONE_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.arg) });
-  });
-
-  arg = this.RULE('arg', () => {
-    this.OPTION({
-      GATE: () => this.LA(2).tokenType === T.Equals,
+  /**
+   * `(a, k = b, ...)`, read inside the calling rule (not a rule of its own:
+   * each rule level costs parser stack for every nested call). An argument
+   * is an optional `name =` and an expression; cst-to-ast pairs them by position.
+   */
+  private callArgs(): void {
+    this.CONSUME(T.LParen);
+    this.MANY_SEP({
+      SEP: T.Comma,
       DEF: () => {
-        this.CONSUME(T.Identifier);
-        this.CONSUME(T.Equals);
+        this.OPTION2({
+          GATE: () => this.LA(2).tokenType === T.Equals,
+          DEF: () => {
+            this.CONSUME2(T.Identifier);
+            this.CONSUME(T.Equals);
+          },
+        });
+        this.SUBRULE(this.expr);
       },
     });
-    this.SUBRULE(this.expr);
-  });
+    this.CONSUME(T.RParen);
+  }
 }
 
 /** One parser instance serves every file (chevrotain parsers are reusable). */

@@ -7,13 +7,19 @@
 import { createToken, Lexer, type TokenType } from 'chevrotain';
 
 export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n]+/, group: Lexer.SKIPPED });
-export const LineComment = createToken({ name: 'LineComment', pattern: /\/\/[^\n]*/, group: Lexer.SKIPPED });
+// A lone CR ends a line too (old Mac files), so it ends a comment and a string.
+export const LineComment = createToken({ name: 'LineComment', pattern: /\/\/[^\n\r]*/, group: Lexer.SKIPPED });
 export const BlockComment = createToken({ name: 'BlockComment', pattern: /\/\*[\s\S]*?\*\//, group: Lexer.SKIPPED, line_breaks: true });
 
 export const Identifier = createToken({ name: 'Identifier', pattern: /[A-Za-z_][A-Za-z0-9_]*/ });
 
-const keyword = (word: string): TokenType =>
-  createToken({ name: word[0].toUpperCase() + word.slice(1), pattern: new RegExp(`${word}\\b`), longer_alt: Identifier });
+// Every binary operator, so the parser reads `a op b op c ...` as one flat
+// list and cst-to-ast applies precedence (a rule per precedence level would
+// cost stack depth for every parenthesis).
+export const BinaryOp = createToken({ name: 'BinaryOp', pattern: Lexer.NA });
+
+const keyword = (word: string, categories: TokenType[] = []): TokenType =>
+  createToken({ name: word[0].toUpperCase() + word.slice(1), pattern: new RegExp(`${word}\\b`), longer_alt: Identifier, categories });
 
 export const Gan = keyword('gan');
 export const Extends = keyword('extends');
@@ -39,21 +45,21 @@ export const Else = keyword('else');
 export const Return = keyword('return');
 export const True = keyword('true');
 export const False = keyword('false');
-export const And = keyword('and');
-export const Or = keyword('or');
+export const And = keyword('and', [BinaryOp]);
+export const Or = keyword('or', [BinaryOp]);
 export const Not = keyword('not');
 
 export const NumberLiteral = createToken({ name: 'NumberLiteral', pattern: /(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?/ });
-export const StringLiteral = createToken({ name: 'StringLiteral', pattern: /"(?:[^"\\\n]|\\.)*"/ });
+export const StringLiteral = createToken({ name: 'StringLiteral', pattern: /"(?:[^"\\\n\r]|\\.)*"/ });
 
 export const Pipe = createToken({ name: 'Pipe', pattern: /\|>/ });
 export const Arrow = createToken({ name: 'Arrow', pattern: /->/ });
 
 // Operator families as categories, so the parser matches a family at once.
-export const AddOp = createToken({ name: 'AddOp', pattern: Lexer.NA });
-export const MulOp = createToken({ name: 'MulOp', pattern: Lexer.NA });
-export const CmpOp = createToken({ name: 'CmpOp', pattern: Lexer.NA });
-export const Pow = createToken({ name: 'Pow', pattern: /\*\*/ });
+export const AddOp = createToken({ name: 'AddOp', pattern: Lexer.NA, categories: BinaryOp });
+export const MulOp = createToken({ name: 'MulOp', pattern: Lexer.NA, categories: BinaryOp });
+export const CmpOp = createToken({ name: 'CmpOp', pattern: Lexer.NA, categories: BinaryOp });
+export const Pow = createToken({ name: 'Pow', pattern: /\*\*/, categories: BinaryOp });
 export const Plus = createToken({ name: 'Plus', pattern: /\+/, categories: AddOp });
 export const Minus = createToken({ name: 'Minus', pattern: /-/, categories: AddOp });
 export const Star = createToken({ name: 'Star', pattern: /\*/, categories: MulOp });
@@ -100,7 +106,7 @@ export const allTokens: TokenType[] = [
   Pow, // before Star
   EqEq, NotEq, LessEq, GreaterEq, // before Equals, Less, Greater
   Plus, Minus, Star, Slash, Percent, Less, Greater,
-  AddOp, MulOp, CmpOp,
+  BinaryOp, AddOp, MulOp, CmpOp,
   Equals, LParen, RParen, LCurly, RCurly, LBracket, RBracket, Comma, Colon, Dot, At, Tilde,
 ];
 

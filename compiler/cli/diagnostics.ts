@@ -1,6 +1,7 @@
 // Prints diagnostics to stderr: rich (rustc-style, coloured on a terminal) or
 // one line each, then the error/warning count.
-import { renderRich, renderShort, type Diagnostic } from '../../grammar/diagnostics.ts';
+import type { Diagnostic } from '../../grammar/diagnostics.ts';
+import { renderRich, renderShort } from '../../grammar/render.ts';
 
 export function printDiagnostics(r: { diagnostics: Diagnostic[]; sources: Map<string, string> }, short = false): void {
   const color = process.stderr.isTTY && !process.env.NO_COLOR;

@@ -2,7 +2,8 @@
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { lineCol, type Diagnostic } from '../../grammar/diagnostics.ts';
+import type { Diagnostic } from '../../grammar/diagnostics.ts';
+import { lineCol } from '../../grammar/render.ts';
 import { checkFile, type CheckOptions, type CompileResult } from '../../compiler/index.ts';
 
 /** Writes `files` (name -> text) to a fresh folder and checks `main`. */
