@@ -59,13 +59,41 @@ export interface EvalHost {
 }
 
 const MAX_BLOCK_DEPTH = 64;
+/**
+ * Guards against hostile input (the parser bounds each expression and body;
+ * these bound what evaluation multiplies them into): nested expressions,
+ * bodies, block calls and param reads all recurse through `expr`/`exec`,
+ * and every statement and repeat iteration is a step.
+ */
+const MAX_EVAL_DEPTH = 500;
+const MAX_EVAL_STEPS = 100_000;
 
 export class Evaluator {
   readonly diagnostics: Diagnostic[] = [];
   /** Settings sections read bare names as symbols (`bce`, `adam(...)`). */
   symbolic = false;
 
+  private depth = 0;
+  private steps = 0;
+
   constructor(private readonly host: EvalHost) {}
+
+  /** Enters one level of evaluation; past MAX_EVAL_DEPTH the innermost construct fails (its callers then see poison). */
+  private enter(span: A.Span | undefined): void {
+    if (this.depth >= MAX_EVAL_DEPTH) {
+      this.fail(Codes.tooDeep, `evaluation nested too deeply: more than ${MAX_EVAL_DEPTH} levels of expressions, bodies, block calls and param reads`, span, `level ${MAX_EVAL_DEPTH + 1}`, 'a block that calls itself, or a very long chain of params defined by each other?');
+    }
+    this.depth++;
+  }
+
+  /** Counts a statement or a repeat iteration; past MAX_EVAL_STEPS, reports once and then stops evaluation quietly. */
+  private step(span: A.Span): void {
+    if (++this.steps <= MAX_EVAL_STEPS) return;
+    if (this.steps === MAX_EVAL_STEPS + 1) {
+      this.fail(Codes.tooLarge, `model too large to check: more than ${MAX_EVAL_STEPS.toLocaleString('en-US')} statements to evaluate`, span, undefined, 'a repeat count, or blocks calling blocks, far larger than intended?');
+    }
+    throw new PoisonSignal();
+  }
 
   fail(code: string, message: string, span?: A.Span, label?: string, help?: string): never {
     throw new DiagnosticError(error(code, message, span, { label, help }));
@@ -80,6 +108,15 @@ export class Evaluator {
 
   /** Runs statements; returns the value of a `return` or of a trailing expression. */
   exec(stmts: A.Stmt[], scope: Scope, net: NetContext | undefined, kind: BodyKind): Value | undefined {
+    this.enter(stmts[0]?.span);
+    try {
+      return this.execBody(stmts, scope, net, kind);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private execBody(stmts: A.Stmt[], scope: Scope, net: NetContext | undefined, kind: BodyKind): Value | undefined {
     let last: Value | undefined;
     for (const s of stmts) {
       last = undefined;
@@ -89,12 +126,15 @@ export class Evaluator {
         if (e instanceof ReturnSignal) throw e;
         this.report(e);
         if (s.kind === 'assign') for (const t of s.targets) scope.set(t.name, poison);
+        // A failed result is poison, not "no result": the error is already reported.
+        if (s.kind === 'expr' || s.kind === 'return') last = poison;
       }
     }
     return last;
   }
 
   private stmt(s: A.Stmt, scope: Scope, net: NetContext | undefined, kind: BodyKind): Value | undefined {
+    this.step(s.span);
     switch (s.kind) {
       case 'assign': {
         const v = this.expr(s.value, scope, net);
@@ -123,6 +163,7 @@ export class Evaluator {
       case 'repeat': {
         const n = this.intValue(s.count, scope, 'repeat count', 0);
         for (let i = 0; i < n; i++) {
+          this.step(s.span);
           if (s.index) scope.set(s.index.name, { t: 'num', v: i });
           this.exec(s.body, scope, net, kind);
         }
@@ -183,6 +224,15 @@ export class Evaluator {
   }
 
   expr(e: A.Expr, scope: Scope, net: NetContext | undefined): Value {
+    this.enter(e.span);
+    try {
+      return this.evalExpr(e, scope, net);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private evalExpr(e: A.Expr, scope: Scope, net: NetContext | undefined): Value {
     switch (e.kind) {
       case 'num':
         return { t: 'num', v: e.value };
@@ -467,12 +517,12 @@ export class Evaluator {
           params: (extra.params ?? []).map((p) => ({ name: `${path}/${p.leaf}`, shape: p.shape, init: p.init })),
           buffers: (extra.buffers ?? []).map((b) => ({ name: `${path}/${b.leaf}`, shape: b.shape, init: b.init })),
           macs: extra.macs ?? 0,
-        });
+        }, span);
         return { t: 'tensor', shape, node: n.id, net: graph.name };
       },
       noise: (shape: number[]): Tensor => {
         const path = net.prefix(net.fresh('randn'));
-        const n = graph.add({ kind: 'noise', op: 'randn', inputs: [], attrs: { dist: 'normal' }, shape, path, params: [], buffers: [], macs: 0 });
+        const n = graph.add({ kind: 'noise', op: 'randn', inputs: [], attrs: { dist: 'normal' }, shape, path, params: [], buffers: [], macs: 0 }, span);
         return { t: 'tensor', shape, node: n.id, net: graph.name };
       },
     };

@@ -7,7 +7,7 @@ import { Codes, DiagnosticError, didYouMean, error, warning, type Diagnostic } f
 import { parseExpression } from '../../grammar/index.ts';
 import type { ModelSource } from '../load.ts';
 import { Evaluator, NetContext } from './evaluate.ts';
-import { NetworkGraph } from './graph.ts';
+import { checkTensorSize, NetworkGraph } from './graph.ts';
 import { Scope } from './scope.ts';
 import { evalSection, objectiveSchema, trainSchema, type ObjectiveConfig, type TrainConfig } from './settings.ts';
 import { describe, shapeStr, type Value } from './values.ts';
@@ -223,7 +223,9 @@ class ModelChecker {
 
   private shapeOf(exprs: A.Expr[], what: string): number[] | undefined {
     try {
-      return exprs.map((e) => this.ev.intValue(e, this.paramScope, `a dimension of ${what}`));
+      const shape = exprs.map((e) => this.ev.intValue(e, this.paramScope, `a dimension of ${what}`));
+      if (exprs.length) checkTensorSize(shape, { ...exprs[0].span, length: exprs.at(-1)!.span.offset + exprs.at(-1)!.span.length - exprs[0].span.offset }, what);
+      return shape;
     } catch (e) {
       this.ev.report(e);
       return undefined;
@@ -232,7 +234,9 @@ class ModelChecker {
 
   private resolution(e: A.Expr, what: string): number | undefined {
     try {
-      return this.ev.intValue(e, this.paramScope, `the resolution of ${what}`);
+      const res = this.ev.intValue(e, this.paramScope, `the resolution of ${what}`);
+      checkTensorSize([3, res, res], e.span, `an image at the resolution of ${what}`);
+      return res;
     } catch (e2) {
       this.ev.report(e2);
       return undefined;
