@@ -1,6 +1,16 @@
 // One test per class of diagnostic: code, message and the exact position.
+// Hostile and odd input (too-deep nesting, byte-order marks, binary files,
+// hidden characters, long lines, absurd sizes) has fixture files in
+// fixtures/hostile/ with their expected renderings next to them
+// (`UPDATE_EXPECTED=1` rewrites those after a deliberate change).
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { renderRich } from '../../grammar/diagnostics.ts';
+import { checkFile } from '../../compiler/index.ts';
+import { toJsonSummary } from '../../compiler/check/summary.ts';
+import { MAX_NESTING } from '../../grammar/nesting.ts';
+import { parseSource } from '../../grammar/index.ts';
+import { displayLine, renderRich, renderShort } from '../../grammar/render.ts';
 import { checkFiles, checkText, errors, MINI, position } from '../helpers/gan.ts';
 
 /** Replaces the first occurrence of `from` in MINI. */
@@ -166,3 +176,187 @@ describe('diagnostics', () => {
     expect(errs.map((e) => e.code).sort()).toEqual(['GAN203', 'GAN305']);
   });
 });
+
+const FIXTURES = 'test/check/fixtures/hostile';
+
+/** Every diagnostic of `file` rendered as `gan check` prints it (without colour). */
+function rendered(file: string, opts = {}): string {
+  const r = checkFile(file, opts);
+  return r.diagnostics.map((d) => renderRich(d, (f) => r.sources.get(f))).join('\n\n') + '\n';
+}
+
+describe('hostile input: fixtures and their expected renderings', () => {
+  const fixtures = readdirSync(FIXTURES).filter((f) => !f.endsWith('.expected'));
+  it('has the fixtures', () => expect(fixtures.length).toBeGreaterThanOrEqual(18));
+  for (const f of fixtures) {
+    it(f, () => {
+      const file = join(FIXTURES, f);
+      const text = rendered(file);
+      if (process.env.UPDATE_EXPECTED) writeFileSync(`${file}.expected`, text);
+      expect(text).toBe(readFileSync(`${file}.expected`, 'utf8'));
+      // Rendered output is safe to print: no control characters but newlines, no line past the window.
+      expect(text).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f\u200b\u202e\ufeff]/);
+      for (const line of text.split('\n')) expect(line.length).toBeLessThanOrEqual(140);
+    });
+  }
+});
+
+describe('hostile input: nesting', () => {
+  const parens = (n: number) => `gan P\nparam a = ${'('.repeat(n)}1${')'.repeat(n)}\n`;
+
+  it(`accepts ${MAX_NESTING} nested brackets and refuses one more at the first bracket past the limit`, () => {
+    expect(parseSource(parens(MAX_NESTING), 'p.gan').diagnostics).toEqual([]);
+    const [d, ...rest] = parseSource(parens(MAX_NESTING + 1), 'p.gan').diagnostics;
+    expect(rest).toEqual([]);
+    expect(d.code).toBe('GAN103');
+    expect(d.span).toEqual({ file: 'p.gan', offset: 'gan P\nparam a = '.length + MAX_NESTING, length: 1 });
+  });
+
+  it('a few thousand brackets of every kind: one diagnostic, no stack overflow', () => {
+    for (const [open, close] of [['(', ')'], ['[', ']'], ['f(', ')'], ['1 |> f(k = ', ')']]) {
+      const r = checkText(`gan P\nparam a = ${open.repeat(5000)}1${close.repeat(5000)}\n`);
+      expect(errors(r).map((e) => e.code)).toEqual(['GAN103']);
+    }
+    const braces = checkText(`gan P\nblock B(x) {${' if true {'.repeat(5000)} x ${'}'.repeat(5000)}}\n`);
+    expect(errors(braces).map((e) => e.code)).toEqual(['GAN103']);
+  });
+
+  it('long operator chains, prefix runs, member chains and else-if chains are refused, not overflowed', () => {
+    const cases = [
+      `param a = 1${' + 1'.repeat(5000)}`,
+      `param a = 2${' ** 1'.repeat(5000)}`,
+      `param a = ${'not '.repeat(5000)}true`,
+      `param a = ${'- '.repeat(5000)}x`,
+      `param a = x${'.y'.repeat(5000)}`,
+      `param a = 1${' |> f'.repeat(5000)}`,
+      `block B(x) { if true { x }${' else if true { x }'.repeat(5000)} }`,
+    ];
+    for (const c of cases) {
+      const r = checkText(`gan P\n${c}\n`);
+      expect(errors(r).map((e) => e.code), c.slice(0, 30)).toEqual(['GAN103']);
+    }
+  });
+
+  it('prefix minus on a literal folds: a long run of them is no nesting at all', () => {
+    expect(parseSource(`param a = ${'- '.repeat(300)}1`, 'p.gan').diagnostics).toEqual([]);
+  });
+
+  it('evaluation depth: a long chain of params read one from the next', () => {
+    const chain = Array.from({ length: 400 }, (_, i) => `param a${i} = a${i + 1} + 1`).join('\n');
+    const r = checkText(`${MINI}${chain}\nparam a400 = 0\n`);
+    const deep = errors(r).filter((e) => e.code === 'GAN103');
+    expect(deep.length).toBeGreaterThan(0);
+    expect(deep[0].message).toMatch(/^evaluation nested too deeply: more than 500 levels/);
+  });
+
+  it('a huge repeat count is refused after a bounded amount of work', () => {
+    const t = Date.now();
+    const r = checkText(MINI.replace('|> Up(ngf) |> Up(ngf)', '|> Up(ngf) |> Up(ngf)\n    repeat 1000000000 { q = 1 }'));
+    expect(errors(r).map((e) => e.code)).toContain('GAN307');
+    expect(errors(r).find((e) => e.code === 'GAN307')!.message).toMatch(/^model too large to check/);
+    expect(Date.now() - t).toBeLessThan(5000);
+  });
+});
+
+describe('hostile input: encodings and odd whitespace', () => {
+  it('a UTF-8 byte-order mark changes nothing: same model, same columns', () => {
+    const plain = checkFile('models/dcgan.gan');
+    const bytes = readFileSync('models/dcgan.gan');
+    const withBom = checkFile('models/dcgan.gan', {}, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), bytes]));
+    expect(withBom.diagnostics).toEqual([]);
+    expect(toJsonSummary(withBom.model!)).toEqual(toJsonSummary(plain.model!));
+    const asText = checkText('\ufeffgan A $\n');
+    expect(position(asText, errors(asText)[0])).toMatchObject({ line: 1, col: 7, text: '$' });
+  });
+
+  it('CRLF, CR-only and tab-indented copies of a model check the same', () => {
+    const text = readFileSync('models/dcgan.gan', 'utf8');
+    const base = toJsonSummary(checkFile('models/dcgan.gan', {}, text).model!);
+    for (const variant of [text.replace(/\n/g, '\r\n'), text.replace(/\n/g, '\r'), text.replace(/^ +/gm, (m) => '\t'.repeat(m.length))]) {
+      const r = checkFile('models/dcgan.gan', {}, variant);
+      expect(errors(r)).toEqual([]);
+      expect(toJsonSummary(r.model!)).toEqual(base);
+    }
+  });
+
+  it('a line comment ends at a lone CR', () => {
+    expect(errors(checkText('// comment\rgan A\rparam a = 1 +\r'))[0]).toMatchObject({ code: 'GAN102' });
+  });
+
+  it('file-level diagnostics render with the file name alone', () => {
+    const r = checkFile(join(FIXTURES, 'image.png'));
+    expect(renderShort(r.diagnostics[0], (f) => r.sources.get(f))).toBe(`${FIXTURES}/image.png: error GAN104: '${FIXTURES}/image.png' looks like a binary file, not .gan text`);
+  });
+});
+
+describe('hostile input: the source line under the caret', () => {
+  it('short lines are shown as they are', () => {
+    expect(displayLine('param a = 1', 6, 7)).toEqual({ text: 'param a = 1', caretCol: 6, caretWidth: 1 });
+  });
+
+  it('escapes keep the carets under the escaped character', () => {
+    const d = displayLine('a\u00a0b\x00c', 3, 4);
+    expect(d.text).toBe('a\\xA0b\\x00c');
+    expect(d.text.slice(d.caretCol, d.caretCol + d.caretWidth)).toBe('\\x00');
+  });
+
+  it('wide characters count two columns', () => {
+    const d = displayLine('// 漢字 x', 6, 7);
+    expect(d.caretCol).toBe(8);
+  });
+
+  it('long lines are windowed around the span, within the width, carets on the span', () => {
+    const line = 'a'.repeat(1000) + 'TARGET' + 'b'.repeat(100_000);
+    const d = displayLine(line, 1000, 1006);
+    expect(d.text.length).toBeLessThanOrEqual(120);
+    expect(d.text.startsWith('...') && d.text.endsWith('...')).toBe(true);
+    expect(d.text.slice(d.caretCol, d.caretCol + d.caretWidth)).toBe('TARGET');
+  });
+
+  it('a span wider than the window is cut with the line', () => {
+    const line = 'x = ' + 'y'.repeat(500);
+    const d = displayLine(line, 4, 504);
+    expect(d.text.length).toBeLessThanOrEqual(120);
+    expect(d.caretCol + d.caretWidth).toBeLessThanOrEqual(d.text.length);
+  });
+
+  it('a caret at the end of a long line stays on screen', () => {
+    const line = 'z'.repeat(300);
+    const d = displayLine(line, 300, 300);
+    expect(d.caretCol).toBeLessThanOrEqual(120);
+    expect(d.caretWidth).toBe(1);
+  });
+});
+
+describe('hostile input: absurd sizes', () => {
+  it('ngf = 100000000 on the reference model: a located GAN307, no inexact count', () => {
+    const r = checkFile('models/ms-clip-gan.gan', { set: ['ngf=100000000'] });
+    expect(r.model).toBeUndefined();
+    const e = errors(r);
+    expect(e.map((d) => d.code)).toEqual(['GAN307']);
+    expect(e[0].message).toBe("the output of 'linear' is too large: [51200000000] has 51,200,000,000 elements per sample");
+    expect(position(r, e[0]).line).toBe(31);
+  });
+
+  it('large but legal widths: every count an exact integer, and --json valid', () => {
+    const r = checkFile('models/ms-clip-gan.gan', { set: ['ngf=700'] });
+    expect(errors(r)).toEqual([]);
+    const json = JSON.parse(JSON.stringify(toJsonSummary(r.model!)));
+    for (const n of json.networks) {
+      expect(Number.isSafeInteger(n.parameters) && Number.isSafeInteger(n.macs)).toBe(true);
+      const sum = (k: 'parameters' | 'macs') => n.layers.reduce((a: bigint, l: Record<string, number>) => a + BigInt(l[k]), 0n);
+      expect(sum('parameters')).toBe(BigInt(n.parameters));
+      expect(sum('macs')).toBe(BigInt(n.macs));
+    }
+    expect(json.networks[0].parameters).toBeGreaterThan(1e9);
+  });
+
+  it('a declared input or a resolution too large to index', () => {
+    const input = checkText(MINI.replace('input text: [32]', 'input text: [65536, 65536]'));
+    expect(errors(input)[0]).toMatchObject({ code: 'GAN307', message: "input 'text' is too large: [65536, 65536] has 4,294,967,296 elements per sample" });
+    expect(position(input, errors(input)[0]).text).toBe('65536, 65536');
+    const res = checkText(MINI.replace('discriminator d0 @ 16', 'discriminator d0 @ 100000'));
+    expect(errors(res).map((e) => e.code)).toContain('GAN307');
+  });
+});
+
