@@ -120,11 +120,11 @@ class AstBuilder {
         continue;
       }
       const e = body[i + 1];
-      const hex = e === 'u' ? /^[0-9a-fA-F]{4}/.exec(body.slice(i + 2)) : null;
-      if (hex) {
-        out += String.fromCharCode(parseInt(hex[0], 16));
+      const hex = e === 'u' ? body.substr(i + 2, 4) : '';
+      if (/^[0-9a-fA-F]{4}$/.test(hex)) {
+        out += String.fromCharCode(parseInt(hex, 16));
         i += 5;
-      } else if (e !== undefined && e in ESCAPES) {
+      } else if (e !== undefined && Object.hasOwn(ESCAPES, e)) {
         out += ESCAPES[e];
         i += 1;
       } else {

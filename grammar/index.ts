@@ -1,12 +1,12 @@
 // Front door of the grammar: text in, AST and syntax diagnostics out.
-import type { IRecognitionException, IToken } from 'chevrotain';
+import type { ILexingResult, IRecognitionException, IToken } from 'chevrotain';
 import type { Expr, GanFile, Span } from './ast.ts';
 import { describeChar, escapeText, isHidden, looksLikeSpace } from './chars.ts';
 import { exprToAst, toAst } from './cst-to-ast.ts';
 import { Codes, error, type Diagnostic } from './diagnostics.ts';
 import { checkBrackets } from './nesting.ts';
 import { parser } from './parser.ts';
-import { GanLexer } from './tokens.ts';
+import { GanLexer, UNEXPECTED_GROUP } from './tokens.ts';
 
 /** Syntax diagnostics kept per file: past this, a garbled file only repeats itself. */
 export const MAX_SYNTAX_DIAGNOSTICS = 50;
@@ -79,6 +79,12 @@ function unexpectedCharacters(text: string, offset: number, length: number, file
   return error(Codes.unexpectedCharacter, `unexpected characters, starting with ${describeChar(first)} (${chars.length} in a row)`, span, extra);
 }
 
+/** Runs of characters no token starts with: the lexer's own errors and the `Unexpected` runs. */
+function lexErrors(lex: ILexingResult, text: string, file: string): Diagnostic[] {
+  const runs = (lex.groups[UNEXPECTED_GROUP] ?? []).map((t) => ({ offset: t.startOffset, length: t.image.length }));
+  return [...lex.errors, ...runs].map((e) => unexpectedCharacters(text, e.offset, e.length, file));
+}
+
 /** Sorted by position; past MAX_SYNTAX_DIAGNOSTICS, the rest is counted in a note. */
 function capped(diagnostics: Diagnostic[]): Diagnostic[] {
   const sorted = [...diagnostics].sort((a, b) => (a.span?.offset ?? 0) - (b.span?.offset ?? 0));
@@ -139,7 +145,7 @@ function ruleContext(e: IRecognitionException, afterPipe = false): string {
 export function parseSource(text: string, file: string): ParseResult {
   const diagnostics: Diagnostic[] = [];
   const lex = GanLexer.tokenize(text);
-  for (const e of lex.errors) diagnostics.push(unexpectedCharacters(text, e.offset, e.length, file));
+  diagnostics.push(...lexErrors(lex, text, file));
   // Too-deep brackets would overflow the parser's stack: refuse before parsing.
   const deep = checkBrackets(lex.tokens, file);
   if (deep) return { ast: { file, decls: [] }, diagnostics: capped([...diagnostics, deep]) };
@@ -162,7 +168,7 @@ export function parseSource(text: string, file: string): ParseResult {
 /** Parses a lone expression (a `--set` value, for instance). */
 export function parseExpression(text: string, file: string): { expr?: Expr; diagnostics: Diagnostic[] } {
   const lex = GanLexer.tokenize(text);
-  const diagnostics = lex.errors.map((e) => unexpectedCharacters(text, e.offset, e.length, file));
+  const diagnostics = lexErrors(lex, text, file);
   const deep = checkBrackets(lex.tokens, file);
   if (deep) return { diagnostics: capped([...diagnostics, deep]) };
   parser.input = lex.tokens;

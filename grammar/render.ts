@@ -190,9 +190,16 @@ export function renderRich(d: Diagnostic, sources: SourceLookup, color = false):
   return out.join('\n');
 }
 
-/** Message text on one line, hidden characters escaped (a message may quote source text). */
+/** Longest message, label, note or help shown (a message may quote a name the user made absurdly long). */
+export const MAX_MESSAGE_LENGTH = 200;
+
+/** Message text on one line, hidden characters escaped, at most MAX_MESSAGE_LENGTH characters. */
 function oneLine(s: string): string {
   let out = '';
-  for (const ch of s) out += ch === '\t' ? ' ' : isHidden(ch) ? escapeChar(ch) : ch;
+  let n = 0;
+  for (const ch of s) {
+    if (n++ === MAX_MESSAGE_LENGTH) return out + '...';
+    out += ch === '\t' ? ' ' : isHidden(ch) ? escapeChar(ch) : ch;
+  }
   return out;
 }

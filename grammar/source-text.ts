@@ -7,8 +7,8 @@ import { isUtf8 } from 'node:buffer';
 import type { Span } from './ast.ts';
 import { Codes, error, type Diagnostic } from './diagnostics.ts';
 
-/** Largest source accepted: real models are a few KiB. */
-export const MAX_SOURCE_BYTES = 16 * 2 ** 20;
+/** Largest source accepted: real models are a few KiB (a MiB parses in a few seconds). */
+export const MAX_SOURCE_BYTES = 2 ** 20;
 
 export interface SourceText {
   /** The text to parse; with diagnostics, the text to show them in (or undefined when there is nothing sensible to show). */

@@ -87,6 +87,13 @@ export const Dot = createToken({ name: 'Dot', pattern: /\./ });
 export const At = createToken({ name: 'At', pattern: /@/ });
 export const Tilde = createToken({ name: 'Tilde', pattern: /~/ });
 
+// A run of characters that start no token (a lone '!' or '|' included), as
+// one token outside the parser's stream: chevrotain's own error recovery
+// would try every token at every character, which takes seconds on a large
+// binary-looking file. grammar/index.ts reports each run as GAN101.
+export const UNEXPECTED_GROUP = 'unexpected';
+export const Unexpected = createToken({ name: 'Unexpected', pattern: /(?:[^ \t\r\nA-Za-z0-9_"(){}[\],.:@~=<>!+\-*/%|]|!(?!=)|\|(?!>))+/, group: UNEXPECTED_GROUP });
+
 export const keywords = [
   Gan, Extends, Import, Param, Input, Noise, Block, Condition, Generator, Stage, From, Discriminator, Head, Loss,
   Objective, Train, Preset, Repeat, As, If, Else, Return, True, False, And, Or, Not,
@@ -108,6 +115,7 @@ export const allTokens: TokenType[] = [
   Plus, Minus, Star, Slash, Percent, Less, Greater,
   BinaryOp, AddOp, MulOp, CmpOp,
   Equals, LParen, RParen, LCurly, RCurly, LBracket, RBracket, Comma, Colon, Dot, At, Tilde,
+  Unexpected, // last: it matches only what nothing else can start
 ];
 
 export const GanLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false });

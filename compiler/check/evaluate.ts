@@ -66,7 +66,7 @@ const MAX_BLOCK_DEPTH = 64;
  * and every statement and repeat iteration is a step.
  */
 const MAX_EVAL_DEPTH = 500;
-const MAX_EVAL_STEPS = 100_000;
+const MAX_EVAL_STEPS = 50_000;
 
 export class Evaluator {
   readonly diagnostics: Diagnostic[] = [];
