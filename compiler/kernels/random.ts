@@ -1,8 +1,10 @@
-// Philox 4x32-10 (Salmon et al., SC'11) + Box-Muller. Counter = (i, stream,
-// step, 0), key = (seed, 0xcafef00d); each invocation yields four normals.
-// The runtime fills the `rng` binding with [seed, step, 0, 0] every step.
+// Philox 4x32-10 (Salmon et al., SC'11). Counter = (i, stream, step, 0),
+// key = (seed, 0xcafef00d); each invocation turns one 128-bit block into four
+// numbers: normals by Box-Muller (randn) or uniforms (rand_uniform). The
+// runtime fills the `rng` binding with [seed, step, 0, 0] every step.
 import type { Shape } from '../ir/shape.ts';
 import { numel } from '../ir/shape.ts';
+import { f32 } from '../ops/op.ts';
 import { gridFor } from '../../runtime/format/grid.ts';
 import type { KernelSpec } from '../../runtime/format/kernel.ts';
 
@@ -31,7 +33,11 @@ fn philox(ctr: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
 fn unit(x: u32) -> f32 { return (f32(x >> 8u) + 1.0) * (1.0 / 16777216.0); }
 `;
 
-export function randnKernel(shape: Shape, stream: number): KernelSpec {
+/**
+ * One invocation per four outputs: `draw` is a WGSL vec4<f32> expression of
+ * the Philox block `r` (a vec4<u32>).
+ */
+function philoxKernel(name: string, shape: Shape, stream: number, draw: string): KernelSpec {
   const n = numel(shape);
   const groups = Math.ceil(n / 4);
   const g = gridFor(groups);
@@ -44,11 +50,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let t = ${g.index('gid')};
   if (t >= ${groups}u) { return; }
   let r = philox(vec4<u32>(t, ${stream}u, rng[1], 0u), vec2<u32>(rng[0], 0xcafef00du));
-  let m0 = sqrt(-2.0 * log(unit(r.x)));
-  let m1 = sqrt(-2.0 * log(unit(r.z)));
-  let a0 = 6.283185307179586 * unit(r.y);
-  let a1 = 6.283185307179586 * unit(r.w);
-  let v = vec4<f32>(m0 * cos(a0), m0 * sin(a0), m1 * cos(a1), m1 * sin(a1));
+${draw}
   for (var j = 0u; j < 4u; j++) {
     let o = t * 4u + j;
     if (o < ${n}u) { out[o] = v[j]; }
@@ -56,7 +58,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 `;
   return {
-    name: `randn_${n}`,
+    name: `${name}_${n}`,
     wgsl,
     bindings: [
       { name: 'rng', access: 'read' },
@@ -64,4 +66,38 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     ],
     workgroups: g.workgroups,
   };
+}
+
+/** Standard normals (Box-Muller on two pairs of uniforms). */
+export function randnKernel(shape: Shape, stream: number): KernelSpec {
+  return philoxKernel(
+    'randn',
+    shape,
+    stream,
+    `  let m0 = sqrt(-2.0 * log(unit(r.x)));
+  let m1 = sqrt(-2.0 * log(unit(r.z)));
+  let a0 = 6.283185307179586 * unit(r.y);
+  let a1 = 6.283185307179586 * unit(r.w);
+  let v = vec4<f32>(m0 * cos(a0), m0 * sin(a0), m1 * cos(a1), m1 * sin(a1));`,
+  );
+}
+
+/**
+ * U(low, high): low + (high - low) * u with u = k / 2^24, k in [0, 2^24)
+ * (the top 24 bits of a Philox word, exact in f32). Rounding can only reach
+ * `high` itself for ranges whose spacing is coarser than 2^-24 of the width;
+ * those values fold back to `low`, keeping the interval half-open.
+ */
+export function randUniformKernel(shape: Shape, stream: number, low: number, high: number): KernelSpec {
+  const lo = f32(low);
+  const width = f32(high - low);
+  const hi = f32(high);
+  return philoxKernel(
+    'rand_uniform',
+    shape,
+    stream,
+    `  let u = vec4<f32>(vec4<u32>(r.x >> 8u, r.y >> 8u, r.z >> 8u, r.w >> 8u)) * (1.0 / 16777216.0);
+  let w = ${lo} + ${width} * u;
+  let v = select(w, vec4<f32>(${lo}), w >= vec4<f32>(${hi}));`,
+  );
 }

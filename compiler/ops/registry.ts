@@ -6,7 +6,7 @@ import { shapeOps } from './shape.ts';
 import { reduceOps } from './reduce.ts';
 import { linearOp, matmulOp } from './matmul.ts';
 import { convOps } from './conv.ts';
-import { randnOp } from './random.ts';
+import { randomOps } from './random.ts';
 import { compositeOps } from './composite.ts';
 import { batchNormOp } from './batchnorm.ts';
 import { lossOps } from './losses.ts';
@@ -21,7 +21,7 @@ const all: OpDef[] = [
   matmulOp,
   linearOp,
   ...convOps,
-  randnOp,
+  ...randomOps,
   ...compositeOps,
   batchNormOp,
   ...lossOps,
