@@ -1,16 +1,15 @@
 // Lowers a checked network (the checker's graph of language-level ops, with
-// per-sample shapes) to the tensor IR for a given batch size. Each language op
-// maps onto IR builder calls here, in one table; the IR re-checks every shape.
+// per-sample shapes) to the tensor IR for a given batch size. This is the
+// generic walk: parameters, buffers, inputs and bindings. How each op lowers
+// is part of its language-op record (compiler/lang/ops); the IR re-checks
+// every shape.
 import type { NetworkInfo } from './check/model.ts';
 import type { GraphNode, ParamInfo } from './check/graph.ts';
 import { GraphBuilder } from './ir/builder.ts';
 import type { Init, Value } from './ir/graph.ts';
-import { batchNorm } from './ops/batchnorm.ts';
-import { cosine, glu } from './ops/composite.ts';
-import { conv2d } from './ops/conv.ts';
-import { bce, klNormal, l1, mse } from './ops/losses.ts';
-import { linear } from './ops/matmul.ts';
-import { tile } from './ops/shape.ts';
+import type { LowerContext } from './lang/op.ts';
+import { lowering } from './lang/registry.ts';
+import { bce } from './ops/losses.ts';
 
 export interface LowerOptions {
   batch: number;
@@ -81,10 +80,36 @@ export function lowerNetwork(net: NetworkInfo, opts: LowerOptions, builder = new
     return v;
   };
   const inputName = new Map(Object.entries(net.inputs).map(([k, id]) => [id, k]));
+  const context = (n: GraphNode, shape: number[]): LowerContext => ({
+    b,
+    node: n,
+    x: n.inputs.map((i) => values.get(i)!),
+    shape,
+    training: opts.training,
+    updateStats: opts.updateStats !== false,
+    param: (leaf) => {
+      const info = n.params.find((q) => q.name.endsWith(`/${leaf}`));
+      return info ? param(info) : undefined;
+    },
+    buffer: (leafName) => {
+      const info = n.buffers.find((q) => q.name.endsWith(`/${leafName}`));
+      if (!info) throw new Error(`lowering: ${n.path} has no buffer '${leafName}'`);
+      const name = `${net.name}/${info.name}`;
+      return leaf(b, name, () => b.buffer(name, info.shape, { kind: info.init }));
+    },
+    noise: (op, attrs) => b.noise(inputName.get(n.id) ?? n.path, op, { shape, ...attrs }),
+  });
 
   for (const n of net.graph.nodes) {
-    const x = n.inputs.map((i) => values.get(i)!);
-    values.set(n.id, lowerNode(b, net.name, n, x, N, opts, param, (name, shape) => (inputs[name] = bound(name, shape)), inputName));
+    const shape = [N, ...n.shape];
+    if (n.kind === 'input') {
+      const name = inputName.get(n.id) ?? n.path;
+      values.set(n.id, (inputs[name] = bound(name, shape)));
+      continue;
+    }
+    const op = lowering(n.op);
+    if (!op) throw new Error(`lowering: no IR lowering for op '${n.op}' (${n.path})`);
+    values.set(n.id, op.lower(context(n, shape)));
   }
   const outputs: Record<string, Value> = {};
   const out = (name: string, id: number) => (outputs[name] = b.output(name, values.get(id)!));
@@ -93,113 +118,6 @@ export function lowerNetwork(net: NetworkInfo, opts: LowerOptions, builder = new
   for (const [k, id] of Object.entries(net.losses)) out(k, id);
   const exports = Object.fromEntries(Object.entries(net.exports).map(([k, id]) => [k, values.get(id)!]));
   return { builder: b, values, inputs, outputs, exports, params };
-}
-
-function lowerNode(
-  b: GraphBuilder,
-  net: string,
-  n: GraphNode,
-  x: Value[],
-  N: number,
-  opts: LowerOptions,
-  param: (p: ParamInfo) => Value,
-  input: (name: string, shape: number[]) => Value,
-  inputName: Map<number, string>,
-): Value {
-  const a = n.attrs;
-  const full = [N, ...n.shape];
-  const p = (leaf: string) => {
-    const info = n.params.find((q) => q.name.endsWith(`/${leaf}`));
-    return info ? param(info) : undefined;
-  };
-  switch (n.op) {
-    case 'input':
-      return input(inputName.get(n.id) ?? n.path, full);
-    case 'randn':
-      return b.noise(n.kind === 'noise' && inputName.has(n.id) ? inputName.get(n.id)! : n.path, 'randn', { shape: full });
-    case 'linear':
-      return linear(b, x[0], p('weight')!, p('bias'));
-    case 'conv2d':
-      return conv2d(b, x[0], p('weight')!, { stride: a.stride as number, pad: a.pad as number, bias: p('bias') });
-    case 'batchnorm': {
-      const [rm, rv] = n.buffers.map((buf) => leaf(b, `${net}/${buf.name}`, () => b.buffer(`${net}/${buf.name}`, buf.shape, { kind: buf.init })));
-      // Training without updates (a forward pass repeated within one step) passes no running stats.
-      const stats = opts.training && opts.updateStats === false ? {} : { runningMean: rm, runningVar: rv };
-      return batchNorm(b, x[0], { weight: p('weight'), bias: p('bias'), ...stats, training: opts.training, momentum: a.momentum as number, eps: a.eps as number });
-    }
-    case 'glu':
-      return glu(b, x[0], 1);
-    case 'relu':
-      return b.relu(x[0]);
-    case 'leaky_relu':
-      return b.leakyRelu(x[0], a.slope as number);
-    case 'tanh':
-      return b.tanh(x[0]);
-    case 'sigmoid':
-      return b.sigmoid(x[0]);
-    case 'softplus':
-      return b.softplus(x[0]);
-    case 'exp':
-      return b.exp(x[0]);
-    case 'log':
-      return b.log(x[0]);
-    case 'sqrt':
-      return b.sqrt(x[0]);
-    case 'detach':
-      return b.detach(x[0]);
-    case 'upsample': {
-      let v = x[0];
-      const f = a.factor as number;
-      if ((f & (f - 1)) !== 0) throw new Error(`upsample: factor ${f} is not a power of 2 (only x2 steps are lowered)`);
-      for (let s = f; s > 1; s /= 2) v = b.upsample2x(v);
-      return v;
-    }
-    case 'concat':
-      return b.concat(x, (a.dim as number) + 1);
-    case 'slice':
-      return b.slice(x[0], (a.dim as number) + 1, a.start as number, a.end as number);
-    case 'reshape':
-      return b.reshape(x[0], full);
-    case 'tile':
-      return tile(b, x[0], n.shape[1], n.shape[2]);
-    case 'mean':
-      return b.mean(x[0], (a.axes as number[]).map((d) => d + 1));
-    case 'sum':
-      return b.sum(x[0], (a.axes as number[]).map((d) => d + 1));
-    case 'cosine':
-      return b.reshape(cosine(b, x[0], x[1], 1), full);
-    case 'kl_normal':
-      return klNormal(b, x[0], x[1]);
-    case 'bce_logits':
-      return bce(b, x[0], a.target as number);
-    case 'mse':
-      return mse(b, x[0], x[1]);
-    case 'l1':
-      return l1(b, x[0], x[1]);
-    case 'add':
-    case 'sub':
-    case 'mul':
-    case 'div': {
-      // Per-sample shapes broadcast from the right; with the batch in front,
-      // a lower-rank operand gets size-1 axes after its batch axis.
-      const operands: (Value | number)[] = [];
-      let i = 0;
-      if ('left' in a) operands.push(a.left as number);
-      else operands.push(alignRank(b, x[i++], full.length));
-      if ('right' in a) operands.push(a.right as number);
-      else operands.push(alignRank(b, x[i++], full.length));
-      const [l, r] = operands;
-      return n.op === 'add' ? b.add(l, r) : n.op === 'sub' ? b.sub(l, r) : n.op === 'mul' ? b.mul(l, r) : b.div(l, r);
-    }
-    default:
-      throw new Error(`lowering: no IR lowering for op '${n.op}' (${n.path})`);
-  }
-}
-
-function alignRank(b: GraphBuilder, v: Value, rank: number): Value {
-  if (v.shape.length === rank) return v;
-  const [n, ...rest] = v.shape;
-  return b.reshape(v, [n, ...Array(rank - v.shape.length).fill(1), ...rest]);
 }
 
 /**

@@ -4,8 +4,9 @@
 // assigned, so evaluation continues and one mistake is reported once.
 import type * as A from '../../grammar/ast.ts';
 import { Codes, DiagnosticError, didYouMean, error, type Diagnostic } from '../../grammar/diagnostics.ts';
-import type { BlockDecl } from '../../grammar/ast.ts';
-import { builtins, scalarFunctions, shapeFunctions, typeName, typeOk, type Builtin, type NodeExtra, type OpContext } from './builtins.ts';
+import { defaultOf, signature, typeName, typeOk, type CallOp, type CheckContext, type LangOp, type NodeExtra } from '../lang/op.ts';
+import { callOp, callOpNames, noiseNames, noiseOp, operatorOp } from '../lang/registry.ts';
+import { scalarFunctions, shapeFunctions } from './builtins.ts';
 import { NetworkGraph } from './graph.ts';
 import { Scope } from './scope.ts';
 import { describe, poison, shapeStr, type Tensor, type Value } from './values.ts';
@@ -40,9 +41,6 @@ export class NetContext {
   prefix(seg: string): string {
     return [...this.path, seg].join('/');
   }
-  get depth(): number {
-    return this.path.length;
-  }
 }
 
 /** Aborts a statement whose input already failed; its error was reported. */
@@ -53,7 +51,7 @@ class ReturnSignal {
 }
 
 export interface EvalHost {
-  blocks: Map<string, BlockDecl>;
+  blocks: Map<string, A.BlockDecl>;
   /** Called for every param read (for "unused param" warnings). */
   onParamRead?(name: string): void;
 }
@@ -255,7 +253,7 @@ export class Evaluator {
           return { t: 'bool', v: !v.v };
         }
         if (v.t === 'num') return { t: 'num', v: -v.v };
-        if (v.t === 'tensor') return this.elementwise(net, e, 'mul', v, { t: 'num', v: -1 });
+        if (v.t === 'tensor') return this.operator(net, e, '*', v, { t: 'num', v: -1 });
         return this.fail(Codes.typeMismatch, `cannot negate ${describe(v)}`, e.operand.span);
       }
       case 'binary':
@@ -269,7 +267,7 @@ export class Evaluator {
     const v = scope.get(e.name);
     if (v) return v;
     if (this.symbolic) return { t: 'sym', name: e.name };
-    if (builtins.has(e.name) || this.host.blocks.has(e.name)) {
+    if (callOp(e.name) || this.host.blocks.has(e.name)) {
       this.fail(Codes.typeMismatch, `'${e.name}' is an op, not a value`, e.span, 'expected a value', `call it: '${e.name}(...)', or pipe into it: 'x |> ${e.name}'`);
     }
     this.fail(Codes.undefinedName, `undefined name '${e.name}'`, e.span, 'not a param, input, noise or variable in scope', didYouMean(e.name, scope.allNames()));
@@ -329,34 +327,17 @@ export class Evaluator {
       }
     }
     if (l.t === 'str' && r.t === 'str' && op === '+') return { t: 'str', v: l.v + r.v };
-    const arith: Record<string, string> = { '+': 'add', '-': 'sub', '*': 'mul', '/': 'div' };
-    if ((l.t === 'tensor' || r.t === 'tensor') && (l.t === 'tensor' || l.t === 'num') && (r.t === 'tensor' || r.t === 'num') && arith[op]) {
-      return this.elementwise(net, e, arith[op], l, r);
+    if ((l.t === 'tensor' || r.t === 'tensor') && (l.t === 'tensor' || l.t === 'num') && (r.t === 'tensor' || r.t === 'num') && operatorOp(op)) {
+      return this.operator(net, e, op, l, r);
     }
     return this.fail(Codes.typeMismatch, `cannot apply '${op}' to ${describe(l)} and ${describe(r)}`, e.opSpan, 'unsupported operand types');
   }
 
-  /** Elementwise arithmetic with NumPy-style broadcasting over the per-sample shape. */
-  private elementwise(net: NetContext | undefined, e: A.Expr, op: string, l: Value, r: Value): Value {
+  /** A tensor operator (+ - * /): the language op's own rule (compiler/lang/ops/arithmetic.ts). */
+  private operator(net: NetContext | undefined, e: A.Expr, symbol: string, l: Value, r: Value): Value {
     if (!net) this.fail(Codes.typeMismatch, 'tensors are not allowed here', e.span);
-    const ls = l.t === 'tensor' ? l.shape : [];
-    const rs = r.t === 'tensor' ? r.shape : [];
-    const n = Math.max(ls.length, rs.length);
-    const out: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const a = ls[ls.length - n + i] ?? 1;
-      const b = rs[rs.length - n + i] ?? 1;
-      if (a !== b && a !== 1 && b !== 1) {
-        this.fail(Codes.shapeMismatch, `shapes ${shapeStr(ls)} and ${shapeStr(rs)} do not broadcast in '${op}'`, e.span, `${shapeStr(ls)} ${op} ${shapeStr(rs)}`, 'broadcasting aligns shapes from the right; sizes must match or be 1');
-      }
-      out.push(Math.max(a, b));
-    }
-    const ctx = this.opContext(net, e.span, {});
-    const inputs = [l, r].filter((v): v is Tensor => v.t === 'tensor');
-    const attrs: Record<string, number> = {};
-    if (l.t === 'num') attrs.left = l.v;
-    if (r.t === 'num') attrs.right = r.v;
-    return ctx.node(op, inputs, out, { attrs });
+    const op = operatorOp(symbol)!;
+    return op.check(this.opContext(net, op, e.span, {}), l, r);
   }
 
   private call(e: Extract<A.Expr, { kind: 'call' }>, scope: Scope, net: NetContext | undefined): Value {
@@ -377,10 +358,10 @@ export class Evaluator {
       if (!scalarFn.arity.includes(args.length)) this.fail(Codes.badArity, `${e.callee} takes ${scalarFn.arity.join(' or ')} argument(s), got ${args.length}`, e.span);
       return { t: 'num', v: scalarFn.f(...args.map((a) => (a.value as { v: number }).v)) };
     }
-    const op = builtins.get(e.callee);
+    const op = callOp(e.callee);
     if (op) {
       if (!net) this.fail(Codes.typeMismatch, `op '${e.callee}' makes tensors, which are not allowed here`, e.span, 'expected a compile-time value');
-      return this.callBuiltin(op, e, args, net);
+      return this.callOp(op, e, args, net);
     }
     if (this.symbolic) {
       const kw: Record<string, Value> = {};
@@ -390,17 +371,12 @@ export class Evaluator {
       }
       return { t: 'call', name: e.callee, args: kw, span: e.span };
     }
-    const known = [...builtins.keys(), ...this.host.blocks.keys(), ...Object.keys(scalarFunctions), ...Object.keys(shapeFunctions)];
+    const known = [...callOpNames(), ...this.host.blocks.keys(), ...Object.keys(scalarFunctions), ...Object.keys(shapeFunctions)];
     this.fail(Codes.unknownOp, `unknown op or block '${e.callee}'`, e.calleeSpan, 'not a built-in op or a block of this model', didYouMean(e.callee, known));
   }
 
-  private signature(op: Builtin): string {
-    const parts = op.args.map((a) => (a.default === undefined ? a.name : `${a.name} = ${typeof a.default === 'function' ? 'auto' : describeDefault(a.default)}`));
-    if (op.rest) parts.splice(op.args.findIndex((a) => a.default !== undefined) === -1 ? parts.length : op.args.findIndex((a) => a.default !== undefined), 0, '...');
-    return `${op.name}(${parts.join(', ')})`;
-  }
-
-  private callBuiltin(op: Builtin, e: Extract<A.Expr, { kind: 'call' }>, args: BoundArg[], net: NetContext): Value {
+  /** Binds a call's arguments to the op's signature (types, defaults) and applies its checker rule. */
+  private callOp(op: CallOp, e: Extract<A.Expr, { kind: 'call' }>, args: BoundArg[], net: NetContext): Value {
     const bound: Record<string, Value> = {};
     const spans: Record<string, A.Span> = {};
     const rest: Value[] = [];
@@ -411,7 +387,7 @@ export class Evaluator {
       if (a.name) {
         const spec = op.args.find((s) => s.name === a.name);
         if (!spec) {
-          this.fail(Codes.unknownKeyword, `${op.name} has no argument '${a.name}'`, a.nameSpan ?? a.span, `expected ${this.signature(op)}`, didYouMean(a.name, op.args.map((s) => s.name)));
+          this.fail(Codes.unknownKeyword, `${op.name} has no argument '${a.name}'`, a.nameSpan ?? a.span, `expected ${signature(op)}`, didYouMean(a.name, op.args.map((s) => s.name)));
         }
         if (a.name in bound) this.fail(Codes.badArity, `argument '${a.name}' of ${op.name} is given twice`, a.nameSpan ?? a.span);
         bound[a.name] = a.value;
@@ -424,29 +400,26 @@ export class Evaluator {
         rest.push(a.value);
         if (!typeOk(op.rest, a.value)) this.fail(Codes.typeMismatch, `arguments of ${op.name} must be ${typeName(op.rest)}, got ${describe(a.value)}`, a.span);
       } else {
-        this.fail(Codes.badArity, `${op.name} takes at most ${positionalSpecs.length} positional argument(s), got ${args.filter((x) => !x.name).length}`, a.span, `expected ${this.signature(op)}`);
+        this.fail(Codes.badArity, `${op.name} takes at most ${positionalSpecs.length} positional argument(s), got ${args.filter((x) => !x.name).length}`, a.span, `expected ${signature(op)}`);
       }
     }
     for (const spec of op.args) {
       if (!(spec.name in bound)) {
-        if (spec.default === undefined) {
-          const piped = e.piped && spec === op.args[0];
-          this.fail(Codes.badArity, `${op.name} is missing argument '${spec.name}'${piped ? '' : ''}`, e.span, `expected ${this.signature(op)}`);
-        }
-        bound[spec.name] = typeof spec.default === 'function' ? spec.default(bound) : spec.default;
+        const value = defaultOf(spec, bound);
+        if (value === undefined) this.fail(Codes.badArity, `${op.name} is missing argument '${spec.name}'`, e.span, `expected ${signature(op)}`);
+        bound[spec.name] = value;
         spans[spec.name] = e.span;
       } else if (!typeOk(spec.type, bound[spec.name])) {
         const v = bound[spec.name];
         this.fail(Codes.typeMismatch, `argument '${spec.name}' of ${op.name} must be ${typeName(spec.type)}, got ${describe(v)}${v.t === 'num' ? ` (${v.v})` : ''}`, spans[spec.name], `expected ${typeName(spec.type)}`);
       }
     }
-    const ctx = this.opContext(net, e.span, spans);
-    return op.apply(ctx, bound, rest);
+    return op.check(this.opContext(net, op, e.span, spans), bound, rest);
   }
 
   private blockDepth = 0;
 
-  private callBlock(block: BlockDecl, e: Extract<A.Expr, { kind: 'call' }>, args: BoundArg[], net: NetContext | undefined): Value {
+  private callBlock(block: A.BlockDecl, e: Extract<A.Expr, { kind: 'call' }>, args: BoundArg[], net: NetContext | undefined): Value {
     if (!net) this.fail(Codes.typeMismatch, `block '${block.name}' makes tensors, which are not allowed here`, e.span);
     const sig = `${block.name}(${block.params.map((p) => p.name).join(', ')})`;
     const scope = new Scope(this.globals);
@@ -498,31 +471,43 @@ export class Evaluator {
   /** The scope blocks see: params, inputs and the network's globals. Set per network. */
   globals: Scope = new Scope();
 
-  /** Noise nodes created by randn_like, counted per network. */
-  opContext(net: NetContext, span: A.Span, spans: Record<string, A.Span>): OpContext {
+  /**
+   * A noise declaration `noise z: [..] ~ dist`: a noise node named `z`, drawn
+   * by the distribution's language op.
+   */
+  declareNoise(net: NetContext, d: A.NoiseDecl, shape: number[]): Tensor {
+    const op = noiseOp(d.dist);
+    if (!op) {
+      const known = noiseNames();
+      this.fail(Codes.badValue, `unknown noise distribution '${d.dist}'`, d.distSpan, `expected ${known.join(' or ')}`, didYouMean(d.dist, known));
+    }
+    return op.check(this.opContext(net, op, d.span, {}, d.name), shape) as Tensor;
+  }
+
+  /**
+   * What a language op's checker rule sees: spans for diagnostics, and
+   * node(), which records a node of the op's `node` kind at the next free layer
+   * path (`conv2d.0`, `conv2d.1`, ... under the current block), or at `path`.
+   */
+  opContext(net: NetContext, op: LangOp, span: A.Span, spans: Record<string, A.Span>, path?: string): CheckContext {
     const graph = net.graph;
     return {
       span,
       argSpan: (name) => spans[name] ?? span,
       fail: (code, message, s, label, help) => this.fail(code, message, s ?? span, label, help),
-      node: (op: string, inputs: Tensor[], shape: number[], extra: NodeExtra = {}): Tensor => {
-        const path = net.prefix(net.fresh(op));
+      node: (inputs: Tensor[], shape: number[], extra: NodeExtra = {}): Tensor => {
+        const at = path ?? net.prefix(net.fresh(op.node));
         const n = graph.add({
-          kind: 'op',
-          op,
+          kind: extra.kind ?? 'op',
+          op: op.node,
           inputs: inputs.map((t) => t.node),
           attrs: extra.attrs ?? {},
           shape,
-          path,
-          params: (extra.params ?? []).map((p) => ({ name: `${path}/${p.leaf}`, shape: p.shape, init: p.init })),
-          buffers: (extra.buffers ?? []).map((b) => ({ name: `${path}/${b.leaf}`, shape: b.shape, init: b.init })),
+          path: at,
+          params: (extra.params ?? []).map((p) => ({ name: `${at}/${p.leaf}`, shape: p.shape, init: p.init })),
+          buffers: (extra.buffers ?? []).map((b) => ({ name: `${at}/${b.leaf}`, shape: b.shape, init: b.init })),
           macs: extra.macs ?? 0,
         }, span);
-        return { t: 'tensor', shape, node: n.id, net: graph.name };
-      },
-      noise: (shape: number[]): Tensor => {
-        const path = net.prefix(net.fresh('randn'));
-        const n = graph.add({ kind: 'noise', op: 'randn', inputs: [], attrs: { dist: 'normal' }, shape, path, params: [], buffers: [], macs: 0 }, span);
         return { t: 'tensor', shape, node: n.id, net: graph.name };
       },
     };
@@ -534,8 +519,4 @@ interface BoundArg {
   nameSpan?: A.Span;
   span: A.Span;
   value: Value;
-}
-
-function describeDefault(v: Value): string {
-  return v.t === 'num' || v.t === 'bool' ? String(v.v) : v.t === 'str' ? JSON.stringify(v.v) : '...';
 }

@@ -10,7 +10,7 @@ import { Evaluator, NetContext } from './evaluate.ts';
 import { checkTensorSize, NetworkGraph } from './graph.ts';
 import { Scope } from './scope.ts';
 import { evalSection, objectiveSchema, trainSchema, type ObjectiveConfig, type TrainConfig } from './settings.ts';
-import { describe, shapeStr, type Value } from './values.ts';
+import { describe, poison, shapeStr, type Value } from './values.ts';
 
 export interface CheckOptions {
   /** `--set key=value`: a param, or a dotted `train.x` / `objective.x` setting. */
@@ -263,12 +263,14 @@ class ModelChecker {
     for (const d of this.src.noises.values()) {
       const shape = this.shapeOf(d.shape, `noise '${d.name}'`);
       if (!shape) continue;
-      if (d.dist !== 'normal' && d.dist !== 'uniform') {
-        this.diags.push(error(Codes.badValue, `unknown noise distribution '${d.dist}'`, d.distSpan, { label: 'expected normal or uniform', help: didYouMean(d.dist, ['normal', 'uniform']) }));
+      try {
+        const t = this.ev.declareNoise(net, d, shape);
+        inputs[d.name] = t.node;
+        globals.set(d.name, t);
+      } catch (e) {
+        this.ev.report(e);
+        globals.set(d.name, poison);
       }
-      const n = graph.add({ kind: 'noise', op: 'randn', inputs: [], attrs: { dist: d.dist }, shape, path: d.name, params: [], buffers: [], macs: 0 });
-      inputs[d.name] = n.id;
-      globals.set(d.name, { t: 'tensor', shape, node: n.id, net: 'G' });
     }
     this.ev.globals = globals;
     for (const c of this.src.conditions.values()) {

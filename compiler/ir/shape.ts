@@ -53,3 +53,13 @@ export function axis(a: number, rank: number): number {
   if (r < 0 || r >= rank) throw new Error(`axis ${a} out of range for rank ${rank}`);
   return r;
 }
+
+/**
+ * Output length of a convolution along one axis (PyTorch's rule):
+ * floor((n + 2 pad - k) / stride) + 1. The one statement of it: the IR conv
+ * ops' shape rules, their reference semantics, the conv kernels and (through
+ * the IR rule) the language's conv all use this.
+ */
+export function convOutSize(n: number, k: number, stride: number, pad: number): number {
+  return Math.floor((n + 2 * pad - k) / stride) + 1;
+}

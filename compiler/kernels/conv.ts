@@ -22,6 +22,7 @@
 // within a phase only every sh-th kernel row can touch a pixel, so iterating
 // just those taps avoids the (sh*sw - 1) / (sh*sw) of multiply-adds that a
 // plain transposed-conv GEMM would spend on zeros.
+import { convOutSize } from '../ir/shape.ts';
 import { gemmKernel, kContiguousLane, TILE_COLS } from './gemm.ts';
 import type { KernelSpec } from '../../runtime/format/kernel.ts';
 import { NO_FEATURES, type KernelTarget } from './target.ts';
@@ -66,8 +67,8 @@ export function convGeometry(s: Conv2dShape): ConvGeometry {
   const [KH, KW] = pair(s.kernel, 1);
   const [SH, SW] = pair(s.stride, 1);
   const [PH, PW] = pair(s.padding, 0);
-  const OH = Math.floor((s.height + 2 * PH - KH) / SH) + 1;
-  const OW = Math.floor((s.width + 2 * PW - KW) / SW) + 1;
+  const OH = convOutSize(s.height, KH, SH, PH);
+  const OW = convOutSize(s.width, KW, SW, PW);
   const g = { N: s.batch, Ci: s.inChannels, Co: s.outChannels, H: s.height, W: s.width, KH, KW, SH, SW, PH, PW, OH, OW };
   for (const [k, v] of Object.entries(g)) {
     if (!Number.isInteger(v) || v < (k === 'PH' || k === 'PW' ? 0 : 1)) {

@@ -9,7 +9,7 @@
 import type { GraphBuilder } from '../ir/builder.ts';
 import type { Value } from '../ir/graph.ts';
 import { conv2dBackwardDataKernel, conv2dBackwardWeightKernel, conv2dForwardKernel, conv2dOutputSize, type Conv2dShape } from '../kernels/conv.ts';
-import type { Shape } from '../ir/shape.ts';
+import { convOutSize, type Shape } from '../ir/shape.ts';
 import { shapeError, type CompositeOp, type PrimitiveOp } from './op.ts';
 
 export interface ConvAttrs {
@@ -22,8 +22,8 @@ function geometry(x: Shape, w: Shape, a: ConvAttrs): Conv2dShape {
 }
 
 function outHW(op: string, x: Shape, w: Shape, a: ConvAttrs, ins: readonly Shape[]): [number, number] {
-  const oh = Math.floor((x[2] + 2 * a.pad - w[2]) / a.stride) + 1;
-  const ow = Math.floor((x[3] + 2 * a.pad - w[3]) / a.stride) + 1;
+  const oh = convOutSize(x[2], w[2], a.stride, a.pad);
+  const ow = convOutSize(x[3], w[3], a.stride, a.pad);
   if (oh < 1 || ow < 1) throw shapeError(op, `kernel ${w[2]}x${w[3]} with stride ${a.stride} and padding ${a.pad} leaves no output`, ins);
   return [oh, ow];
 }
@@ -32,8 +32,8 @@ function outHW(op: string, x: Shape, w: Shape, a: ConvAttrs, ins: readonly Shape
 function eachTap(x: Shape, w: Shape, a: ConvAttrs, f: (xi: number, wi: number, yi: number) => void): void {
   const [N, Ci, H, W] = x;
   const [Co, , KH, KW] = w;
-  const OH = Math.floor((H + 2 * a.pad - KH) / a.stride) + 1;
-  const OW = Math.floor((W + 2 * a.pad - KW) / a.stride) + 1;
+  const OH = convOutSize(H, KH, a.stride, a.pad);
+  const OW = convOutSize(W, KW, a.stride, a.pad);
   for (let n = 0; n < N; n++)
     for (let co = 0; co < Co; co++)
       for (let oh = 0; oh < OH; oh++)
