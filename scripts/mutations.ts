@@ -26,7 +26,7 @@ export const MUTATIONS: Mutation[] = [
     file: 'compiler/ops/elementwise.ts',
     find: 'b.mul(gy, b.add(b.mul(b.step(x[0]), 1 - attrs.slope), attrs.slope))',
     replace: 'b.mul(gy, b.add(b.mul(b.step(x[0]), 1 - 0.2), 0.2))',
-    tests: ['test/ops/parity.test.ts', 'test/lang/ops.test.ts', 'test/blocks/batchnorm-steps.test.ts'],
+    tests: ['test/ops/parity.test.ts', 'test/ops/lang-parity.test.ts', 'test/blocks/batchnorm-steps.test.ts'],
   },
   {
     name: 'batchnorm-momentum-ignored',
@@ -34,7 +34,7 @@ export const MUTATIONS: Mutation[] = [
     file: 'compiler/ops/batchnorm.ts',
     find: 'const { eps, momentum } = o;',
     replace: 'const { eps } = o;\n  const momentum = 0.1;',
-    tests: ['test/ops/parity.test.ts', 'test/lang/ops.test.ts', 'test/blocks/batchnorm-steps.test.ts'],
+    tests: ['test/ops/parity.test.ts', 'test/ops/lang-parity.test.ts', 'test/blocks/batchnorm-steps.test.ts'],
   },
   {
     name: 'd-step-real-wrong-swap',
