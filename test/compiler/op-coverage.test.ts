@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { callOp, allLangOps, lowering } from '../../compiler/lang/registry.ts';
 import { opDef } from '../../compiler/ops/registry.ts';
-import { checkText, errors } from '../helpers/gan.ts';
+import { checkText, errors, position } from '../helpers/gan.ts';
 import { allCases, checkCase, keywords, lowerCase, modelText, nonDefaultKeywords } from './op-cases.ts';
 
 describe('language ops: checker and lowering agree', () => {
@@ -49,6 +49,15 @@ describe('language ops: checker and lowering agree', () => {
     const conv = callOp('conv')!;
     // pad's default follows k and stride: pad 1 is the default of k 4, stride 2.
     expect(nonDefaultKeywords(conv, { args: { x: 'm', out: 2, k: 4, stride: 2, pad: 1 } })).toEqual(['out', 'k', 'stride']);
+  });
+
+  it("the IR's shape rule refuses for the checker, as a located diagnostic with the language's code", () => {
+    // conv's output size is the IR conv2d's rule (ShapeError), reported where the call is.
+    const conv = callOp('conv')!;
+    const r = checkText(modelText(conv, { args: { x: 'm', out: 2, k: 9, pad: 0 } }));
+    const [e] = errors(r);
+    expect([e.code, e.message, e.label]).toEqual(['GAN304', 'conv: kernel 9x9 with stride 1 and padding 0 leaves no output', 'input [4, 6, 6]']);
+    expect(position(r, e)).toMatchObject({ line: 10, col: 7, text: 'conv(m, out = 2, k = 9, pad = 0)' });
   });
 
   it('what the lowering cannot do, the checker refuses with a located diagnostic', () => {

@@ -10,7 +10,7 @@ import { tensorArg, type CallOp, type LowerContext, type NoiseOp } from '../op.t
 /** Standard normal numbers: the one lowering of a `randn` node, whoever recorded it. */
 const drawNormal = ({ noise }: LowerContext) => noise('randn', {});
 
-export const UNIFORM_RANGE = { low: -1, high: 1 };
+const UNIFORM_RANGE = { low: -1, high: 1 };
 
 const normalOp: NoiseOp = {
   syntax: 'noise',
