@@ -10,11 +10,14 @@
 // (exchanged as a safetensors file, names mapped explicitly in the reference)
 // and see the same text, noise z, CA sample, and real and wrong images per stage.
 //
-// Compared after the iteration: every head of every D on real, wrong and fake
-// in the D step and on fake in the G step; each D's errD and each of its terms;
-// errG and each of its terms (per-stage cond / uncond adversarial, align, KL);
-// every parameter's gradient and its Adam-updated value; BatchNorm running
-// statistics after the D steps and after the G step.
+// Compared, with every program output looked up by its role
+// (compiler/step-signature.ts): every head of every D on real, wrong and fake
+// in the D step and on fake in the G step; each D's errD and each of its terms
+// with its weight; errG and each of its terms (per-stage cond / uncond
+// adversarial, align, KL); the fake images; every parameter's gradient and its
+// Adam-updated value; BatchNorm running statistics after the D steps and after
+// the G step; and that the D step leaves G (params and statistics) alone and
+// the G step leaves D's params alone.
 //
 // The reference runs in float64. Our kernels are float32 and the D's
 // LeakyReLUs switch slope at 0: an activation within float32 rounding of 0 can
@@ -30,13 +33,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildGanSteps, type GanSteps } from '../../compiler/gan-step.ts';
+import { buildGanSteps, sharedNoise, type GanSteps, type StepProgram } from '../../compiler/gan-step.ts';
+import { roleStr, type Role } from '../../compiler/step-signature.ts';
 import { checkFile } from '../../compiler/index.ts';
 import type { CheckedModel } from '../../compiler/index.ts';
-import { planLimits } from '../../compiler/plan.ts';
+import { planLimits } from '../../compiler/plan/index.ts';
 import { getDevice } from '../../runtime/device.ts';
 import { Runtime } from '../../runtime/executor.ts';
-import { Adam } from '../../runtime/optim.ts';
+import { createOptimizer } from '../../runtime/optim.ts';
 import { errors } from '../helpers/gan.ts';
 import { relErr } from '../oracle/compare.ts';
 import { randn } from '../oracle/random.ts';
@@ -77,9 +81,7 @@ const CASES: Case[] = [
   },
 ];
 
-const STAGES = ['g0', 'g1', 'g2'] as const;
 const DS = ['d0', 'd1', 'd2'] as const;
-const RES = [64, 128, 256];
 
 const TORCH = `
 import sys
@@ -95,8 +97,7 @@ function check(c: Case): CheckedModel {
   const m = r.model!;
   // The reference is built from TINY: the compiler must have resolved the same model.
   for (const k of ['ngf', 'ndf', 'z_dim', 'c_dim', 'text_dim', 'clip_dim', 'r_num', 'use_align'] as const) expect(m.params[k], k).toBe(TINY[k]);
-  const o = m.objective as Record<string, unknown>;
-  const t = m.train as Record<string, unknown>;
+  const { objective: o, train: t } = m;
   expect({ kl: o.kl, align: o.align, use_uncond_loss: o.use_uncond_loss, uncond: o.uncond, real_label: t.real_label }).toEqual({
     kl: TINY.kl, align: TINY.align, ...c.objective,
   });
@@ -142,41 +143,31 @@ function pool2(x: HostTensor): HostTensor {
   return { shape: [n, c, h / 2, w / 2], data: y };
 }
 
-/** Program feeds by name: the CA sample is the noise 'ca/randn.0'; both steps get the same noise. */
-function feeds(x: Record<string, HostTensor>, names: string[]): Record<string, Float32Array> {
-  const byName: Record<string, HostTensor> = { ...x, 'ca/randn.0': x.eps };
-  return Object.fromEntries(names.map((k) => {
-    if (!byName[k]) throw new Error(`no input for feed '${k}'`);
-    return [k, byName[k].data];
-  }));
+/** A program's feeds by role; d_step and g_step get the same text, z and CA sample (one G forward). */
+function feedsFor(p: StepProgram, x: Record<string, HostTensor>): Record<string, Float32Array> {
+  const data = (r: Role): HostTensor | undefined => {
+    if (r.role === 'text') return x.text;
+    if (r.role === 'noise' && r.name === 'z') return x.z;
+    if (r.role === 'ca_noise') return x.eps;
+    if (r.role === 'real_image' || r.role === 'wrong_image') return x[`${r.role === 'real_image' ? 'real' : 'wrong'}.${r.stage}`];
+    return undefined;
+  };
+  return Object.fromEntries(
+    p.feeds.map((f) => {
+      const t = data(f.role);
+      if (!t) throw new Error(`${p.plan.name}: no input for feed '${f.name}' (${roleStr(f.role)})`);
+      return [f.name, t.data];
+    }),
+  );
 }
 
-// BCE with logits and the align term, for naming each term of our losses from our own heads.
-const softplus = (x: number) => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
-const mean = (a: Float32Array, f: (x: number) => number) => a.reduce((s, x) => s + f(x), 0) / a.length;
-const bce = (x: Float32Array, y: number) => mean(x, (v) => softplus(v) - v * y);
-const alignTerm = (x: Float32Array) => mean(x, (v) => 1 - v);
-
-/** Our errD / errG terms, computed from the heads the programs return, named as the reference names them. */
-function ourTerms(c: Case, d: Record<string, Float32Array>, g: Record<string, Float32Array>): Record<string, number> {
-  const { real_label: y, use_uncond_loss: u } = c.objective;
-  const t: Record<string, number> = {};
-  for (const n of DS) {
-    t[`term/${n}.real.cond`] = bce(d[`${n}.real.cond`], y);
-    t[`term/${n}.wrong.cond`] = bce(d[`${n}.wrong.cond`], 0);
-    t[`term/${n}.fake.cond`] = bce(d[`${n}.fake.cond`], 0);
-    if (u) {
-      t[`term/${n}.real.uncond`] = bce(d[`${n}.real.uncond`], y);
-      t[`term/${n}.wrong.uncond`] = bce(d[`${n}.wrong.uncond`], y);
-      t[`term/${n}.fake.uncond`] = bce(d[`${n}.fake.uncond`], 0);
-    }
-    t[`term/${n}.real.align`] = alignTerm(d[`${n}.real.align`]);
-    t[`gterm/${n}.fake.cond`] = bce(g[`${n}.fake.cond`], 1);
-    if (u) t[`gterm/${n}.fake.uncond`] = bce(g[`${n}.fake.uncond`], 1);
-    t[`gterm/${n}.fake.align`] = alignTerm(g[`${n}.fake.align`]);
-  }
-  t['gterm/kl'] = g.kl[0];
-  return t;
+/** The reference's name for an output of ours, by its role. */
+function refName(step: 'd' | 'g', r: Role): string | undefined {
+  if (r.role === 'logit') return `${step === 'g' ? 'g.' : ''}${r.net}.${r.pass}.${r.head}`;
+  if (r.role === 'loss_term') return `term/${r.net}/${r.stage ? `${r.stage}/` : ''}${r.term}`;
+  if (r.role === 'loss') return `loss/${r.net}`;
+  if (r.role === 'fake_image') return `image/${r.stage}`;
+  return undefined;
 }
 
 function maxAbs(a: ArrayLike<number>): number {
@@ -251,19 +242,21 @@ async function readAll(rt: Runtime, what: 'param' | 'grad' | 'state', names: str
 }
 
 /** Runs the D step then the G step from `weights` with the given plan limits, and compares with the reference. */
-async function runAndCompare(c: Case, steps: GanSteps, weights: Record<string, HostTensor>, x: Record<string, HostTensor>, ref: Record<string, HostTensor>): Promise<Report> {
+async function runAndCompare(m: CheckedModel, steps: GanSteps, weights: Record<string, HostTensor>, x: Record<string, HostTensor>, ref: Record<string, HostTensor>): Promise<Report> {
   expect(steps.groups).toEqual({ g: 'G', d: [...DS] });
   const rt = await Runtime.create(steps.layout);
   const params = Object.keys(steps.layout.params);
   const states = Object.keys(steps.layout.state);
   for (const k of params) rt.writeParam(k, weights[k].data);
   for (const k of states) rt.writeState(k, weights[k].data);
-  const optD = steps.groups.d.map((d) => new Adam(rt, d, TINY.d));
-  const optG = new Adam(rt, steps.groups.g, TINY.g);
-  const dProg = await rt.load(steps.dStep, optD);
-  const gProg = await rt.load(steps.gStep, [optG]);
+  const optD = steps.groups.d.map((d) => createOptimizer(rt, d, m.train.d));
+  const optG = createOptimizer(rt, steps.groups.g, m.train.g);
+  const dProg = await rt.load(steps.dStep.plan, optD);
+  const gProg = await rt.load(steps.gStep.plan, [optG]);
+  // The noise both programs take (z and the CA sample) is what they are fed alike.
+  expect(sharedNoise(steps).map((f) => roleStr(f.role)).sort()).toEqual(['ca_noise', 'noise(name=z)']);
 
-  const dOut = await rt.run(dProg, feeds(x, Object.keys(steps.dStep.feeds)), { optimizers: optD });
+  const dOut = await rt.run(dProg, feedsFor(steps.dStep, x), { optimizers: optD });
   const isD = (k: string) => !k.startsWith('G/');
   const dParams = params.filter(isD);
   const gParams = params.filter((k) => !isD(k));
@@ -278,7 +271,7 @@ async function runAndCompare(c: Case, steps: GanSteps, weights: Record<string, H
   // the G step, such a weight shifts G's gradients by ~1e-3 relative (seen on
   // d2/Down.0 in the uncond variant). The D update itself is checked below.
   for (const k of dParams) rt.writeParam(k, ref[`param/${k}`].data);
-  const gOut = await rt.run(gProg, feeds(x, Object.keys(steps.gStep.feeds)), { optimizers: [optG] });
+  const gOut = await rt.run(gProg, feedsFor(steps.gStep, x), { optimizers: [optG] });
   const end = {
     grad: await readAll(rt, 'grad', gParams),
     param: await readAll(rt, 'param', params),
@@ -287,26 +280,28 @@ async function runAndCompare(c: Case, steps: GanSteps, weights: Record<string, H
   rt.destroy();
 
   const r = new Report();
-  // Forward values: heads, losses and terms (float32 through up to ~25 layers vs float64).
+  // Forward values, by role: each D head on each pass, each loss term and its
+  // weight, each network's loss, the fake images (float32 through up to ~25
+  // layers vs float64).
   const FWD = 1e-4;
-  for (const n of DS) {
-    for (const kind of ['real', 'wrong', 'fake'])
-      for (const h of ['uncond', 'cond', 'align']) r.close('heads', `D step ${n}.${kind}.${h}`, dOut[`${n}.${kind}.${h}`], ref[`${n}.${kind}.${h}`], FWD);
-    for (const h of ['uncond', 'cond', 'align']) r.close('heads', `G step ${n}.fake.${h}`, gOut[`${n}.fake.${h}`], ref[`g.${n}.fake.${h}`], FWD);
-    r.close('losses', `errD.${n}`, dOut[`errD.${n}`], ref[`errD.${n}`], FWD);
-  }
-  r.close('losses', 'errG', gOut.errG, ref.errG, FWD);
   // KL = -0.5 mean(1 + logvar - mu^2 - exp(logvar)) sums O(1) addends to a small
   // number: float32 rounding of the addends (~1e-7 each) is its error, a large
   // relative error on a small KL. So it is compared absolutely.
   const KL_ABS = 1e-6;
-  r.abs('losses', 'kl', gOut.kl, ref.kl.data, KL_ABS);
-  const terms = ourTerms(c, dOut, gOut);
-  const refTerms = Object.keys(ref).filter((k) => k.startsWith('term/') || k.startsWith('gterm/'));
-  expect(Object.keys(terms).sort()).toEqual(refTerms.sort());
-  for (const k of refTerms) {
-    if (k === 'gterm/kl') r.abs('terms', k, [terms[k]], ref[k].data, KL_ABS);
-    else r.close('terms', k, [terms[k]], ref[k], FWD);
+  for (const [step, prog, out, mine] of [['d', steps.dStep, dOut, /^(d\d\.|term\/d|loss\/d)/], ['g', steps.gStep, gOut, /^(g\.|term\/G|loss\/G)/]] as const) {
+    const compared: string[] = [];
+    for (const v of prog.outputs) {
+      const k = refName(step, v.role);
+      if (!k) continue;
+      const label = `${step === 'd' ? 'D' : 'G'} step ${roleStr(v.role)}`;
+      const kind = v.role.role === 'logit' ? 'heads' : v.role.role === 'loss_term' ? 'terms' : v.role.role === 'loss' ? 'losses' : 'images';
+      if (v.role.role === 'loss_term' && v.role.term === 'kl') r.abs(kind, label, out[v.name], ref[k].data, KL_ABS);
+      else r.close(kind, label, out[v.name], ref[k], FWD);
+      if (v.role.role === 'loss_term') r.close('weights', `${label} weight`, [v.weight ?? NaN], ref[k.replace(/^term/, 'weight')], 1e-7);
+      if (v.role.role !== 'fake_image') compared.push(k);
+    }
+    // Nothing the reference computes for this step is missing from ours, and nothing extra.
+    expect(compared.sort(), `${step} step outputs`).toEqual(Object.keys(ref).filter((k) => mine.test(k)).sort());
   }
 
   // Gradients of every parameter (D's from its D step, G's from the G step).
@@ -364,7 +359,7 @@ describe.skipIf(!torchAvailable())('one MS-CLIP-GAN iteration (D0/D1/D2 steps, G
         const { info } = await getDevice();
         const limits = planLimits(info.limits, info.features);
         const steps = plan.startsWith('portable') ? portable : buildGanSteps(m, BATCH, limits);
-        const r = await runAndCompare(c, steps, weights, x, await ref);
+        const r = await runAndCompare(m, steps, weights, x, await ref);
         const subgroups = plan.startsWith('portable') ? '' : limits.subgroups ? ' (subgroups on)' : ' (no subgroups offered)';
         console.log(`[iteration] ${c.label}, ${plan}${subgroups}: ${((performance.now() - t0) / 1000).toFixed(1)} s; worst: ${r.summary()}`);
         expect(r.failures).toEqual([]);

@@ -22,6 +22,16 @@
 # plus MS-CLIP-GAN's alignment term (cosine of the D feature, projected to CLIP
 # space, with the text embedding): align_w * mean(1 - align(real)) in errD_i and
 # align_w * mean(1 - align(fake_i)) in errG.
+#
+# What it returns (float64 values, sent back as float32), by name:
+#   d0.real.cond, ...      each D head on each pass of the D step; g.d0.fake.cond, ... in the G step
+#   loss/d0, loss/G        errD_i, errG
+#   term/d0/cond_real, weight/d0/cond_real, ...   each term (unweighted mean) and its weight;
+#                          G's per stage judged (term/G/g0/cond_fake) and term/G/kl
+#   image/g0, ...          the fake images of the one G forward
+#   grad/P                 every parameter's gradient (D_i's from its D step, G's from the G step)
+#   param/P                every parameter after the iteration (D_i's after its Adam step)
+#   state_after_d/B        D's BatchNorm running statistics after the D steps; state/B at the end
 import json
 import struct
 
@@ -389,18 +399,34 @@ def kl_normal(mu, logvar):
 
 
 def d_terms(real, wrong, fake, y, u, align_w):
-    """errD's terms (unweighted) and their weights."""
-    t, w = {}, {}
-    t["real.cond"], w["real.cond"] = bce(real["cond"], y), 1.0
-    t["wrong.cond"], w["wrong.cond"] = bce(wrong["cond"], 0.0), 1.0 if u > 0 else 0.5
-    t["fake.cond"], w["fake.cond"] = bce(fake["cond"], 0.0), 1.0 if u > 0 else 0.5
+    """errD's terms: name -> (unweighted mean, weight). Names as the step signature's LossTerm."""
+    side = 1.0 if u > 0 else 0.5
+    t = {
+        "cond_real": (bce(real["cond"], y), 1.0),
+        "cond_wrong": (bce(wrong["cond"], 0.0), side),
+        "cond_fake": (bce(fake["cond"], 0.0), side),
+    }
     if u > 0:
-        t["real.uncond"], w["real.uncond"] = bce(real["uncond"], y), u
-        t["wrong.uncond"], w["wrong.uncond"] = bce(wrong["uncond"], y), u  # a wrong pair is still a real image
-        t["fake.uncond"], w["fake.uncond"] = bce(fake["uncond"], 0.0), u
+        t["uncond_real"] = (bce(real["uncond"], y), u)
+        t["uncond_wrong"] = (bce(wrong["uncond"], y), u)  # a wrong pair's image is still a real image
+        t["uncond_fake"] = (bce(fake["uncond"], 0.0), u)
     if "align" in real and align_w != 0:
-        t["real.align"], w["real.align"] = torch.mean(1 - real["align"]), align_w
-    return t, w
+        t["align_real"] = (torch.mean(1 - real["align"]), align_w)
+    return t
+
+
+def g_terms(fake, u, align_w):
+    """errG's terms through one discriminator."""
+    t = {"cond_fake": (bce(fake["cond"], 1.0), 1.0)}
+    if u > 0:
+        t["uncond_fake"] = (bce(fake["uncond"], 1.0), u)
+    if "align" in fake and align_w != 0:
+        t["align_fake"] = (torch.mean(1 - fake["align"]), align_w)
+    return t
+
+
+def weighted_sum(terms):
+    return sum(w * t for t, w in terms.values())
 
 
 def adam(params, settings):
@@ -442,8 +468,8 @@ def iteration(cfg, weights_path, inputs_path, float64=True):
         real = netD(x[f"real.g{i}"], mu.detach(), text)
         wrong = netD(x[f"wrong.g{i}"], mu.detach(), text)
         fake = netD(fakes[i].detach(), mu.detach(), text)
-        terms, weights = d_terms(real, wrong, fake, y, u, align_w)
-        errD = sum(weights[k] * t for k, t in terms.items())
+        terms = d_terms(real, wrong, fake, y, u, align_w)
+        errD = weighted_sum(terms)
         names = [k for k in params if k.startswith(name + "/")]
         # allow_unused: with u = 0 the uncond head is in no D loss (its gradient is zero).
         grads = torch.autograd.grad(errD, [params[k] for k in names], allow_unused=True)
@@ -452,9 +478,10 @@ def iteration(cfg, weights_path, inputs_path, float64=True):
             out["grad/" + k] = g
             params[k].grad = g.detach().clone()
         adam([params[k] for k in names], cfg["d"]).step()
-        out[f"errD.{name}"] = errD
-        for k, t in terms.items():
-            out[f"term/{name}.{k}"] = t
+        out[f"loss/{name}"] = errD
+        for k, (t, wt) in terms.items():
+            out[f"term/{name}/{k}"] = t
+            out[f"weight/{name}/{k}"] = torch.tensor(wt)
         for kind, heads in (("real", real), ("wrong", wrong), ("fake", fake)):
             for h, v in heads.items():
                 out[f"{name}.{kind}.{h}"] = v
@@ -463,29 +490,27 @@ def iteration(cfg, weights_path, inputs_path, float64=True):
         if not k.startswith("G/"):
             out["state_after_d/" + k] = b.clone()
 
-    g_terms = {}
+    terms = {}
     for i, (name, netD) in enumerate(zip(dnames, netsD)):
         fake = netD(fakes[i], mu, text)  # mu not detached: the cond head's gradient reaches CA
         for h, v in fake.items():
             out[f"g.{name}.fake.{h}"] = v
-        g_terms[f"{name}.fake.cond"] = (bce(fake["cond"], 1.0), 1.0)
-        if u > 0:
-            g_terms[f"{name}.fake.uncond"] = (bce(fake["uncond"], 1.0), u)
-        if "align" in fake and align_w != 0:
-            g_terms[f"{name}.fake.align"] = (torch.mean(1 - fake["align"]), align_w)
-    kl = kl_normal(mu, logvar)
-    g_terms["kl"] = (kl, kl_w)
-    errG = sum(wt * t for t, wt in g_terms.values())
+        for k, tw in g_terms(fake, u, align_w).items():
+            terms[f"g{i}/{k}"] = tw
+    terms["kl"] = (kl_normal(mu, logvar), kl_w)
+    errG = weighted_sum(terms)
     gnames = [k for k in params if k.startswith("G/")]
     grads = torch.autograd.grad(errG, [params[k] for k in gnames])
     for k, g in zip(gnames, grads):
         out["grad/" + k] = g
         params[k].grad = g.detach().clone()
     adam([params[k] for k in gnames], cfg["g"]).step()
-    out["errG"] = errG
-    out["kl"] = kl
-    for k, (t, _) in g_terms.items():
-        out["gterm/" + k] = t
+    out["loss/G"] = errG
+    for k, (t, wt) in terms.items():
+        out["term/G/" + k] = t
+        out["weight/G/" + k] = torch.tensor(wt)
+    for i, img in enumerate(fakes):
+        out[f"image/g{i}"] = img
     for k, p in params.items():
         out["param/" + k] = p
     for k, b in buffers.items():
