@@ -180,6 +180,7 @@ function maxAbs(a: ArrayLike<number>): number {
 class Report {
   readonly failures: string[] = [];
   readonly worst = new Map<string, { err: number; label: string }>();
+  timing = '';
 
   /** relErr (max-abs based, see compare.ts) of `got` against the reference, under `tol`. */
   close(kind: string, label: string, got: ArrayLike<number>, want: HostTensor | undefined, tol: number): void {
@@ -251,12 +252,22 @@ async function runAndCompare(m: CheckedModel, steps: GanSteps, weights: Record<s
   for (const k of states) rt.writeState(k, weights[k].data);
   const optD = steps.groups.d.map((d) => createOptimizer(rt, d, m.train.d));
   const optG = createOptimizer(rt, steps.groups.g, m.train.g);
-  const dProg = await rt.load(steps.dStep.plan, optD);
-  const gProg = await rt.load(steps.gStep.plan, [optG]);
+  const ms = { load: 0, run: 0, read: 0 };
+  let t = performance.now();
+  const lap = (k: keyof typeof ms) => {
+    const now = performance.now();
+    ms[k] += now - t;
+    t = now;
+  };
+  // No warm-up dispatch: each program runs once here, so it would only add a run.
+  const dProg = await rt.load(steps.dStep.plan, optD, { warm: false });
+  const gProg = await rt.load(steps.gStep.plan, [optG], { warm: false });
   // The noise both programs take (z and the CA sample) is what they are fed alike.
   expect(sharedNoise(steps).map((f) => roleStr(f.role)).sort()).toEqual(['ca_noise', 'noise(name=z)']);
+  lap('load');
 
   const dOut = await rt.run(dProg, feedsFor(steps.dStep, x), { optimizers: optD });
+  lap('run');
   const isD = (k: string) => !k.startsWith('G/');
   const dParams = params.filter(isD);
   const gParams = params.filter((k) => !isD(k));
@@ -271,15 +282,19 @@ async function runAndCompare(m: CheckedModel, steps: GanSteps, weights: Record<s
   // the G step, such a weight shifts G's gradients by ~1e-3 relative (seen on
   // d2/Down.0 in the uncond variant). The D update itself is checked below.
   for (const k of dParams) rt.writeParam(k, ref[`param/${k}`].data);
+  lap('read');
   const gOut = await rt.run(gProg, feedsFor(steps.gStep, x), { optimizers: [optG] });
+  lap('run');
   const end = {
     grad: await readAll(rt, 'grad', gParams),
     param: await readAll(rt, 'param', params),
     state: await readAll(rt, 'state', states),
   };
+  lap('read');
   rt.destroy();
 
   const r = new Report();
+  r.timing = `load ${(ms.load / 1000).toFixed(1)} s, D + G steps ${(ms.run / 1000).toFixed(1)} s, state read-back ${(ms.read / 1000).toFixed(1)} s`;
   // Forward values, by role: each D head on each pass, each loss term and its
   // weight, each network's loss, the fake images (float32 through up to ~25
   // layers vs float64).
@@ -348,7 +363,11 @@ describe.skipIf(!torchAvailable())('one MS-CLIP-GAN iteration (D0/D1/D2 steps, G
         writeSafetensors(xPath, x);
         const cfg = { ...TINY, ...c.objective };
         // Runs in the Python child while the device plans and runs.
-        const ref = (await startTorch()).run(TORCH, {}, { vars: { here: HERE, cfg, weights: wPath, inputs: xPath } });
+        const t0 = performance.now();
+        const ref = (await startTorch()).run(TORCH, {}, { vars: { here: HERE, cfg, weights: wPath, inputs: xPath } }).then((out) => {
+          console.log(`[iteration] ${c.label}: float64 torch reference ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+          return out;
+        });
         return { m, portable: steps, weights, x, ref };
       })());
 
@@ -361,7 +380,7 @@ describe.skipIf(!torchAvailable())('one MS-CLIP-GAN iteration (D0/D1/D2 steps, G
         const steps = plan.startsWith('portable') ? portable : buildGanSteps(m, BATCH, limits);
         const r = await runAndCompare(m, steps, weights, x, await ref);
         const subgroups = plan.startsWith('portable') ? '' : limits.subgroups ? ' (subgroups on)' : ' (no subgroups offered)';
-        console.log(`[iteration] ${c.label}, ${plan}${subgroups}: ${((performance.now() - t0) / 1000).toFixed(1)} s; worst: ${r.summary()}`);
+        console.log(`[iteration] ${c.label}, ${plan}${subgroups}: ${((performance.now() - t0) / 1000).toFixed(1)} s (${r.timing}); worst: ${r.summary()}`);
         expect(r.failures).toEqual([]);
       }, 1_200_000);
     }
