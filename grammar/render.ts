@@ -159,7 +159,7 @@ export function renderShort(d: Diagnostic, sources: SourceLookup): string {
   let loc = 'gan';
   if (d.span) {
     const { line, col } = text !== undefined ? lineCol(text, d.span.offset) : { line: 0, col: 0 };
-    loc = text !== undefined ? `${d.span.file}:${line}:${col}` : d.span.file;
+    loc = text !== undefined ? `${fileName(d.span.file)}:${line}:${col}` : fileName(d.span.file);
   }
   return `${loc}: ${d.severity} ${d.code}: ${oneLine(d.message)}`;
 }
@@ -177,13 +177,13 @@ export function renderRich(d: Diagnostic, sources: SourceLookup, color = false):
     const end = Math.min(d.span.offset + d.span.length, lineEnd) - lineStart;
     const shown = displayLine(text.slice(lineStart, lineEnd), start, end);
     const gutter = ' '.repeat(String(line).length);
-    out.push(`${gutter}${paint('34', '-->')} ${d.span.file}:${line}:${col}`);
+    out.push(`${gutter}${paint('34', '-->')} ${fileName(d.span.file)}:${line}:${col}`);
     out.push(`${gutter} ${paint('34', '|')}`);
     out.push(`${paint('34', `${line} |`)} ${shown.text}`);
     const label = d.label ? ' ' + oneLine(d.label) : '';
     out.push(`${gutter} ${paint('34', '|')} ${' '.repeat(shown.caretCol)}${paint(d.severity === 'error' ? '31' : '33', '^'.repeat(shown.caretWidth))}${label}`);
   } else if (d.span) {
-    out.push(` --> ${d.span.file}`);
+    out.push(` --> ${fileName(d.span.file)}`);
   }
   for (const n of d.notes ?? []) out.push(`  = note: ${oneLine(n)}`);
   if (d.help) out.push(`  = help: ${oneLine(d.help)}`);
@@ -193,12 +193,17 @@ export function renderRich(d: Diagnostic, sources: SourceLookup, color = false):
 /** Longest message, label, note or help shown (a message may quote a name the user made absurdly long). */
 export const MAX_MESSAGE_LENGTH = 200;
 
-/** Message text on one line, hidden characters escaped, at most MAX_MESSAGE_LENGTH characters. */
-function oneLine(s: string): string {
+/** A file name as shown: escaped and cut like a message (a `--set` value is shown as its own "file"). */
+function fileName(name: string): string {
+  return oneLine(name, 100);
+}
+
+/** Message text on one line, hidden characters escaped, at most `max` characters. */
+function oneLine(s: string, max = MAX_MESSAGE_LENGTH): string {
   let out = '';
   let n = 0;
   for (const ch of s) {
-    if (n++ === MAX_MESSAGE_LENGTH) return out + '...';
+    if (n++ === max) return out + '...';
     out += ch === '\t' ? ' ' : isHidden(ch) ? escapeChar(ch) : ch;
   }
   return out;

@@ -74,7 +74,7 @@ function writeReproducer(opts: Options, c: FuzzCase, why: string): string {
   cpSync('models', join(dir, 'models'), { recursive: true });
   const file = join(dir, c.base);
   writeFileSync(file, c.input);
-  writeFileSync(join(dir, 'case.json'), JSON.stringify({ seed: opts.seed, index: c.index, base: c.base, mutations: c.mutations, failure: why }, null, 2) + '\n');
+  writeFileSync(join(dir, 'case.json'), JSON.stringify({ seed: opts.seed, index: c.index, base: c.base, mutations: c.mutations, set: c.set, failure: why }, null, 2) + '\n');
   return file;
 }
 
@@ -91,7 +91,8 @@ function main(opts: Options): void {
     const file = writeReproducer(opts, c, why);
     process.stdout.write(`\nFAIL case ${index} of seed ${opts.seed}: ${c.base}\n  mutations: ${c.mutations.join('; ')}\n  ${why.split('\n').slice(0, 12).join('\n  ')}\n`);
     process.stdout.write(`reproducer: ${file} (case.json next to models/ says what was done)\n`);
-    process.stdout.write(`rerun: npm run fuzz -- --seed ${opts.seed} --from ${index} --count 1   or   npx gan check ${file}\n`);
+    const sets = (c.set ?? []).map((v) => ` --set '${v.replace(/'/g, "'\\''")}'`).join('');
+    process.stdout.write(`rerun: npm run fuzz -- --seed ${opts.seed} --from ${index} --count 1   or   npx gan check ${file}${sets.length < 500 ? sets : ' (with the --set values in case.json)'}\n`);
     void worker.terminate();
     process.exitCode = 1;
   };

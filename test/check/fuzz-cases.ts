@@ -34,6 +34,8 @@ export interface FuzzCase {
   /** What was done to it, in order. */
   mutations: string[];
   input: string | Uint8Array;
+  /** Command-line overrides (`--set`), some of them hostile too. */
+  set?: string[];
 }
 
 type Rng = () => number;
@@ -214,6 +216,24 @@ const byteSteps: Record<string, ByteStep> = {
   empty: () => [new Uint8Array(0), 'empty file'],
 };
 
+/** A `--set` override: a real param or setting with an odd value, or a malformed one. */
+function oddSet(r: Rng, full: boolean): string {
+  const n = pick(r, full ? DEPTHS : DEPTHS.slice(0, 5));
+  const key = pick(r, ['ngf', 'ndf', 'r_num', 'z_dim', 'train.batch', 'train.d.lr', 'objective.kl', 'nope', '', 'ngf.x']);
+  const value = pick(r, [
+    () => pick(r, NUMBERS),
+    () => '('.repeat(n) + '1' + ')'.repeat(n),
+    () => '1' + ' + 1'.repeat(n),
+    () => 'x'.repeat(n * 10),
+    () => pick(r, HIDDEN) + '8',
+    () => '',
+    () => '8 9',
+    () => '"s"',
+    () => 'adam(lr = 1e-3)',
+  ])();
+  return r() < 0.1 ? value : `${key}=${value}`;
+}
+
 /** Case `index` of `seed` (and profile): always the same. */
 export function makeCase(seed: number, index: number, profile: FuzzProfile = 'full'): FuzzCase {
   const r = rng((seed * 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b));
@@ -227,19 +247,21 @@ export function makeCase(seed: number, index: number, profile: FuzzProfile = 'fu
     text = next;
     done.push(`${name}: ${what}`);
   }
+  const set = r() < 0.1 ? Array.from({ length: 1 + int(r, 2) }, () => oddSet(r, profile === 'full')) : undefined;
+  if (set) done.push(`--set ${set.map((s) => JSON.stringify(s.slice(0, 40))).join(' ')}`);
   if (r() < 0.12) {
     const step = pick(r, Object.keys(byteSteps));
     const [bytes, what] = byteSteps[step](text, r);
-    return { index, base, mutations: [...done, `bytes: ${what}`], input: bytes };
+    return { index, base, mutations: [...done, `bytes: ${what}`], input: bytes, set };
   }
-  return { index, base, mutations: done, input: text };
+  return { index, base, mutations: done, input: text, set };
 }
 
 // ---------------------------------------------------------------------------
 // The property.
 
-/** Longest rendered line allowed: the source window plus gutter, or a capped message. */
-const MAX_RENDERED_LINE = 260;
+/** Longest rendered line allowed: a capped file name (100) and message (200) with location and code (the short form). */
+const MAX_RENDERED_LINE = 360;
 // eslint-disable-next-line no-control-regex
 const UNSAFE = /[\x00-\x09\x0b-\x1f\x7f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
@@ -247,7 +269,7 @@ const UNSAFE = /[\x00-\x09\x0b-\x1f\x7f\u2028\u2029\u202a-\u202e\u2066-\u2069\uf
 export function runCase(c: FuzzCase, seen?: (r: CompileResult) => void): string | undefined {
   let res: CompileResult;
   try {
-    res = checkFile(c.base, {}, c.input);
+    res = checkFile(c.base, { set: c.set }, c.input);
   } catch (e) {
     return `checker threw: ${(e as Error).stack ?? e}`;
   }
