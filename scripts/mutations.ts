@@ -100,7 +100,4 @@ export const MUTATIONS: Mutation[] = [
     replace: "terms.push({ name: 'G.kl', v: G.outputs.kl, term: 'kl', weight: 1 });",
     tests: ['test/blocks/gan-iteration.test.ts', 'test/blocks/gan-step.test.ts'],
   },
-];",
-    tests: ['test/blocks/gan-iteration.test.ts', 'test/blocks/gan-step.test.ts', 'test/compiler/lowering.test.ts'],
-  },
 ];
