@@ -52,6 +52,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..', '..');
 const BATCH = 4; // the tiny preset's batch; BatchNorm1d over 2 samples would make G0's gradients degenerate
 const SEED = 11;
+const CA_WEIGHT = 'G/ca/linear.0/weight';
 
 /**
  * The tiny preset as the reference builds it, read from models/ms-clip-gan.gan
@@ -89,6 +90,9 @@ sys.path.insert(0, here)
 import importlib, msclipgan_ref
 importlib.reload(msclipgan_ref)
 out = msclipgan_ref.iteration(cfg, weights, inputs, float64=True)
+# The same iteration in float32 only measures how well-conditioned each gradient is.
+out32 = msclipgan_ref.iteration(cfg, weights, inputs, float64=False)
+out.update({'f32/' + k: v for k, v in out32.items() if k.startswith('grad/')})
 `;
 
 function check(c: Case): CheckedModel {
@@ -179,7 +183,7 @@ function maxAbs(a: ArrayLike<number>): number {
 /** Collects every comparison, so one run reports all mismatches (and the worst errors) at once. */
 class Report {
   readonly failures: string[] = [];
-  readonly worst = new Map<string, { err: number; label: string }>();
+  readonly worst = new Map<string, { err: number; tol: number; label: string }>();
   timing = '';
 
   /** relErr (max-abs based, see compare.ts) of `got` against the reference, under `tol`. */
@@ -189,7 +193,7 @@ class Report {
     const scale = maxAbs(want.data);
     // A reference of zeros (a head in no loss) must be matched exactly, not by a ratio.
     const err = scale === 0 ? maxAbs(got) : relErr(got, want.data);
-    this.note(kind, label, err);
+    this.note(kind, label, err, tol);
     if (!(err < tol)) this.failures.push(`${label}: ${scale === 0 ? 'max abs' : 'rel'} err ${err.toExponential(2)} >= ${tol}`);
   }
 
@@ -197,7 +201,7 @@ class Report {
   abs(kind: string, label: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: number): void {
     let d = got.length === want.length ? 0 : Infinity;
     for (let i = 0; i < got.length && d !== Infinity; i++) d = Math.max(d, Math.abs(got[i] - want[i]) || (Number.isNaN(got[i]) ? Infinity : 0));
-    this.note(kind, label, d);
+    this.note(kind, label, d, tol);
     if (!(d < tol)) this.failures.push(`${label}: max abs err ${d.toExponential(2)} >= ${tol}`);
   }
 
@@ -218,19 +222,20 @@ class Report {
       excess = Number.isNaN(d) ? Infinity : Math.max(excess, d);
       moved = Math.max(moved, Math.abs(want[i] - p0[i]));
     }
-    this.note(kind, label, excess);
+    this.note(kind, label, excess, 1e-6);
     if (!(excess < 1e-6)) this.failures.push(`${label}: differs from the reference update by ${excess.toExponential(2)} more than the gradients explain`);
     // A parameter with a gradient must have moved (a skipped optimizer would not).
     if (maxAbs(gRef) > 0 && !(moved > 0.5 * lr)) this.failures.push(`${label}: the reference moved it by only ${moved.toExponential(2)}`);
   }
 
-  private note(kind: string, label: string, err: number): void {
+  /** Keeps, per kind, the comparison closest to its tolerance. */
+  private note(kind: string, label: string, err: number, tol: number): void {
     const w = this.worst.get(kind);
-    if (!w || !(err <= w.err)) this.worst.set(kind, { err, label });
+    if (!w || !(err / tol <= w.err / w.tol)) this.worst.set(kind, { err, tol, label });
   }
 
   summary(): string {
-    return [...this.worst].map(([k, w]) => `${k} ${w.err.toExponential(2)} (${w.label})`).join('; ');
+    return [...this.worst].map(([k, w]) => `${k} ${w.err.toExponential(2)} of ${w.tol.toExponential(1)} (${w.label})`).join('; ');
   }
 }
 
@@ -319,8 +324,15 @@ async function runAndCompare(m: CheckedModel, steps: GanSteps, weights: Record<s
     expect(compared.sort(), `${step} step outputs`).toEqual(Object.keys(ref).filter((k) => mine.test(k)).sort());
   }
 
-  // Gradients of every parameter (D's from its D step, G's from the G step).
-  for (const k of params) r.close('grads', `grad/${k}`, (isD(k) ? afterD.grad : end.grad)[k], ref[`grad/${k}`], 1e-3);
+  // Gradients of every parameter (D's from its D step, G's from the G step),
+  // within 1e-3, or 4x PyTorch's own float32 error on that tensor where that is
+  // more: a few gradients are ill-conditioned sums (the BN biases of G2's
+  // residual blocks reduce 4 x 256 x 256 terms that largely cancel; float32
+  // torch itself is 6e-4 off on one of them, measured).
+  for (const k of params) {
+    const tol = Math.max(1e-3, 4 * relErr(ref[`f32/grad/${k}`].data, ref[`grad/${k}`].data));
+    r.close('grads', `grad/${k}`, (isD(k) ? afterD.grad : end.grad)[k], ref[`grad/${k}`], tol);
+  }
   // Adam-updated values: D's after the D step, G's after the G step.
   for (const k of params) {
     const [got, g, opt] = isD(k) ? [afterD.param[k], afterD.grad[k], TINY.d] : [end.param[k], end.grad[k], TINY.g];
@@ -356,6 +368,11 @@ describe.skipIf(!torchAvailable())('one MS-CLIP-GAN iteration (D0/D1/D2 steps, G
         for (const [k, p] of Object.entries(steps.layout.params)) weights[k] = { shape: p.shape, data: await rt.readParam(k) };
         for (const [k, s] of Object.entries(steps.layout.state)) weights[k] = { shape: s.shape, data: await rt.readState(k) };
         rt.destroy();
+        // The CA's weights scaled up so that mu and logvar are O(0.3), as after
+        // some training, instead of O(0.04) at initialisation: there KL is ~1e-3
+        // and its term would move errG and the CA's gradient too little for
+        // its weight to be checked by more than the weight output.
+        for (const [i, v] of weights[CA_WEIGHT].data.entries()) weights[CA_WEIGHT].data[i] = v * 8;
         const x = inputs();
         const wPath = join(dir, `weights-${ci}.safetensors`);
         const xPath = join(dir, `inputs-${ci}.safetensors`);
