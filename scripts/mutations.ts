@@ -38,10 +38,10 @@ export const MUTATIONS: Mutation[] = [
   },
   {
     name: 'd-step-real-wrong-swap',
-    what: 'the D step feeds the wrong image where the real one belongs',
+    what: 'the D step judges the wrong image as the real pair and the real image as the wrong pair',
     file: 'compiler/gan-step.ts',
-    find: 'const name = `${pass}.${stage}`;',
-    replace: "const name = `${pass === 'real' ? 'wrong' : pass}.${stage}`;",
+    find: 'dPass(s, d, batch, pass, image(pass), cond)',
+    replace: "dPass(s, d, batch, pass, image(pass === 'real' ? 'wrong' : pass === 'wrong' ? 'real' : pass), cond)",
     tests: ['test/blocks/gan-iteration.test.ts', 'test/blocks/gan-step.test.ts'],
   },
   {
