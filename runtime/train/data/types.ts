@@ -1,0 +1,42 @@
+// The data side of the trainer: what a batch is and what a batch source
+// promises. Agreed with the trainer and checkpoint code (issue 8); keep the
+// shapes exactly as written here.
+
+export interface TrainBatch {
+  /** [B, D] caption embeddings, one of each image's K captions drawn per sample. */
+  text: Float32Array;
+  /** Real images per stage resolution R: [B, 3, R, R], values in [-1, 1]. */
+  real: Map<number, Float32Array>;
+  /** Mismatched ("wrong") images per resolution, same layout. */
+  wrong: Map<number, Float32Array>;
+  /** Dataset indices of the batch's samples and the caption drawn for each. */
+  indices: number[];
+  captions: number[];
+}
+
+/** JSON-able: epoch, cursor, order, rng words. */
+export interface DataState {
+  [k: string]: unknown;
+}
+
+export interface BatchSource {
+  /** Images in the dataset. */
+  readonly size: number;
+  /** Caption embedding width D. */
+  readonly textDim: number;
+  /** The next batch; the one after it is prepared while the caller's step runs. */
+  next(): Promise<TrainBatch>;
+  /** Everything needed to continue the exact same sequence of batches. */
+  getState(): DataState;
+  setState(s: DataState): void;
+  close(): Promise<void>;
+}
+
+export interface OpenDatasetOptions {
+  batch: number;
+  /** Stage resolutions, e.g. [64, 128, 256]; the largest drives the crop. */
+  resolutions: number[];
+  seed: number;
+  /** The model's `text` input width; a different embedding width is refused. */
+  textDim?: number;
+}
