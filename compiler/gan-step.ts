@@ -11,7 +11,7 @@
 //     .layout            one StateLayout (params, BN statistics) shared by both programs
 //     .dStep, .gStep     StepProgram: { plan, feeds, outputs }; `plan` is what Runtime.load
 //                        takes; `feeds` and `outputs` list every plan feed and output with its
-//                        Role and shape (compiler/step-signature.ts). Look values up by role:
+//                        Role and shape (runtime/format/step.ts). Look values up by role:
 //                        find(steps.dStep.feeds, { role: 'real_image', stage: 'g0' }).name
 //     .groups            optimizer groups: { g: 'G', d: ['d0', ...] } (one optimizer each)
 //     .unsupported       objective terms the model asks for that these programs leave out
@@ -45,7 +45,7 @@ import { lowerNetwork, type LoweredNetwork } from './lower.ts';
 import type { Plan, StateLayout } from '../runtime/format/plan.ts';
 import { bce } from './ops/losses.ts';
 import { compileProgram, layoutState, DEFAULT_LIMITS, type PlanLimits, type ProgramSpec } from './plan/index.ts';
-import { roleStr, type LossTerm, type Pass, type Role, type StepValue } from './step-signature.ts';
+import { roleStr, type LossTerm, type Pass, type Role, type StepValue } from '../runtime/format/step.ts';
 
 export interface StepProgram {
   plan: Plan;

@@ -6,7 +6,7 @@
 import { buildGanSteps } from '../compiler/gan-step.ts';
 import { checkFile } from '../compiler/index.ts';
 import { planLimits } from '../compiler/plan/index.ts';
-import { find } from '../compiler/step-signature.ts';
+import { find } from '../runtime/format/step.ts';
 import { getDevice } from '../runtime/device.ts';
 import { Runtime } from '../runtime/executor.ts';
 import { createOptimizer } from '../runtime/optim.ts';

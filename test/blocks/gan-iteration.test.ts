@@ -11,7 +11,7 @@
 // and see the same text, noise z, CA sample, and real and wrong images per stage.
 //
 // Compared, with every program output looked up by its role
-// (compiler/step-signature.ts): every head of every D on real, wrong and fake
+// (runtime/format/step.ts): every head of every D on real, wrong and fake
 // in the D step and on fake in the G step; each D's errD and each of its terms
 // with its weight; errG and each of its terms (per-stage cond / uncond
 // adversarial, align, KL); the fake images; every parameter's gradient and its
@@ -34,7 +34,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildGanSteps, sharedNoise, type GanSteps, type StepProgram } from '../../compiler/gan-step.ts';
-import { roleStr, type Role } from '../../compiler/step-signature.ts';
+import { roleStr, type Role } from '../../runtime/format/step.ts';
 import { checkFile } from '../../compiler/index.ts';
 import type { CheckedModel } from '../../compiler/index.ts';
 import { planLimits } from '../../compiler/plan/index.ts';
@@ -46,7 +46,7 @@ import { relErr } from '../oracle/compare.ts';
 import { randn } from '../oracle/random.ts';
 import type { HostTensor } from '../oracle/tensor.ts';
 import { startTorch, torchAvailable } from '../oracle/torch.ts';
-import { writeSafetensors } from './safetensors.ts';
+import { writeSafetensors } from '../../runtime/format/safetensors.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..', '..');

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CheckedModel } from '../../compiler/check/model.ts';
 import { buildGanSteps, sharedNoise, type GanSteps } from '../../compiler/gan-step.ts';
-import { find, findAll, roleStr, type StepValue } from '../../compiler/step-signature.ts';
+import { find, findAll, roleStr, type StepValue } from '../../runtime/format/step.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { createOptimizer } from '../../runtime/optim.ts';
 import { checkText, errors, MINI } from '../helpers/gan.ts';

@@ -32,7 +32,7 @@ import { relErr } from '../oracle/compare.ts';
 import { randn } from '../oracle/random.ts';
 import type { HostTensor } from '../oracle/tensor.ts';
 import { startTorch, torchAvailable } from '../oracle/torch.ts';
-import { writeSafetensors } from './safetensors.ts';
+import { writeSafetensors } from '../../runtime/format/safetensors.ts';
 import { PLAN_TARGETS, planTarget } from '../helpers/plan-targets.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
