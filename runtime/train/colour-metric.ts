@@ -1,0 +1,128 @@
+// Caption following on the synthetic shapes data: does each generated image's
+// dominant foreground colour match the colour word of its caption?
+//
+// Per image: the background is the per-channel median of the one-pixel border
+// (shapes never touch every edge, so the border is background); foreground
+// pixels are those farther than `threshold` from it; each votes for its
+// nearest palette colour and the majority is the image's colour. An image with
+// no foreground reads as 'none' and counts as a miss. Chance is 1 / colours.
+import { SHAPE_COLOURS } from './data/shapes-palette.ts';
+
+/** A palette entry, rgb in 0..255 (runtime/train/data/shapes-palette.ts SHAPE_COLOURS). */
+export interface PaletteColour {
+  name: string;
+  rgb: readonly [number, number, number] | readonly number[];
+}
+
+export interface ColourAgreement {
+  /** Images whose dominant colour is their caption's colour, over all scored images. */
+  share: number;
+  /** 1 / number of palette colours. */
+  chance: number;
+  /** Images scored (those whose caption names a palette colour). */
+  scored: number;
+  matched: number;
+  /** Captions without a palette colour word (left out of the share). */
+  unscored: number;
+  /** confusion[captionColour][dominantColour or 'none'] = count. */
+  confusion: Record<string, Record<string, number>>;
+  /** Per caption colour: share of its images that came out in that colour. */
+  perColour: Record<string, { n: number; share: number }>;
+  /** The dominant colour found in each image ('none' when no foreground), in input order. */
+  dominant: string[];
+}
+
+export interface ColourOptions {
+  /** Euclidean RGB distance (0..255 units) beyond which a pixel is foreground (default 48). */
+  threshold?: number;
+  /** Least share of the image's pixels that must be foreground (default 0.5%). */
+  minForeground?: number;
+}
+
+/** The first palette colour named as a whole word in the caption (the shape's colour comes before any background's). */
+export function captionColour(caption: string, palette: readonly PaletteColour[]): string | undefined {
+  const words = caption.toLowerCase().split(/[^a-z]+/);
+  for (const w of words) {
+    const hit = palette.find((c) => c.name.toLowerCase() === w);
+    if (hit) return hit.name;
+  }
+  return undefined;
+}
+
+/** The dominant foreground palette colour of image `i` of [N, 3, R, R] data in [-1, 1], or 'none'. */
+export function dominantColour(images: Float32Array, i: number, R: number, palette: readonly PaletteColour[], opts: ColourOptions = {}): string {
+  const plane = R * R;
+  const base = i * 3 * plane;
+  const px = (c: number, y: number, x: number) => ((images[base + c * plane + y * R + x] + 1) / 2) * 255;
+  const bg = [0, 1, 2].map((c) => {
+    const border: number[] = [];
+    for (let k = 0; k < R; k++) border.push(px(c, 0, k), px(c, R - 1, k), px(c, k, 0), px(c, k, R - 1));
+    border.sort((a, b) => a - b);
+    return border[border.length >> 1];
+  });
+  const t2 = (opts.threshold ?? 48) ** 2;
+  const votes = new Array<number>(palette.length).fill(0);
+  let fg = 0;
+  for (let y = 0; y < R; y++) {
+    for (let x = 0; x < R; x++) {
+      const r = px(0, y, x);
+      const g = px(1, y, x);
+      const b = px(2, y, x);
+      if ((r - bg[0]) ** 2 + (g - bg[1]) ** 2 + (b - bg[2]) ** 2 <= t2) continue;
+      fg++;
+      let best = 0;
+      let bestD = Infinity;
+      palette.forEach((c, k) => {
+        const d = (r - c.rgb[0]) ** 2 + (g - c.rgb[1]) ** 2 + (b - c.rgb[2]) ** 2;
+        if (d < bestD) [best, bestD] = [k, d];
+      });
+      votes[best]++;
+    }
+  }
+  if (fg === 0 || fg < (opts.minForeground ?? 0.005) * plane) return 'none';
+  return palette[votes.indexOf(Math.max(...votes))].name;
+}
+
+/** The colour agreement of N images ([N, 3, R, R] in [-1, 1]) with their N captions. */
+export function colourAgreement(images: Float32Array, captions: readonly string[], palette: readonly PaletteColour[] = SHAPE_COLOURS, opts: ColourOptions = {}): ColourAgreement {
+  const n = captions.length;
+  const R = Math.round(Math.sqrt(images.length / (3 * Math.max(n, 1))));
+  if (n === 0 || n * 3 * R * R !== images.length) throw new Error(`colourAgreement: ${images.length} values are not ${n} RGB square images`);
+  if (palette.length === 0) throw new Error('colourAgreement: empty palette');
+  const confusion: Record<string, Record<string, number>> = {};
+  const dominant: string[] = [];
+  let scored = 0;
+  let matched = 0;
+  for (let i = 0; i < n; i++) {
+    const got = dominantColour(images, i, R, palette, opts);
+    dominant.push(got);
+    const want = captionColour(captions[i], palette);
+    if (!want) continue;
+    scored++;
+    if (got === want) matched++;
+    const row = (confusion[want] ??= {});
+    row[got] = (row[got] ?? 0) + 1;
+  }
+  const perColour: ColourAgreement['perColour'] = {};
+  for (const [want, row] of Object.entries(confusion)) {
+    const total = Object.values(row).reduce((a, b) => a + b, 0);
+    perColour[want] = { n: total, share: (row[want] ?? 0) / total };
+  }
+  return { share: scored ? matched / scored : 0, chance: 1 / palette.length, scored, matched, unscored: n - scored, confusion, perColour, dominant };
+}
+
+/** A short report: the share next to chance, then one line per caption colour. */
+export function renderColourAgreement(r: ColourAgreement): string {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const lines = [`colour agreement: ${pct(r.share)} (${r.matched}/${r.scored}); chance ${pct(r.chance)}`];
+  for (const [name, c] of Object.entries(r.perColour).sort(([a], [b]) => a.localeCompare(b))) {
+    const row = r.confusion[name];
+    const top = Object.entries(row)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    lines.push(`  ${name.padEnd(8)} ${pct(c.share).padStart(6)} of ${c.n}  (${top})`);
+  }
+  if (r.unscored) lines.push(`  ${r.unscored} caption(s) name no palette colour (not scored)`);
+  return lines.join('\n');
+}
