@@ -123,6 +123,30 @@ async function writeAtomic(path: string, data: string | Uint8Array): Promise<voi
   await rename(tmp, path);
 }
 
+/** Writes N images ([N, 3, R, R] in [-1, 1]) as one grid PNG at exactly `path`. */
+export async function writeGridPng(path: string, images: Float32Array, n: number, opts: { columns?: number; pad?: number } = {}): Promise<GridLayout> {
+  const layout = gridLayout(n, imageResolution(images, n), opts);
+  const png = await sharp(tileImages(images, layout), { raw: { width: layout.width, height: layout.height, channels: 3 } }).png().toBuffer();
+  await mkdir(dirname(path), { recursive: true });
+  await writeAtomic(path, png);
+  return layout;
+}
+
+/** Writes each of N images ([N, 3, R, R] in [-1, 1]) as its own PNG, `dir/name(i)`; returns the paths. */
+export async function writeImagePngs(dir: string, images: Float32Array, n: number, name: (i: number) => string): Promise<string[]> {
+  const R = imageResolution(images, n);
+  const one = gridLayout(1, R, { pad: 0 });
+  await mkdir(dir, { recursive: true });
+  const paths: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const px = tileImages(images.subarray(i * 3 * R * R, (i + 1) * 3 * R * R), one);
+    const path = join(dir, name(i));
+    await writeAtomic(path, await sharp(px, { raw: { width: R, height: R, channels: 3 } }).png().toBuffer());
+    paths.push(path);
+  }
+  return paths;
+}
+
 export interface WrittenGrid {
   /** One PNG per stage, in the order given. */
   pngs: string[];
