@@ -82,7 +82,8 @@ function main(opts: Options): void {
   const started = performance.now();
   // The worker loads this same file through tsx, as scripts/gan.js does (workers do not inherit tsx's hooks).
   const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.url)}); })`;
-  const worker = new Worker(boot, { eval: true, workerData: opts });
+  // A heap limit for the worker, so that a case that eats memory fails like any other instead of killing the run.
+  const worker = new Worker(boot, { eval: true, workerData: opts, resourceLimits: { maxOldGenerationSizeMb: 3072 } });
   let current = opts.from;
   let caseStarted: number | undefined; // unset while the worker loads
   let lastProgress = 0;

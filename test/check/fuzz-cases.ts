@@ -15,6 +15,7 @@ import { checkFile, type CompileResult } from '../../compiler/index.ts';
 import { renderSummary, toJsonSummary } from '../../compiler/check/summary.ts';
 import type { Diagnostic } from '../../grammar/diagnostics.ts';
 import { MAX_NESTING } from '../../grammar/nesting.ts';
+import { MAX_SOURCE_BYTES } from '../../grammar/source-text.ts';
 import { renderRich, renderShort } from '../../grammar/render.ts';
 import { GanLexer } from '../../grammar/tokens.ts';
 
@@ -234,6 +235,9 @@ function oddSet(r: Rng, full: boolean): string {
   return r() < 0.1 ? value : `${key}=${value}`;
 }
 
+/** Largest input a case grows to: just past the source limit. */
+const MAX_INPUT = MAX_SOURCE_BYTES + 4096;
+
 /** Case `index` of `seed` (and profile): always the same. */
 export function makeCase(seed: number, index: number, profile: FuzzProfile = 'full'): FuzzCase {
   const r = rng((seed * 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b));
@@ -246,6 +250,11 @@ export function makeCase(seed: number, index: number, profile: FuzzProfile = 'fu
     const [next, what] = mutations[name](text, r, profile === 'full');
     text = next;
     done.push(`${name}: ${what}`);
+    // Past the source limit the checker refuses the file unread; growing it further (mutations compound) only costs memory.
+    if (text.length > MAX_INPUT) {
+      text = text.slice(0, MAX_INPUT);
+      done.push(`cut to ${MAX_INPUT} characters`);
+    }
   }
   const set = r() < 0.1 ? Array.from({ length: 1 + int(r, 2) }, () => oddSet(r, profile === 'full')) : undefined;
   if (set) done.push(`--set ${set.map((s) => JSON.stringify(s.slice(0, 40))).join(' ')}`);
