@@ -4,6 +4,8 @@ import { Command, CommanderError } from 'commander';
 import { runCheck } from './check.ts';
 import { runCompile, UserError } from './compile.ts';
 import { doctorReport, renderDoctor } from './doctor.ts';
+import { runEval, type EvalCliOptions } from './eval.ts';
+import { runSample, type SampleCliOptions } from './sample.ts';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -40,6 +42,40 @@ export async function main(argv: string[]): Promise<number> {
     .option('--preset <name>', 'apply a preset declared in the model')
     .action((file: string, opts: { emit?: string; batch?: string; eval?: boolean; net?: string; set?: string[]; preset?: string }) => {
       code = runCompile(file, opts);
+    });
+
+  program
+    .command('sample')
+    .description('generate images from a checkpoint (EMA weights, BatchNorm in eval mode) for caption embeddings')
+    .argument('<source>', 'a run folder or checkpoint (or a .gan file: its untrained initial weights)')
+    .requiredOption('--embeddings <file>', 'caption embeddings, .npy [N, D] or [N, K, D] (caption 0 of each)')
+    .requiredOption('--out <path>', "grid.png, or a folder ending in '/' for one PNG per image")
+    .option('--captions <file>', 'captions.jsonl of the embeddings: their texts go in an HTML page beside the grid')
+    .option('--n <n>', 'images (default 16; embeddings are cycled when fewer)')
+    .option('--stage <name>', "which stage's images (default: the last; 'all' for every stage)")
+    .option('--seed <s>', 'noise seed (default 0)')
+    .option('--live', 'the live generator weights instead of the EMA')
+    .option('--set <key=value>', 'for a .gan source: override a param or a setting; repeatable', collect)
+    .option('--preset <name>', 'for a .gan source: apply a preset')
+    .action(async (source: string, opts: SampleCliOptions) => {
+      code = await runSample(source, opts);
+    });
+
+  program
+    .command('eval')
+    .description("measure samples against their captions: 'colour' = share whose dominant colour is the caption's (shapes data)")
+    .argument('<what>', 'colour')
+    .argument('<source>', 'a run folder or checkpoint (or a .gan file: its untrained initial weights)')
+    .requiredOption('--data <dir>', 'the dataset whose captions and embeddings to sample from')
+    .option('--n <n>', 'samples (default 64)')
+    .option('--seed <s>', 'choice of captions and noise (default 0)')
+    .option('--stage <name>', 'which stage (default: the last)')
+    .option('--live', 'the live generator weights instead of the EMA')
+    .option('--json', 'print one JSON object')
+    .option('--set <key=value>', 'for a .gan source: override a param or a setting; repeatable', collect)
+    .option('--preset <name>', 'for a .gan source: apply a preset')
+    .action(async (what: string, source: string, opts: EvalCliOptions) => {
+      code = await runEval(what, source, opts);
     });
 
   program

@@ -1,0 +1,188 @@
+// `gan sample RUN_OR_CHECKPOINT --embeddings FILE.npy [--captions FILE.jsonl]
+// [--n N] [--stage S] [--seed S] [--live] --out grid.png | DIR/`: generates
+// with the generator alone, BatchNorm in eval mode, from a checkpoint's EMA
+// weights (or its live weights with --live). A .gan file instead of a
+// checkpoint samples the model's seeded initial weights: a check of the
+// pipeline, not of a trained model.
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import type { CheckedModel } from '../check/model.ts';
+import { checkFile } from '../index.ts';
+import { Runtime } from '../../runtime/executor.ts';
+import { initialValues } from '../../runtime/init.ts';
+import { readNpy } from '../../runtime/train/data/npy.ts';
+import { gridHtml, writeGridPng, writeImagePngs, type GridLayout, type StageImages } from '../../runtime/train/samples.ts';
+import { UserError } from './compile.ts';
+import { printDiagnostics } from './diagnostics.ts';
+import { buildGeneratorEval, generate, writeGeneratorWeights } from './generator-eval.ts';
+
+/** A model and the generator weights to sample it with. */
+export interface SampleSource {
+  model: CheckedModel;
+  /** Generator params and state buffers by layout name. */
+  weights(layout: { params: Record<string, unknown>; state: Record<string, unknown> }): Record<string, Float32Array>;
+  /** What the weights are, for the user ("checkpoint runs/x/ckpt-100 (EMA)"). */
+  describe: string;
+}
+
+export interface SourceOptions {
+  set?: string[];
+  preset?: string;
+  live?: boolean;
+  /** For a .gan file: the initialisation seed (default 0). */
+  initSeed?: number;
+}
+
+/** Opens what `gan sample` and `gan eval` read from: a checkpoint or run folder, or a .gan file. */
+export function openSampleSource(target: string, opts: SourceOptions): SampleSource {
+  if (extname(target) !== '.gan') throw new UserError(`'${target}': reading checkpoints is not available yet; give a .gan file to sample its initial weights`);
+  const r = checkFile(target, { set: opts.set, preset: opts.preset });
+  printDiagnostics(r);
+  if (!r.model) throw new UserError(`'${target}' does not check`);
+  const seed = opts.initSeed ?? 0;
+  return {
+    model: r.model,
+    describe: `${target}: initial weights (seed ${seed}), untrained`,
+    weights: (layout) => {
+      const init = initialValues(layout as Parameters<typeof initialValues>[0], seed);
+      return { ...init.params, ...init.state };
+    },
+  };
+}
+
+/** The caption texts of a captions.jsonl (one line per image: { "file": ..., "captions": [K texts] }). */
+export function readCaptionTable(path: string): string[][] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UserError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const out: string[][] = [];
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    let rec: unknown;
+    try {
+      rec = JSON.parse(line);
+    } catch {
+      throw new UserError(`${path}:${i + 1}: not a JSON line`);
+    }
+    const caps = (rec as { captions?: unknown } | null)?.captions;
+    if (!Array.isArray(caps) || caps.length === 0 || !caps.every((c) => typeof c === 'string')) throw new UserError(`${path}:${i + 1}: expected { "captions": ["...", ...] }`);
+    out.push(caps as string[]);
+  });
+  return out;
+}
+
+/** Caption embeddings as [N, K, D] (K = 1 for an [N, D] file). */
+export interface EmbeddingTable {
+  N: number;
+  K: number;
+  D: number;
+  data: Float32Array;
+}
+
+export function readEmbeddingTable(path: string): EmbeddingTable {
+  let a;
+  try {
+    a = readNpy(path);
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
+  if (a.shape.length === 2) return { N: a.shape[0], K: 1, D: a.shape[1], data: a.data };
+  if (a.shape.length === 3) return { N: a.shape[0], K: a.shape[1], D: a.shape[2], data: a.data };
+  throw new UserError(`${path}: embeddings must be [N, D] or [N, K, D], got [${a.shape.join(', ')}]`);
+}
+
+/** The rows (image i, caption k) of the table, as [picks, D]. */
+export function pickRows(t: EmbeddingTable, picks: { i: number; k: number }[]): Float32Array {
+  const out = new Float32Array(picks.length * t.D);
+  picks.forEach(({ i, k }, j) => {
+    const at = (i * t.K + Math.min(k, t.K - 1)) * t.D;
+    out.set(t.data.subarray(at, at + t.D), j * t.D);
+  });
+  return out;
+}
+
+export function positiveInt(name: string, s: string | undefined, fallback: number): number {
+  if (s === undefined) return fallback;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`${name} must be a positive integer, got '${s}'`);
+  return n;
+}
+
+export function seedOf(s: string | undefined): number {
+  if (s === undefined) return 0;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new UserError(`--seed must be an integer in 0..2^32-1, got '${s}'`);
+  return n;
+}
+
+/**
+ * Generates every stage's images for the given embedding rows ([n, D]) from a
+ * source's generator: compiles it in eval mode at min(n, 16) per batch, writes
+ * the weights, runs with device noise seeded by `seed`.
+ */
+export async function sampleImages(src: SampleSource, text: Float32Array, n: number, seed: number): Promise<StageImages[]> {
+  const gen = buildGeneratorEval(src.model, Math.min(n, 16));
+  if (text.length !== n * gen.textDim) throw new UserError(`the embeddings are ${text.length / n} wide, the model's 'text' input is ${gen.textDim}`);
+  const rt = await Runtime.create(gen.layout, { seed });
+  try {
+    writeGeneratorWeights(rt, gen.layout, src.weights(gen.layout), src.describe);
+    const prog = await rt.load(gen.plan);
+    return await generate(rt, prog, gen, text, n);
+  } finally {
+    rt.destroy();
+  }
+}
+
+export interface SampleCliOptions extends SourceOptions {
+  embeddings: string;
+  captions?: string;
+  n?: string;
+  stage?: string;
+  seed?: string;
+  out: string;
+}
+
+const isDirOut = (out: string) => out.endsWith('/') || (existsSync(out) && statSync(out).isDirectory());
+
+export async function runSample(target: string, opts: SampleCliOptions): Promise<number> {
+  const n = positiveInt('--n', opts.n, 16);
+  const seed = seedOf(opts.seed);
+  if (!isDirOut(opts.out) && extname(opts.out).toLowerCase() !== '.png') throw new UserError(`--out must be a .png file or a folder ending in '/', got '${opts.out}'`);
+  const src = openSampleSource(target, opts);
+  const emb = readEmbeddingTable(opts.embeddings);
+  const captions = opts.captions ? readCaptionTable(opts.captions) : undefined;
+  if (captions && captions.length !== emb.N) throw new UserError(`${opts.captions} has ${captions.length} lines, ${opts.embeddings} has ${emb.N} images`);
+  // Caption 0 of the first n images, cycled when there are fewer (each copy gets its own noise).
+  const picks = Array.from({ length: n }, (_, j) => ({ i: j % emb.N, k: 0 }));
+  const stages = await sampleImages(src, pickRows(emb, picks), n, seed);
+  const wanted = opts.stage === 'all' ? stages : [opts.stage ? stages.find((s) => s.name === opts.stage) : stages.at(-1)];
+  if (wanted.some((s) => !s)) throw new UserError(`no stage '${opts.stage}' (stages: ${stages.map((s) => s.name).join(', ')}, or 'all')`);
+  const chosen = wanted as StageImages[];
+  const texts = picks.map(({ i }) => captions?.[i][0] ?? `embedding row ${i}`);
+  const written: string[] = [];
+  if (isDirOut(opts.out)) {
+    for (const s of chosen) {
+      const suffix = chosen.length > 1 ? `-${s.name}` : '';
+      written.push(...(await writeImagePngs(opts.out, s.images, n, (i) => `${String(i).padStart(4, '0')}${suffix}.png`)));
+    }
+  } else {
+    const base = opts.out.slice(0, -extname(opts.out).length);
+    const grids: { name: string; file: string; layout: GridLayout }[] = [];
+    for (const s of chosen) {
+      const path = chosen.length > 1 ? `${base}-${s.name}.png` : opts.out;
+      grids.push({ name: s.name, file: basename(path), layout: await writeGridPng(path, s.images, n) });
+      written.push(path);
+    }
+    // The captions beside the grid: an HTML page showing each image with its text.
+    if (captions) {
+      writeFileSync(`${base}.html`, gridHtml(`${src.describe}, seed ${seed}`, grids, texts));
+      written.push(`${base}.html`);
+    }
+  }
+  process.stdout.write(`sampled ${n} image(s) from ${src.describe}, seed ${seed}, BatchNorm in eval mode\n`);
+  process.stdout.write(written.length <= 4 ? written.map((w) => `  ${w}\n`).join('') : `  ${written.length} files in ${join(opts.out)}\n`);
+  return 0;
+}
