@@ -6,6 +6,7 @@ import { runCompile, UserError } from './compile.ts';
 import { doctorReport, renderDoctor } from './doctor.ts';
 import { runEval, type EvalCliOptions } from './eval.ts';
 import { runSample, type SampleCliOptions } from './sample.ts';
+import { registerData } from './data.ts';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -89,6 +90,8 @@ export async function main(argv: string[]): Promise<number> {
       console.log(opts.json ? JSON.stringify(r, null, 2) : renderDoctor(r));
       code = r.adapter && r.nodeOk ? 0 : 1;
     });
+
+  registerData(program, collect, (c) => (code = c));
 
   try {
     await program.parseAsync(argv, { from: 'user' });
