@@ -110,6 +110,24 @@ describe('openDataset batches', () => {
     expect(c[0].indices).not.toEqual(a[0].indices);
   });
 
+  it('prepare the next batch while the caller works on the current one', async () => {
+    const src = await open(11, { cacheBytes: 0 }); // decode on demand, so image work can be counted
+    expect(src.cached).toBe(false);
+    const proto = Object.getPrototypeOf(src) as { decode: (i: number) => Promise<unknown> };
+    let decodes = 0;
+    const decode = proto.decode;
+    (src as unknown as { decode: (i: number) => Promise<unknown> }).decode = function (this: unknown, i: number) {
+      decodes++;
+      return decode.call(this, i);
+    };
+    await src.next();
+    // The following batch (B real + B wrong images) was started without another call.
+    expect(decodes).toBe(4 * B);
+    const inFlight = (src as unknown as { pending: { promise: Promise<TrainBatch> } }).pending.promise;
+    expect(await src.next()).toBe(await inFlight);
+    await src.close();
+  });
+
   it('cover each epoch without repeats (drop-last) and reshuffle the next', async () => {
     const src = await open();
     const bs = await take(src, 8); // 24 images, batch 5: 4 batches per epoch
