@@ -162,5 +162,5 @@ describe.skipIf(!torchAvailable())('network parity: CA + stage G0 + D64 at small
     );
     console.log(Object.entries(errs).map(([k, e]) => `  ${k}: ${e.toExponential(2)}`).join('\n'));
     rt.destroy();
-  }, 120_000);
+  });
 });
