@@ -55,6 +55,11 @@ export function buildGeneratorEval(model: CheckedModel, batch: number, limits: P
 export function writeGeneratorWeights(rt: Runtime, layout: StateLayout, values: Record<string, Float32Array>, what: string): void {
   const missing = [...Object.keys(layout.params), ...Object.keys(layout.state)].filter((k) => !(k in values));
   if (missing.length) throw new UserError(`${what} lacks ${missing.length} generator tensor(s): ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ', ...' : ''}`);
+  const sizes = [...Object.entries(layout.params), ...Object.entries(layout.state)].filter(([k, slot]) => values[k].length * 4 !== slot.size);
+  if (sizes.length) {
+    const [k, slot] = sizes[0];
+    throw new UserError(`${what}: tensor '${k}' has ${values[k].length} values, the model's has ${slot.size / 4}${sizes.length > 1 ? ` (and ${sizes.length - 1} more differ)` : ''}: another model or other params?`);
+  }
   for (const name of Object.keys(layout.params)) rt.writeParam(name, values[name]);
   for (const name of Object.keys(layout.state)) rt.writeState(name, values[name]);
 }

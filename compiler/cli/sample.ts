@@ -4,17 +4,20 @@
 // weights (or its live weights with --live). A .gan file instead of a
 // checkpoint samples the model's seeded initial weights: a check of the
 // pipeline, not of a trained model.
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { basename, extname, join } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path';
 import type { CheckedModel } from '../check/model.ts';
 import { checkFile } from '../index.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { initialValues } from '../../runtime/init.ts';
 import { readNpy } from '../../runtime/train/data/npy.ts';
+import { loadCheckpoint, type Checkpoint } from '../../runtime/train/checkpoint.ts';
 import { gridHtml, writeGridPng, writeImagePngs, type GridLayout, type StageImages } from '../../runtime/train/samples.ts';
 import { UserError } from './compile.ts';
 import { printDiagnostics } from './diagnostics.ts';
 import { buildGeneratorEval, generate, writeGeneratorWeights } from './generator-eval.ts';
+import { recordSources } from './train.ts';
 
 /** A model and the generator weights to sample it with. */
 export interface SampleSource {
@@ -35,7 +38,11 @@ export interface SourceOptions {
 
 /** Opens what `gan sample` and `gan eval` read from: a checkpoint or run folder, or a .gan file. */
 export function openSampleSource(target: string, opts: SourceOptions): SampleSource {
-  if (extname(target) !== '.gan') throw new UserError(`'${target}': reading checkpoints is not available yet; give a .gan file to sample its initial weights`);
+  return extname(target) === '.gan' ? modelSource(target, opts) : checkpointSource(target, opts);
+}
+
+/** A .gan file: the model's seeded initial weights (a check of the pipeline). */
+function modelSource(target: string, opts: SourceOptions): SampleSource {
   const r = checkFile(target, { set: opts.set, preset: opts.preset });
   printDiagnostics(r);
   if (!r.model) throw new UserError(`'${target}' does not check`);
@@ -48,6 +55,78 @@ export function openSampleSource(target: string, opts: SourceOptions): SampleSou
       return { ...init.params, ...init.state };
     },
   };
+}
+
+interface RecordedModel {
+  file: string;
+  preset?: string | null;
+  set?: string[];
+}
+
+/**
+ * A checkpoint (a run folder: its newest): the model re-checked from the
+ * sources its sidecar recorded (written to a temporary folder with their
+ * relative layout, so imports resolve), with the preset and overrides it was
+ * trained with; weights 'ema:NAME' (or 'param:NAME' with --live) and the
+ * BatchNorm statistics 'state:NAME'.
+ */
+function checkpointSource(target: string, opts: SourceOptions): SampleSource {
+  let ck: Checkpoint;
+  try {
+    ck = loadCheckpoint(target);
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
+  const side = ck.sidecar;
+  const model = side.model as RecordedModel | undefined;
+  const sources = side.sources as Record<string, string> | undefined;
+  if (!model?.file || !sources || typeof sources !== 'object') throw new UserError(`${ck.path}: the sidecar does not record the model's sources`);
+  if (side.sources_sha256 !== undefined && recordSources(new Map(Object.entries(sources))).sources_sha256 !== side.sources_sha256) {
+    throw new UserError(`${ck.path}: the recorded sources do not match their hash`);
+  }
+  const mainKey = Object.keys(sources).find((k) => resolve(k) === resolve(model.file));
+  if (!mainKey) throw new UserError(`${ck.path}: the sidecar's sources lack the model file '${model.file}'`);
+  // Mirror the sources under a temporary folder, relative to their common ancestor.
+  const abs = Object.keys(sources).map((k) => resolve(k));
+  let root = dirname(abs[0]);
+  while (!abs.every((p) => p.startsWith(root.endsWith(sep) ? root : root + sep))) root = dirname(root);
+  const tmp = mkdtempSync(join(tmpdir(), 'gan-ckpt-model-'));
+  let mainPath = '';
+  try {
+    for (const [k, text] of Object.entries(sources)) {
+      const to = join(tmp, relative(root, resolve(k)));
+      mkdirSync(dirname(to), { recursive: true });
+      writeFileSync(to, text);
+      if (k === mainKey) mainPath = to;
+    }
+    const r = checkFile(mainPath, { set: model.set ?? [], preset: model.preset ?? undefined });
+    printDiagnostics(r);
+    if (!r.model) throw new UserError(`${ck.path}: the recorded model '${model.file}' no longer checks`);
+    return {
+      model: r.model,
+      describe: `${ck.path} (step ${side.step}, ${opts.live ? 'live' : 'EMA'} weights)`,
+      weights: (layout) => {
+        const values: Record<string, Float32Array> = {};
+        const tensor = (key: string): Float32Array | undefined => {
+          const t = ck.tensors[key];
+          return t && t.data instanceof Float32Array ? t.data : undefined;
+        };
+        const noEma = !opts.live && Object.keys(layout.params).some((n) => !tensor(`ema:${n}`));
+        if (noEma) throw new UserError(`${ck.path} has no EMA weights for the generator (trained with g_ema = 0?); use --live for the live weights`);
+        for (const n of Object.keys(layout.params)) {
+          const t = tensor(`${opts.live ? 'param' : 'ema'}:${n}`);
+          if (t) values[n] = t;
+        }
+        for (const n of Object.keys(layout.state)) {
+          const t = tensor(`state:${n}`);
+          if (t) values[n] = t;
+        }
+        return values;
+      },
+    };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 /** The caption texts of a captions.jsonl (one line per image: { "file": ..., "captions": [K texts] }). */

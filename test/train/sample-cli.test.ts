@@ -8,6 +8,11 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { writeNpy } from '../../runtime/train/data/npy.ts';
 import { gridLayout } from '../../runtime/train/samples.ts';
+import { writeCheckpoint } from '../../runtime/train/checkpoint.ts';
+import { initialValues } from '../../runtime/init.ts';
+import { buildGeneratorEval } from '../../compiler/cli/generator-eval.ts';
+import { recordSources } from '../../compiler/cli/train.ts';
+import { checkFile } from '../../compiler/index.ts';
 import { miniGan } from '../helpers/gan.ts';
 
 function gan(...args: string[]) {
@@ -69,6 +74,52 @@ describe('gan sample', () => {
     bad([model, '--embeddings', wide, '--out', join(dir, 'x.png')], /embeddings are 7 wide, the model's 'text' input is 12/);
     bad([model, '--embeddings', emb, '--captions', join(dir, 'grid.html'), '--out', join(dir, 'x.png')], /grid\.html:1: not a JSON line|cannot read/);
   });
+});
+
+describe('gan sample from a checkpoint', () => {
+  it('re-checks the recorded sources (not the files on disk) with the recorded overrides; EMA by default, --live on request', async () => {
+    // A variant in models/ extending a base in base/, trained (here: written) with --set ngf=2.
+    const root = join(dir, 'ck');
+    mkdirSync(join(root, 'base'), { recursive: true });
+    mkdirSync(join(root, 'models'), { recursive: true });
+    const base = join(root, 'base', 'mini.gan');
+    const variant = join(root, 'models', 'v.gan');
+    writeFileSync(base, miniGan({ text: 12, z: 4, caOut: 8, ngf: 8 }));
+    writeFileSync(variant, 'gan V extends "../base/mini.gan"\nparam ngf = 4\n');
+    const checked = checkFile(variant, { set: ['ngf=2'] });
+    const layout = buildGeneratorEval(checked.model!, 1).layout;
+    const ema = initialValues(layout, 0);
+    const live = initialValues(layout, 1);
+    const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+    for (const [n, d] of Object.entries(ema.params)) tensors[`ema:${n}`] = { shape: [d.length], data: d };
+    for (const [n, d] of Object.entries(live.params)) tensors[`param:${n}`] = { shape: [d.length], data: d };
+    for (const [n, d] of Object.entries(ema.state)) tensors[`state:${n}`] = { shape: [d.length], data: d };
+    const run = join(root, 'run');
+    writeCheckpoint(run, 10, tensors, { model: { file: variant, name: 'V', preset: null, set: ['ngf=2'] }, ...recordSources(checked.sources) });
+    const emb = join(data, 'embeddings.npy');
+    // The reference: the same weights (initial, seed 0) sampled from the .gan file itself.
+    expect(gan('sample', variant, '--set', 'ngf=2', '--embeddings', emb, '--n', '3', '--out', join(root, 'ref.png')).code).toBe(0);
+    // The files on disk change after training: sampling must not read them.
+    writeFileSync(base, miniGan({ text: 12, z: 6, caOut: 8, ngf: 8 }));
+    const r = gan('sample', run, '--embeddings', emb, '--n', '3', '--out', join(root, 'ema.png'));
+    expect(r.err).not.toMatch(/\n\s+at /);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('step 10, EMA weights');
+    const px = (f: string) => sharp(join(root, f)).raw().toBuffer();
+    expect((await px('ema.png')).equals(await px('ref.png'))).toBe(true);
+    const l = gan('sample', join(run, 'ckpt-00000010.safetensors'), '--live', '--embeddings', emb, '--n', '3', '--out', join(root, 'live.png'));
+    expect(l.code).toBe(0);
+    expect(l.out).toContain('live weights');
+    expect((await px('live.png')).equals(await px('ref.png'))).toBe(false);
+    // Without EMA tensors: a clear message.
+    const noEma = Object.fromEntries(Object.entries(tensors).filter(([k]) => !k.startsWith('ema:')));
+    const run2 = join(root, 'run2');
+    writeCheckpoint(run2, 3, noEma, { model: { file: variant, set: ['ngf=2'] }, ...recordSources(checked.sources) });
+    const e = gan('sample', run2, '--embeddings', emb, '--out', join(root, 'x.png'));
+    expect(e.code).toBe(1);
+    expect(e.err).toContain('has no EMA weights for the generator');
+    expect(gan('sample', join(root, 'nothing'), '--embeddings', emb, '--out', join(root, 'x.png')).err).toContain('no such checkpoint or run folder');
+  }, 240_000);
 });
 
 describe('gan eval colour', () => {
