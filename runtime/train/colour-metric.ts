@@ -3,8 +3,9 @@
 //
 // Per image: the background is the per-channel median of the one-pixel border
 // (shapes never touch every edge, so the border is background); foreground
-// pixels are those farther than `threshold` from it; each votes for its
-// nearest palette colour and the majority is the image's colour. An image with
+// pixels are those farther than `threshold` from it; those of the shape's core
+// (far from the background, not its blended edge) each vote for their nearest
+// palette colour and the majority is the image's colour. An image with
 // no foreground reads as 'none' and counts as a miss. Chance is 1 / colours.
 import { SHAPE_COLOURS } from './data/shapes-palette.ts';
 
@@ -37,6 +38,8 @@ export interface ColourOptions {
   threshold?: number;
   /** Least share of the image's pixels that must be foreground (default 0.5%). */
   minForeground?: number;
+  /** Only pixels at least this share of the (90th-percentile) foreground distance from the background vote (default 0.6). */
+  coreShare?: number;
 }
 
 /** The first palette colour named as a whole word in the caption (the shape's colour comes before any background's). */
@@ -60,26 +63,34 @@ export function dominantColour(images: Float32Array, i: number, R: number, palet
     border.sort((a, b) => a - b);
     return border[border.length >> 1];
   });
-  const t2 = (opts.threshold ?? 48) ** 2;
-  const votes = new Array<number>(palette.length).fill(0);
-  let fg = 0;
+  const t = opts.threshold ?? 48;
+  // Foreground pixels and their distance from the background.
+  const fg: { r: number; g: number; b: number; d: number }[] = [];
   for (let y = 0; y < R; y++) {
     for (let x = 0; x < R; x++) {
       const r = px(0, y, x);
       const g = px(1, y, x);
       const b = px(2, y, x);
-      if ((r - bg[0]) ** 2 + (g - bg[1]) ** 2 + (b - bg[2]) ** 2 <= t2) continue;
-      fg++;
-      let best = 0;
-      let bestD = Infinity;
-      palette.forEach((c, k) => {
-        const d = (r - c.rgb[0]) ** 2 + (g - c.rgb[1]) ** 2 + (b - c.rgb[2]) ** 2;
-        if (d < bestD) [best, bestD] = [k, d];
-      });
-      votes[best]++;
+      const d = Math.sqrt((r - bg[0]) ** 2 + (g - bg[1]) ** 2 + (b - bg[2]) ** 2);
+      if (d > t) fg.push({ r, g, b, d });
     }
   }
-  if (fg === 0 || fg < (opts.minForeground ?? 0.005) * plane) return 'none';
+  if (fg.length === 0 || fg.length < (opts.minForeground ?? 0.005) * plane) return 'none';
+  // Only the shape's core votes: edge pixels blend shape and background (red on white reads pink,
+  // yellow on black olive), and they sit closer to the background than the core does.
+  const ds = fg.map((p) => p.d).sort((a, b) => a - b);
+  const core = Math.max(t, (opts.coreShare ?? 0.6) * ds[Math.floor(0.9 * (ds.length - 1))]);
+  const votes = new Array<number>(palette.length).fill(0);
+  for (const p of fg) {
+    if (p.d < core) continue;
+    let best = 0;
+    let bestD = Infinity;
+    palette.forEach((c, k) => {
+      const d = (p.r - c.rgb[0]) ** 2 + (p.g - c.rgb[1]) ** 2 + (p.b - c.rgb[2]) ** 2;
+      if (d < bestD) [best, bestD] = [k, d];
+    });
+    votes[best]++;
+  }
   return palette[votes.indexOf(Math.max(...votes))].name;
 }
 

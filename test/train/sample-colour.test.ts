@@ -1,7 +1,12 @@
 // The caption-following metric: dominant foreground colour vs the caption's
 // colour word. On true image-caption pairs it must read ~100%, on shuffled
 // pairs ~chance (1 / colours).
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
+import { generateShapes } from '../../runtime/train/data/shapes.ts';
 import { captionColour, colourAgreement, dominantColour, renderColourAgreement } from '../../runtime/train/colour-metric.ts';
 import { BACKGROUNDS, SHAPE_COLOURS, SHAPE_KINDS, SHAPE_SIZE_FRACTION, SHAPE_SIZES } from '../../runtime/train/data/shapes-palette.ts';
 
@@ -94,4 +99,34 @@ describe('colour agreement', () => {
     expect([r.scored, r.unscored, r.share]).toEqual([1, 1, 1]);
     expect(() => colourAgreement(images.subarray(0, 5), ['x'])).toThrow(/not 1 RGB square images/);
   });
+});
+
+/** The shapes dataset as written by `gan data shapes`, decoded (and resized to `R`) into [N, 3, R, R] in [-1, 1]. */
+async function shapesData(n: number, side: number, R: number) {
+  const dir = mkdtempSync(join(tmpdir(), 'gan-shapes-colour-'));
+  await generateShapes({ out: dir, n, size: side, seed: 5, dim: 8 });
+  const records = readFileSync(join(dir, 'captions.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { file: string; captions: string[] });
+  const images = new Float32Array(n * 3 * R * R);
+  for (const [i, r] of records.entries()) {
+    const px = await sharp(join(dir, 'images', r.file)).resize(R, R, { kernel: 'linear' }).removeAlpha().raw().toBuffer();
+    for (let k = 0; k < R * R; k++) for (let c = 0; c < 3; c++) images[(i * 3 + c) * R * R + k] = px[k * 3 + c] / 127.5 - 1;
+  }
+  return { images, records };
+}
+
+describe('colour agreement on the real shapes dataset', () => {
+  it('is ~100% on true pairs (every phrasing, at 32 and 16 pixels) and ~chance on shuffled pairs', async () => {
+    const n = 96;
+    for (const R of [32, 16]) {
+      const { images, records } = await shapesData(n, 32, R);
+      for (let k = 0; k < records[0].captions.length; k++) {
+        const r = colourAgreement(images, records.map((x) => x.captions[k]));
+        expect(r.scored, `phrasing ${k}`).toBe(n);
+        expect(r.share, `${R}px, phrasing ${k}: ${renderColourAgreement(r)}`).toBeGreaterThanOrEqual(0.97);
+      }
+      const shifted = records.map((_, i) => records[(i + 37) % n].captions[0]);
+      const s = colourAgreement(images, shifted);
+      expect(s.share, `${R}px shuffled`).toBeLessThan(0.3);
+    }
+  }, 60_000);
 });
