@@ -7,6 +7,7 @@ import { doctorReport, renderDoctor } from './doctor.ts';
 import { runEval, type EvalCliOptions } from './eval.ts';
 import { runSample, type SampleCliOptions } from './sample.ts';
 import { registerData } from './data.ts';
+import { runTrain, type TrainCliOptions } from './train.ts';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -77,6 +78,28 @@ export async function main(argv: string[]): Promise<number> {
     .option('--preset <name>', 'for a .gan source: apply a preset')
     .action(async (what: string, source: string, opts: EvalCliOptions) => {
       code = await runEval(what, source, opts);
+    });
+
+  program
+    .command('train')
+    .description('train a .gan model on a dataset: checkpoints, metrics, samples in the run folder')
+    .argument('<file>', 'the .gan model')
+    .requiredOption('--data <dir>', 'dataset folder: images/, embeddings.npy, captions.jsonl')
+    .option('--preset <name>', 'apply a preset declared in the model')
+    .option('--set <key=value>', 'override a param or a setting; repeatable', collect)
+    .option('--steps <n>', 'iterations to train (default: train.steps)')
+    .option('--epochs <n>', 'passes over the data instead of --steps')
+    .option('--batch <n>', 'batch size (default: train.batch)')
+    .option('--seed <n>', 'seed of weights, noise and data order (default: train.seed)')
+    .option('--out <dir>', 'run folder (default: runs/<model name>)')
+    .option('--resume [ckpt]', "continue from a checkpoint (default: the run folder's newest)")
+    .option('--ckpt-every <n>', 'checkpoint every n steps (default: min(steps, 1000)); one is always written at the end')
+    .option('--keep <k>', 'keep the newest k checkpoints (default 3)')
+    .option('--sample-every <n>', 'write sample grids every n steps')
+    .option('--ema <mode>', "G EMA to sample from: 'bias_corrected' (default) or StackGAN's 'plain'")
+    .option('--strict', 'refuse to train when the model asks for objective terms not implemented yet')
+    .action(async (file: string, opts: TrainCliOptions) => {
+      code = await runTrain(file, opts);
     });
 
   program
