@@ -1,0 +1,107 @@
+// `gan train` end to end through the command line, as a user runs it, on a
+// tiny model (miniGan at 16x16) and a tiny shapes dataset: a run leaves
+// checkpoints, metrics, curves and samples; --resume continues it; Ctrl-C
+// finishes the step, checkpoints and exits 0; bad data is refused before the
+// first step.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { generateShapes } from '../../runtime/train/data/index.ts';
+import { listCheckpoints, loadCheckpoint } from '../../runtime/train/checkpoint.ts';
+import { MetricsLog } from '../../runtime/train/metrics.ts';
+import { miniGan } from '../helpers/gan.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'gan-train-cli-'));
+const model = join(dir, 'mini.gan');
+const data = join(dir, 'shapes');
+const env = { ...process.env, NO_COLOR: '1', XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp/xdg' };
+
+/** stderr less Dawn's own notices about lavapipe's limits. */
+const ours = (err: string) => err.replace(/^Warning: \S+ artificially reduced .*\n/gm, '');
+
+function gan(...args: string[]) {
+  const r = spawnSync(process.execPath, ['scripts/gan.js', ...args], { encoding: 'utf8', env, timeout: 120_000 });
+  return { code: r.status, out: r.stdout, err: ours(r.stderr) };
+}
+
+beforeAll(async () => {
+  writeFileSync(model, miniGan({ text: 16, z: 8, caOut: 16, ngf: 4, ndf: 4 }) + 'train { batch = 2  g = adam(lr = 2e-3)  d = adam(lr = 2e-3) }\n');
+  await generateShapes({ out: data, n: 8, size: 16, dim: 16, seed: 3 });
+}, 60_000);
+
+describe('gan train', () => {
+  it('trains, leaves checkpoints, metrics, curves and samples, and resumes exactly', () => {
+    const out = join(dir, 'run');
+    const r = gan('train', model, '--data', data, '--steps', '4', '--out', out, '--ckpt-every', '2', '--sample-every', '2');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/planned memory/);
+    expect(r.out).toMatch(/compiling kernels (\d+)\/\1/);
+    expect(r.out).toMatch(/step 4\/4 {2}ETA \S+ {2}[\d.]+ img\/s {2}D [\d.]+ {2}G [\d.]+/);
+    expect(r.out).toContain(`done: 4 steps; checkpoint: ${join(out, 'ckpt-00000004.json')}`);
+    expect(listCheckpoints(out).map((c) => c.step)).toEqual([2, 4]);
+    for (const f of ['metrics.jsonl', 'curves.png', 'samples/latest-g0.png', 'samples/index.html']) expect(existsSync(join(out, f)), f).toBe(true);
+    const ck = loadCheckpoint(out);
+    expect(ck.sidecar).toMatchObject({ step: 4, model: { file: model, name: 'Mini' }, train: { batch: 2 }, data: { epoch: expect.any(Number) } });
+    expect(ck.sidecar.sources_sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(Object.values(ck.sidecar.sources as Record<string, string>)[0]).toContain('gan Mini');
+    expect(ck.sidecar.adapter).toHaveProperty('description');
+
+    // the same run in two halves: identical losses, identical final tensors
+    const half = join(dir, 'half');
+    expect(gan('train', model, '--data', data, '--steps', '2', '--out', half).code).toBe(0);
+    const again = gan('train', model, '--data', data, '--steps', '4', '--out', half);
+    expect(again.code).toBe(1);
+    expect(again.err).toMatch(/already holds checkpoints: pass --resume/);
+    const rr = gan('train', model, '--data', data, '--steps', '4', '--out', half, '--resume');
+    expect(rr.code).toBe(0);
+    expect(rr.out).toContain(`resumed from ${half} at step 2`);
+    const strip = (p: string) => MetricsLog.read(p).map((m) => ({ step: m.step, losses: m.losses }));
+    expect(strip(join(half, 'metrics.jsonl'))).toEqual(strip(join(out, 'metrics.jsonl')));
+    const a = loadCheckpoint(out).tensors;
+    const b = loadCheckpoint(half).tensors;
+    for (const [k, t] of Object.entries(a)) expect(Buffer.from(b[k].data.buffer).equals(Buffer.from(t.data.buffer)), k).toBe(true);
+  }, 240_000);
+
+  it('Ctrl-C finishes the step, writes a checkpoint and exits 0', async () => {
+    const out = join(dir, 'sigint');
+    const child = spawn(process.execPath, ['scripts/gan.js', 'train', model, '--data', data, '--steps', '100000', '--out', out], { env });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => {
+      child.stdout.on('data', (d: Buffer) => {
+        const first = !/step 1\//.test(stdout);
+        stdout += d;
+        if (first && /step 1\//.test(stdout)) child.kill('SIGINT');
+      });
+      child.on('exit', (c) => resolve(c));
+    });
+    expect(ours(stderr)).toBe('');
+    expect(code).toBe(0);
+    const m = /interrupted at step (\d+); checkpoint: (\S+)/.exec(stdout);
+    expect(m, stdout).not.toBeNull();
+    const step = Number(m![1]);
+    expect(step).toBeGreaterThanOrEqual(1);
+    expect(loadCheckpoint(out).sidecar.step).toBe(step);
+    expect(MetricsLog.read(join(out, 'metrics.jsonl')).length).toBe(step);
+  }, 120_000);
+
+  it('refuses data whose embeddings do not fit the model, before training', () => {
+    const wide = join(dir, 'wide.gan');
+    writeFileSync(wide, miniGan({ text: 32, z: 8, caOut: 16, ngf: 4, ndf: 4 }) + 'train { batch = 2 }\n');
+    const r = gan('train', wide, '--data', data, '--steps', '2', '--out', join(dir, 'never'));
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/invalid dataset/);
+    expect(r.err).toMatch(/32/);
+    expect(existsSync(join(dir, 'never'))).toBe(false);
+  }, 60_000);
+
+  it('says how long to train when nothing does', () => {
+    const r = gan('train', model, '--data', data, '--out', join(dir, 'never2'));
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/give --steps N or --epochs N/);
+  }, 60_000);
+});
