@@ -6,9 +6,11 @@
 //
 // metrics.jsonl: one JSON object per logged step, with `step` and numbers,
 // flat or nested ({ "step": 3, "d0": { "loss": 1.2 }, "G": { "kl": 0.1 } }).
-// Nested keys are flattened with '/'; a key's first segment names its panel.
-// Flat keys go to the panel their name starts with (d0_loss, errD1 -> d0/d1;
-// errG, g_* -> G); speed keys (time, ms, images/s) get a panel of their own.
+// The trainer writes { "step", "losses": { "d0.cond_real": .., "G.g0.cond_fake": .., "G.kl": .. },
+// "step_ms", "images_per_s" }. Nested keys are flattened with '/' and a
+// container ('losses/') dropped; what comes before the first '/' or '.' names
+// the panel (the network). Other flat keys go to the panel their name starts
+// with (errD1 -> d1, errG -> G); speed keys (ms, images/s) get their own.
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 
@@ -37,16 +39,26 @@ export function flattenRecord(rec: unknown, prefix = '', out: Record<string, num
 const SKIP = /^(step|epoch|iteration|iter|wall|time_s|timestamp)$/i;
 const SPEED = /(time|_ms$|^ms$|per_s|images|ips|img_s|sec)/i;
 
+/** A flattened key without its container ('losses/d0.loss' -> 'd0.loss'). */
+const bare = (key: string) => key.replace(/^(losses|loss|metrics|terms)\//, '');
+
 /** The panel a flattened key belongs to. */
 export function panelOf(key: string): string | undefined {
-  const slash = key.indexOf('/');
-  if (slash > 0) return key.slice(0, slash);
-  if (SKIP.test(key)) return undefined;
-  if (SPEED.test(key)) return 'speed';
-  const d = /^(?:err|loss_?)?(d\d*)(?:$|[_.A-Z])/i.exec(key);
+  const k = bare(key);
+  const net = /^([^/.]+)[/.]/.exec(k);
+  if (net) return net[1];
+  if (SKIP.test(k)) return undefined;
+  if (SPEED.test(k)) return 'speed';
+  const d = /^(?:err|loss_?)?(d\d*)(?:$|[_A-Z])/i.exec(k);
   if (d) return d[1].toLowerCase() === 'd' ? 'D' : d[1].toLowerCase();
-  if (/^(?:err|loss_?)?g(?:$|[_.A-Z])/i.test(key)) return 'G';
+  if (/^(?:err|loss_?)?g(?:$|[_A-Z])/i.test(k)) return 'G';
   return 'other';
+}
+
+/** A series' legend label inside its panel ('losses/G.g0.cond_fake' in panel G -> 'g0.cond_fake'). */
+export function seriesLabel(key: string, panel: string): string {
+  const k = bare(key);
+  return k.startsWith(`${panel}/`) || k.startsWith(`${panel}.`) ? k.slice(panel.length + 1) : k;
 }
 
 /** Parses metrics.jsonl text into panels (malformed lines are skipped: a run may be writing the last one). */
@@ -162,7 +174,7 @@ export function curvesSvg(panels: CurvePanel[], opts: CurveOptions = {}): { svg:
       } else {
         parts.push(`<circle cx="${X(s.steps[0])}" cy="${Y(s.values[0])}" r="2.5" fill="${colour}"/>`);
       }
-      const label = s.key.startsWith(`${p.title}/`) ? s.key.slice(p.title.length + 1) : s.key;
+      const label = seriesLabel(s.key, p.title);
       const last = s.values[s.values.length - 1];
       parts.push(`<text x="${ox + W - m.right - 4}" y="${oy + m.top + 12 + 12 * si}" font-size="10" text-anchor="end" fill="${colour}" font-family="DejaVu Sans, sans-serif">${esc(label)} ${esc(fmt(last))}</text>`);
     });

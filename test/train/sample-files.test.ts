@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { curvesSvg, metricsPanels, panelOf, smooth, writeCurves } from '../../runtime/train/curves.ts';
+import { curvesSvg, metricsPanels, panelOf, seriesLabel, smooth, writeCurves } from '../../runtime/train/curves.ts';
 import { gridLayout, sampleFixture, toByte, writeSampleGrid, writeSamples } from '../../runtime/train/samples.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'gan-samples-'));
@@ -109,6 +109,8 @@ describe('loss curves', () => {
   );
 
   it('groups keys into panels by network', () => {
+    expect(['losses/d0.cond_real', 'losses/G.g0.cond_fake', 'd1.loss'].map(panelOf)).toEqual(['d0', 'G', 'd1']);
+    expect(seriesLabel('losses/G.g0.cond_fake', 'G')).toBe('g0.cond_fake');
     expect(['d0/loss', 'G/kl', 'errD1', 'errG', 'g_kl', 'step', 'images_per_s', 'step_ms', 'd_loss', 'foo'].map(panelOf)).toEqual([
       'd0',
       'G',
@@ -147,6 +149,17 @@ describe('loss curves', () => {
     for (let k = 0; k < data.length; k += info.channels) if (Math.abs(data[k] - 0x1f) < 12 && Math.abs(data[k + 1] - 0x77) < 12 && Math.abs(data[k + 2] - 0xb4) < 12) blue++;
     expect(blue).toBeGreaterThan(100);
     expect(curvesSvg(panels).svg).toContain('d0');
+  });
+
+  it("reads the trainer's metrics.jsonl: one panel per network, speed apart", () => {
+    const rec = (step: number) => ({ step, losses: { 'd0.cond_real': 0.7, 'd0.loss': 1.4, 'd1.loss': 1.3, 'G.g0.cond_fake': 0.8, 'G.kl': 0.01, 'G.loss': 2 }, step_ms: 400, images_per_s: 10 });
+    const panels = metricsPanels([1, 2, 3].map((s) => JSON.stringify(rec(s))).join('\n'));
+    expect(panels.map((p) => [p.title, p.series.map((s) => seriesLabel(s.key, p.title))])).toEqual([
+      ['d0', ['cond_real', 'loss']],
+      ['d1', ['loss']],
+      ['G', ['g0.cond_fake', 'kl', 'loss']],
+      ['speed', ['step_ms', 'images_per_s']],
+    ]);
   });
 
   it('writes nothing while there is no data', async () => {
