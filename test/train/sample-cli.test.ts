@@ -13,6 +13,7 @@ import { initialValues } from '../../runtime/init.ts';
 import { buildGeneratorEval } from '../../compiler/cli/generator-eval.ts';
 import { recordSources } from '../../compiler/cli/train.ts';
 import { checkFile } from '../../compiler/index.ts';
+import { generateShapes } from '../../runtime/train/data/shapes.ts';
 import { miniGan } from '../helpers/gan.ts';
 
 function gan(...args: string[]) {
@@ -120,6 +121,35 @@ describe('gan sample from a checkpoint', () => {
     expect(e.err).toContain('has no EMA weights for the generator');
     expect(gan('sample', join(root, 'nothing'), '--embeddings', emb, '--out', join(root, 'x.png')).err).toContain('no such checkpoint or run folder');
   }, 240_000);
+});
+
+describe('gan train, then gan sample and gan eval colour on its run', () => {
+  it('samples the trained EMA generator and scores it on the data it trained on', async () => {
+    const root = join(dir, 'trained');
+    const shapes = join(root, 'shapes');
+    const m = join(root, 'mini.gan');
+    mkdirSync(root, { recursive: true });
+    writeFileSync(m, miniGan({ text: 16, z: 8, caOut: 16, ngf: 4, ndf: 4 }) + 'train { batch = 2  g = adam(lr = 2e-3)  d = adam(lr = 2e-3) }\n');
+    await generateShapes({ out: shapes, n: 8, size: 16, dim: 16, seed: 3 });
+    const run = join(root, 'run');
+    const t = gan('train', m, '--data', shapes, '--steps', '2', '--out', run);
+    expect(t.code, t.err).toBe(0);
+    const r = gan('sample', run, '--embeddings', join(shapes, 'embeddings.npy'), '--captions', join(shapes, 'captions.jsonl'), '--n', '4', '--out', join(root, 'grid.png'));
+    expect(r.err).not.toMatch(/\n\s+at /);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('ckpt-00000002.json (step 2, EMA weights)');
+    expect((await sharp(join(root, 'grid.png')).metadata()).width).toBe(gridLayout(4, 16).width);
+    expect(readFileSync(join(root, 'grid.html'), 'utf8')).toMatch(/on a (grey|white|black|brown) background<\/figcaption>/);
+    const live = gan('sample', run, '--live', '--embeddings', join(shapes, 'embeddings.npy'), '--n', '4', '--out', join(root, 'live.png'));
+    expect(live.code).toBe(0);
+    const px = (f: string) => sharp(join(root, f)).raw().toBuffer();
+    expect((await px('live.png')).equals(await px('grid.png'))).toBe(false); // the EMA average is not the live generator
+    const e = gan('eval', 'colour', run, '--data', shapes, '--n', '8', '--json');
+    expect(e.code).toBe(0);
+    const j = JSON.parse(e.out);
+    expect(j).toMatchObject({ stage: 'g0', n: 8, scored: 8, chance: 1 / 8 });
+    expect(j.source).toContain('EMA weights');
+  }, 300_000);
 });
 
 describe('gan eval colour', () => {
