@@ -89,6 +89,14 @@ describe('gan train', () => {
     expect(MetricsLog.read(join(out, 'metrics.jsonl')).length).toBe(step);
   }, 120_000);
 
+  it('a NaN loss (a --set that blows D up) stops the run naming the term, network and step, exit 1', () => {
+    const out = join(dir, 'nan');
+    const r = gan('train', model, '--data', data, '--steps', '10', '--out', out, '--set', 'train.d.lr=1e20');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^gan: loss term '[\w.]+' of network '\w+' is (NaN|-?Infinity) at step \d+; stopped/m);
+    expect(r.err).not.toMatch(/\n\s+at /); // no stack trace
+  }, 60_000);
+
   it('refuses data whose embeddings do not fit the model, before training', () => {
     const wide = join(dir, 'wide.gan');
     writeFileSync(wide, miniGan({ text: 32, z: 8, caOut: 16, ngf: 4, ndf: 4 }) + 'train { batch = 2 }\n');
