@@ -10,7 +10,7 @@ import { buildGanSteps, type GanSteps } from '../gan-step.ts';
 import { checkFile } from '../index.ts';
 import { formatMemory } from '../plan/index.ts';
 import { Runtime } from '../../runtime/executor.ts';
-import { listCheckpoints } from '../../runtime/train/checkpoint.ts';
+import { listCheckpoints, type CheckpointSidecar } from '../../runtime/train/checkpoint.ts';
 import { writeCurves } from '../../runtime/train/curves.ts';
 import { DataError, openDataset, validateDataset, type BatchSource } from '../../runtime/train/data/index.ts';
 import type { EmaMode } from '../../runtime/train/ema.ts';
@@ -42,9 +42,13 @@ export function trainerSpec(m: CheckedModel, steps: GanSteps, opts: { batch?: nu
   };
 }
 
-/** The model's sources (the file and its imports) with one hash over them all, for the sidecar. */
+/**
+ * The model's sources (the file and its imports) with one hash over them all,
+ * for the sidecar. Command-line overrides, which the checker keeps as sources
+ * named '--set ...', are left out: the sidecar records them under model.set.
+ */
 export function recordSources(sources: Map<string, string>): { sources: Record<string, string>; sources_sha256: string } {
-  const entries = [...sources.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const entries = [...sources.entries()].filter(([k]) => !k.startsWith('--')).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const h = createHash('sha256');
   for (const [k, v] of entries) h.update(`${k}\0${v}\0`);
   return { sources: Object.fromEntries(entries), sources_sha256: h.digest('hex') };
@@ -163,10 +167,18 @@ export async function runTrain(file: string, opts: TrainCliOptions): Promise<num
 
   if (opts.resume) {
     const from = typeof opts.resume === 'string' ? opts.resume : out;
-    const side = trainer.resume(from);
+    let side: CheckpointSidecar;
+    try {
+      side = trainer.resume(from);
+    } catch (e) {
+      await source.close();
+      trainer.destroy();
+      throw new UserError(`cannot resume from ${from}: ${(e as Error).message}`);
+    }
     if (side.sources_sha256 !== undefined && side.sources_sha256 !== recordSources(r.sources).sources_sha256) {
       process.stderr.write(`warning: the model's sources differ from those the checkpoint was trained with\n`);
     }
+    for (const change of settingChanges(side.settings, trainer.spec)) process.stderr.write(`warning: resuming with ${change}\n`);
     say(`resumed from ${from} at step ${trainer.step}`);
   }
 
@@ -218,7 +230,8 @@ export async function runTrain(file: string, opts: TrainCliOptions): Promise<num
     say(`run folder: ${out} (metrics.jsonl, curves.png${samples ? ', samples/' : ''}, ckpt-*.safetensors + .json)`);
   } catch (e) {
     status.done();
-    if (!(e instanceof NonFiniteLossError)) throw e;
+    // A bad image found mid-run (DataError) is reported like one found before it.
+    if (!(e instanceof NonFiniteLossError || e instanceof DataError)) throw e;
     process.stderr.write(`gan: ${e.message}\n`);
     code = 1;
   } finally {
@@ -227,6 +240,20 @@ export async function runTrain(file: string, opts: TrainCliOptions): Promise<num
     trainer.destroy();
   }
   return code;
+}
+
+/** Settings of the run that differ from those a checkpoint recorded ("train.g.lr 0.0002 -> 0.0001"). */
+function settingChanges(recorded: unknown, spec: TrainerSpec): string[] {
+  if (typeof recorded !== 'object' || recorded === null) return [];
+  const { layout: _l, dStep: _d, gStep: _g, ...now } = spec;
+  const out: string[] = [];
+  const walk = (a: unknown, b: unknown, path: string) => {
+    if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null && !Array.isArray(a)) {
+      for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) walk((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
+    } else if (JSON.stringify(a) !== JSON.stringify(b)) out.push(`${path} ${JSON.stringify(a)} -> ${JSON.stringify(b)} (the checkpoint's value first)`);
+  };
+  walk(recorded, now, '');
+  return out;
 }
 
 /**

@@ -55,13 +55,17 @@ describe('gan train', () => {
     const again = gan('train', model, '--data', data, '--steps', '4', '--out', half);
     expect(again.code).toBe(1);
     expect(again.err).toMatch(/already holds checkpoints: pass --resume/);
-    const rr = gan('train', model, '--data', data, '--steps', '4', '--out', half, '--resume');
+    const rr = gan('train', model, '--data', data, '--steps', '4', '--out', half, '--resume', '--ckpt-every', '1', '--keep', '5');
     expect(rr.code).toBe(0);
     expect(rr.out).toContain(`resumed from ${half} at step 2`);
     const strip = (p: string) => MetricsLog.read(p).map((m) => ({ step: m.step, losses: m.losses }));
     expect(strip(join(half, 'metrics.jsonl'))).toEqual(strip(join(out, 'metrics.jsonl')));
-    const a = loadCheckpoint(out).tensors;
-    const b = loadCheckpoint(half).tensors;
+    // and a run resumed from a resumed run's checkpoint (its data state as it saved it)
+    const r3 = gan('train', model, '--data', data, '--steps', '5', '--out', half, '--resume', join(half, 'ckpt-00000003.json'));
+    expect(r3.err).toBe('');
+    expect(r3.code).toBe(0);
+    const a = loadCheckpoint(join(out, 'ckpt-00000004.json')).tensors;
+    const b = loadCheckpoint(join(half, 'ckpt-00000004.json')).tensors;
     for (const [k, t] of Object.entries(a)) expect(Buffer.from(b[k].data.buffer).equals(Buffer.from(t.data.buffer)), k).toBe(true);
   }, 240_000);
 
