@@ -155,6 +155,7 @@ export async function runTrain(file: string, opts: TrainCliOptions): Promise<num
       strict: opts.strict,
       warn: (w) => process.stderr.write(`${w}\n`),
       onCompile: (done, n) => status.update(`compiling kernels ${done}/${n}`, done === n),
+      onWarm: () => status.update('first dispatch of every kernel (the driver finishes compiling them)...'),
     });
   } catch (e) {
     status.done();

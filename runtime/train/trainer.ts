@@ -82,6 +82,8 @@ export interface TrainerOptions {
   warn?: (msg: string) => void;
   /** Kernel compilation progress: distinct kernels compiled so far of the total. */
   onCompile?: (done: number, total: number) => void;
+  /** Called once the kernels are compiled, before each is dispatched once (lavapipe JIT-compiles on first dispatch). */
+  onWarm?: () => void;
 }
 
 export interface RunOptions {
@@ -172,6 +174,7 @@ export class Trainer {
     let done = 0;
     opts.onCompile?.(0, distinct.size);
     await Promise.all([...distinct.values()].map((k) => rt.cache.prepare([k]).then(() => opts.onCompile?.(++done, distinct.size))));
+    opts.onWarm?.();
     const dProg = await rt.load(spec.dStep.plan, optD);
     const gProg = await rt.load(spec.gStep.plan, gHooks);
     const t = new Trainer(spec, source, rt, dProg, gProg, optD, optG, ema);

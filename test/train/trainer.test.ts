@@ -101,6 +101,21 @@ describe('trainer', () => {
     expect(readdirSync(dir).filter((f) => f.includes('.tmp'))).toEqual([]);
   }, 60_000);
 
+  it("keeps StackGAN-v2's plain EMA on request: it starts as the initial weights and is sampled as is", async () => {
+    const t = await Trainer.create({ ...S, ema_mode: 'plain' }, source());
+    const name = t.spec.layout.groups.G.params[0];
+    const initial = await t.rt.readParam(name);
+    expect((await t.ema!.average())[name]).toEqual(initial);
+    const dir = tmp();
+    await t.run({ steps: 2, out: dir });
+    t.destroy();
+    const ck = loadCheckpoint(dir);
+    expect(ck.sidecar.ema).toEqual({ mode: 'plain', decay: 0.9, steps: 2 });
+    expect(ck.tensors[`ema:${name}`].data).toEqual(ck.tensors[`ema_acc:${name}`].data);
+    // two updates from the initial weights: 0.81 p0 + 0.09 p1 + 0.1 p2, not the live p2
+    expect(ck.tensors[`ema:${name}`].data).not.toEqual(ck.tensors[`param:${name}`].data);
+  }, 60_000);
+
   it('puts n_critic and d_every in effect (optimizer step counts)', async () => {
     for (const [train, dSteps] of [['n_critic = 2', 6], ['d_every = 2', 2]] as const) {
       const t = await Trainer.create(spec(train), source());
