@@ -101,6 +101,20 @@ describe('gan train', () => {
     expect(r.err).not.toMatch(/\n\s+at /); // no stack trace
   }, 60_000);
 
+  it('an unimplemented term: --strict refuses, otherwise a one-line warning recorded in the sidecar; --epochs counts passes', () => {
+    const out = join(dir, 'perceptual');
+    const strict = gan('train', model, '--data', data, '--steps', '2', '--out', out, '--strict', '--set', 'objective.perceptual=1');
+    expect(strict.code).toBe(1);
+    expect(strict.err).toMatch(/^gan: --strict: the model asks for terms this trainer does not compute: perceptual$/m);
+    const r = gan('train', model, '--data', data, '--epochs', '1', '--out', out, '--set', 'objective.perceptual=1');
+    expect(r.code).toBe(0);
+    expect(r.err).toBe('warning: training without perceptual (not implemented yet; recorded in the checkpoint sidecar)\n');
+    const ck = loadCheckpoint(out);
+    expect(ck.sidecar.step).toBe(4); // 8 images at batch 2
+    expect(ck.sidecar.unsupported).toEqual(['perceptual']);
+    expect(ck.sidecar.model).toMatchObject({ set: ['objective.perceptual=1'] });
+  }, 60_000);
+
   it('refuses data whose embeddings do not fit the model, before training', () => {
     const wide = join(dir, 'wide.gan');
     writeFileSync(wide, miniGan({ text: 32, z: 8, caOut: 16, ngf: 4, ndf: 4 }) + 'train { batch = 2 }\n');
