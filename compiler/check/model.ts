@@ -140,7 +140,7 @@ class ModelChecker {
       this.sources.set(file, item);
       const eq = item.indexOf('=');
       if (eq <= 0) {
-        this.diags.push(error(Codes.badValue, `--set expects key=value, got '${item}'`, { file, offset: 0, length: Math.max(1, item.length) }));
+        this.diags.push(error(Codes.badValue, `--set expects key=value, got '${item}'`, { file, offset: 0, length: item.length }));
         continue;
       }
       const key = item.slice(0, eq).trim();

@@ -283,6 +283,12 @@ describe('hostile input: encodings and odd whitespace', () => {
     expect(errors(checkText('// comment\rgan A\rparam a = 1 +\r'))[0]).toMatchObject({ code: 'GAN102' });
   });
 
+  it('an empty --set gets a span inside its (empty) text', () => {
+    const r = checkText(MINI, { set: [''] });
+    expect(errors(r)[0]).toMatchObject({ code: 'GAN306', span: { file: '--set ', offset: 0, length: 0 } });
+    expect(renderRich(errors(r)[0], (f) => r.sources.get(f))).toContain('--> --set :1:1');
+  });
+
   it('file-level diagnostics render with the file name alone', () => {
     const r = checkFile(join(FIXTURES, 'image.png'));
     expect(renderShort(r.diagnostics[0], (f) => r.sources.get(f))).toBe(`${FIXTURES}/image.png: error GAN104: '${FIXTURES}/image.png' looks like a binary file, not .gan text`);
