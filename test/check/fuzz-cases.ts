@@ -266,6 +266,32 @@ export function makeCase(seed: number, index: number, profile: FuzzProfile = 'fu
   return { index, base, mutations: done, input: text, set };
 }
 
+/** Every token boundary (before and after each token) of every bundled model, in order. */
+let boundaries: { base: string; at: number }[] | undefined;
+
+function allBoundaries(): { base: string; at: number }[] {
+  if (!boundaries) {
+    boundaries = [];
+    for (const base of BASES) {
+      const cuts = new Set<number>();
+      for (const t of tokens(baseText(base))) cuts.add(t.start).add(t.end);
+      for (const at of [...cuts].sort((a, b) => a - b)) boundaries.push({ base, at });
+    }
+  }
+  return boundaries;
+}
+
+/** How many truncation cases the sweep has. */
+export function truncationCount(): number {
+  return allBoundaries().length;
+}
+
+/** Truncation case `k` of the sweep: a bundled model cut at one of its token boundaries. */
+export function truncationCase(k: number): FuzzCase {
+  const { base, at } = allBoundaries()[k];
+  return { index: k, base, mutations: [`cut at ${at} (a token boundary)`], input: baseText(base).slice(0, at) };
+}
+
 // ---------------------------------------------------------------------------
 // The property.
 

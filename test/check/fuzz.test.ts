@@ -3,10 +3,8 @@
 // is safe. The quick suite runs 200 structure-aware cases (fuzz-cases.ts)
 // and every token-boundary truncation of one model; `npm run fuzz` runs
 // thousands more, at full sizes.
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { GanLexer } from '../../grammar/tokens.ts';
-import { makeCase, runCase } from './fuzz-cases.ts';
+import { makeCase, runCase, truncationCase, truncationCount } from './fuzz-cases.ts';
 
 describe('fuzz: structure-aware mutations of the bundled models', () => {
   it('200 seeded cases: no throw, valid spans, safe rendering; most break the model, some do not', () => {
@@ -23,16 +21,13 @@ describe('fuzz: structure-aware mutations of the bundled models', () => {
   });
 
   it('truncation at every token boundary of a model', () => {
-    const file = 'models/dcgan.gan';
-    const text = readFileSync(file, 'utf8');
-    const cuts = new Set<number>();
-    for (const t of GanLexer.tokenize(text).tokens) cuts.add(t.startOffset).add((t.endOffset ?? t.startOffset) + 1);
+    const sweep = Array.from({ length: truncationCount() }, (_, k) => truncationCase(k)).filter((c) => c.base === 'models/dcgan.gan');
     const failures: string[] = [];
-    for (const at of cuts) {
-      const bad = runCase({ index: at, base: file, mutations: [`cut at ${at}`], input: text.slice(0, at) });
-      if (bad) failures.push(`cut at ${at}: ${bad}`);
+    for (const c of sweep) {
+      const bad = runCase(c);
+      if (bad) failures.push(`${c.mutations[0]}: ${bad}`);
     }
-    expect(cuts.size).toBeGreaterThan(300);
+    expect(sweep.length).toBeGreaterThan(300);
     expect(failures.slice(0, 3).join('\n\n')).toBe('');
   });
 });
