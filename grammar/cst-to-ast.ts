@@ -152,7 +152,8 @@ class AstBuilder {
       const id = this.optTok(header, 'Identifier');
       if (id) out.name = { name: id.image, span: this.spanOfTok(id) };
       const ext = this.optTok(header, 'StringLiteral');
-      if (ext) out.extends = { path: this.str(ext), span: this.spanOfTok(ext) };
+      // A refused path (a bad escape) drops the extends, like any construct outside `each`.
+      if (ext) this.each([header], () => (out.extends = { path: this.str(ext), span: this.spanOfTok(ext) }));
     }
     out.decls = this.each(this.nodes(n, 'topDecl'), (d) => this.topDecl(d));
     return out;

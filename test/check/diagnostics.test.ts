@@ -283,6 +283,11 @@ describe('hostile input: encodings and odd whitespace', () => {
     expect(errors(checkText('// comment\rgan A\rparam a = 1 +\r'))[0]).toMatchObject({ code: 'GAN102' });
   });
 
+  it('a bad escape in the extends path of the header: a diagnostic, not a throw', () => {
+    const r = checkText('gan A extends "\\q.gan"\n');
+    expect(errors(r).map((e) => e.code)).toEqual(['GAN102']);
+  });
+
   it('an empty --set gets a span inside its (empty) text', () => {
     const r = checkText(MINI, { set: [''] });
     expect(errors(r)[0]).toMatchObject({ code: 'GAN306', span: { file: '--set ', offset: 0, length: 0 } });
