@@ -121,6 +121,17 @@ export function describeAdapter(adapter: GPUAdapter): DeviceInfo {
   };
 }
 
+const lostListeners = new Set<(message: string) => void>();
+
+/**
+ * Runs `fn` when the device is lost, just before the process exits with 70
+ * (the trainer names the step and the last good checkpoint). Returns an unsubscribe.
+ */
+export function onDeviceLost(fn: (message: string) => void): () => void {
+  lostListeners.add(fn);
+  return () => lostListeners.delete(fn);
+}
+
 /** Opens (once per process) a device with the adapter's own limits. */
 export function getDevice(pref?: AdapterPreference): Promise<GpuContext> {
   shared ??= openDevice(pref);
@@ -136,6 +147,13 @@ async function openDevice(pref?: AdapterPreference): Promise<GpuContext> {
   device.lost.then((info) => {
     if (info.reason !== 'destroyed') {
       console.error(`gan: WebGPU device lost: ${info.message}`);
+      for (const fn of lostListeners) {
+        try {
+          fn(info.message);
+        } catch {
+          // A listener's failure must not keep the process alive on a lost device.
+        }
+      }
       process.exit(70);
     }
   });

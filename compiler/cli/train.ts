@@ -9,6 +9,7 @@ import type { CheckedModel } from '../check/model.ts';
 import { buildGanSteps, type GanSteps } from '../gan-step.ts';
 import { checkFile } from '../index.ts';
 import { formatMemory } from '../plan/index.ts';
+import { onDeviceLost } from '../../runtime/device.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { listCheckpoints, type CheckpointSidecar } from '../../runtime/train/checkpoint.ts';
 import { writeCurves } from '../../runtime/train/curves.ts';
@@ -200,6 +201,11 @@ export async function runTrain(file: string, opts: TrainCliOptions): Promise<num
     status.update('stopping after this step (Ctrl-C again to quit without a checkpoint)...', true);
   };
   process.on('SIGINT', onSigint);
+  const offLost = onDeviceLost(() => {
+    status.done();
+    const last = listCheckpoints(out).at(-1);
+    process.stderr.write(`gan: the device was lost at step ${trainer.step + 1}; ${last ? `last good checkpoint: ${last.path} (continue with --resume)` : 'no checkpoint was written before it'}\n`);
+  });
   const every = Math.max(1, Math.floor(total / 100));
   const started = performance.now();
   const startStep = trainer.step;
@@ -237,6 +243,7 @@ export async function runTrain(file: string, opts: TrainCliOptions): Promise<num
     code = 1;
   } finally {
     process.off('SIGINT', onSigint);
+    offLost();
     await source.close();
     trainer.destroy();
   }
