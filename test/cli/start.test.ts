@@ -16,7 +16,7 @@ describe('npm start', () => {
     const script = readFileSync('scripts/start.sh', 'utf8');
     expect(script).toMatch(/gan train "\$model" --preset cpu --data "\$data"/);
     expect(script).toMatch(/gan eval colour "\$run"/);
-    expect(readFileSync('.gitignore', 'utf8').split('\n')).toContain('data/');
+    expect(readFileSync('.gitignore', 'utf8').split('\n')).toContain('/data/');
   });
 
   it('the cpu preset keeps the three stages at their resolutions, with steps set', () => {
