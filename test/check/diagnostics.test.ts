@@ -346,7 +346,7 @@ describe('hostile input: absurd sizes', () => {
     const e = errors(r);
     expect(e.map((d) => d.code)).toEqual(['GAN307']);
     expect(e[0].message).toBe("the output of 'linear' is too large: [51200000000] has 51,200,000,000 elements per sample");
-    expect(position(r, e[0]).line).toBe(31);
+    expect(position(r, e[0]).line).toBe(32);
   });
 
   it('large but legal widths: every count an exact integer, and --json valid', () => {
