@@ -1,8 +1,14 @@
-// The training-step row of `npm run bench`: one D step + one G step of the
-// tiny MS-CLIP-GAN (models/ms-clip-gan.gan --preset tiny) on the current
-// adapter. Reports the median step time, dispatches per step, and the share
-// of GPU time in GEMM-class kernels (matmul / conv, from a per-dispatch
-// profile, which serialises dispatches and so only gives proportions).
+// The whole-training-step rows of `npm run bench`: one D step + one G step of
+// models/ms-clip-gan.gan at a preset (and --set overrides) on the current
+// adapter. Reports the median step time, the GEMM-class FLOPs per step and
+// their rate, dispatches, distinct pipelines, the compile time of this process
+// (warm or cold shader cache, whichever it met), and where the time goes per
+// kernel family (from a per-dispatch profile, which serialises dispatches and
+// adds a submit and a wait to each, so only its proportions are used).
+//
+// Run alone to time only the compile with the shader cache off (the bench's
+// cold-compile figure runs this in a child process):
+//   MESA_SHADER_CACHE_DISABLE=true npx tsx scripts/bench-step.ts --compile-only tiny
 import { buildGanSteps } from '../compiler/gan-step.ts';
 import { checkFile } from '../compiler/index.ts';
 import { planLimits } from '../compiler/plan/index.ts';
@@ -10,13 +16,33 @@ import { find } from '../runtime/format/step.ts';
 import { getDevice } from '../runtime/device.ts';
 import { Runtime } from '../runtime/executor.ts';
 import { createOptimizer } from '../runtime/optim.ts';
+import { pipelineCache } from '../runtime/pipelines.ts';
+
+/** A model setting the bench trains one step of. */
+export interface StepCase {
+  label: string;
+  preset: string;
+  set: string[];
+  batch: number;
+}
+
+export const STEP_CASES: StepCase[] = [
+  { label: 'tiny', preset: 'tiny', set: [], batch: 4 },
+  { label: 'mid (ngf = ndf = 16)', preset: 'tiny', set: ['ngf=16', 'ndf=16'], batch: 4 },
+];
 
 export interface StepRow {
   op: string;
   shape: string;
+  /** GEMM-class (matmul / conv) floating-point operations of one D + G step. */
   flops: number;
   oursMs: number;
-  note?: string;
+  dispatches: number;
+  pipelines: number;
+  compileMs: number;
+  /** Share of profiled time per kernel family, largest first. */
+  families: { family: string; share: number }[];
+  gemmShare: number;
 }
 
 function median(xs: number[]): number {
@@ -39,20 +65,37 @@ function isGemmClass(kernel: string): boolean {
   return /^(matmul|conv2d)_/.test(kernel);
 }
 
-export async function tinyStepRows(iters: number, batch = 4): Promise<StepRow[]> {
-  const r = checkFile('models/ms-clip-gan.gan', { preset: 'tiny' });
-  if (!r.model) throw new Error('models/ms-clip-gan.gan --preset tiny does not check');
+/** conv2d_bwd_weight_n4_... -> conv2d_bwd_weight; fused_add_mul_1024 -> fused (elementwise); adam_... -> adam. */
+function family(kernel: string): string {
+  const conv = /^conv2d_(fwd|bwd_data|bwd_weight)/.exec(kernel);
+  if (conv) return `conv2d ${conv[1].replace('_', ' ')}`;
+  if (kernel.startsWith('matmul_')) return 'matmul';
+  if (/^fused.*_(sum|max|mean)/.test(kernel)) return 'reductions';
+  if (kernel.startsWith('fused')) return 'elementwise';
+  return kernel.replace(/_.*$/, '');
+}
+
+async function loadStep(c: StepCase) {
+  const r = checkFile('models/ms-clip-gan.gan', { preset: c.preset, set: c.set });
+  if (!r.model) throw new Error(`models/ms-clip-gan.gan --preset ${c.preset} ${c.set.join(' ')} does not check`);
+  const model = r.model;
   const { info } = await getDevice();
-  const steps = buildGanSteps(r.model, batch, planLimits(info.limits, info.features));
+  const steps = buildGanSteps(model, c.batch, planLimits(info.limits, info.features));
   const rt = await Runtime.create(steps.layout);
   rt.initState(0);
-  // The typed optimizer settings (compiler/check/settings.ts) are the runtime's OptimizerSettings.
-  const optG = createOptimizer(rt, steps.groups.g, r.model.train.g);
-  const optD = steps.groups.d.map((d) => createOptimizer(rt, d, r.model!.train.d));
+  const optG = createOptimizer(rt, steps.groups.g, model.train.g);
+  const optD = steps.groups.d.map((d) => createOptimizer(rt, d, model.train.d));
+  const before = pipelineCache(rt.device).size;
   const t0 = performance.now();
   const dProg = await rt.load(steps.dStep.plan, optD);
   const gProg = await rt.load(steps.gStep.plan, [optG]);
-  const loadMs = performance.now() - t0;
+  const compileMs = performance.now() - t0;
+  const pipelines = pipelineCache(rt.device).size - before;
+  return { steps, rt, optG, optD, dProg, gProg, compileMs, pipelines };
+}
+
+export async function stepRow(c: StepCase, iters: number): Promise<StepRow> {
+  const { steps, rt, optG, optD, dProg, gProg, compileMs, pipelines } = await loadStep(c);
   // Every d_step feed (text, noise, CA sample, real and wrong images) gets fixed data; g_step
   // takes the same text and noise, as one iteration's single G forward does.
   const feeds = Object.fromEntries(steps.dStep.feeds.map((f, i) => [f.name, noise(numel(f.shape), i + 1)]));
@@ -71,23 +114,35 @@ export async function tinyStepRows(iters: number, batch = 4): Promise<StepRow[]>
   }
   const prof = [...(await rt.profile(dProg, feeds)), ...(await rt.profile(gProg, gFeeds))];
   const total = prof.reduce((a, p) => a + p.ms, 0);
+  const byFamily = new Map<string, number>();
+  for (const p of prof) byFamily.set(family(p.name), (byFamily.get(family(p.name)) ?? 0) + p.ms);
   const gemm = prof.filter((p) => isGemmClass(p.name));
-  const gemmMs = gemm.reduce((a, p) => a + p.ms, 0);
-  const flops = gemm.reduce((a, p) => a + p.flops, 0);
   const [dPlan, gPlan] = [steps.dStep.plan, steps.gStep.plan];
-  const dispatches = dPlan.stats.dispatches + gPlan.stats.dispatches;
-  const kernels = dPlan.kernels.length + gPlan.kernels.length;
   rt.destroy();
-  return [
-    {
-      op: 'train step (D + G)',
-      shape: `ms-clip-gan tiny, batch ${batch}`,
-      flops,
-      oursMs: median(times),
-      note:
-        `${dispatches} dispatches per step (${dPlan.stats.dispatches} D + ${gPlan.stats.dispatches} G), ${kernels} kernels compiled in ${(loadMs / 1000).toFixed(1)} s; ` +
-        `GEMM-class kernels ${((100 * gemmMs) / total).toFixed(0)}% of profiled GPU time (${gemm.length} of ${prof.length} dispatches)` +
-        (steps.unsupported.length ? `; not in the step: ${steps.unsupported.join(', ')}` : ''),
-    },
-  ];
+  return {
+    op: 'train step (D + G)',
+    shape: `ms-clip-gan ${c.label}, batch ${c.batch}`,
+    flops: gemm.reduce((a, p) => a + p.flops, 0),
+    oursMs: median(times),
+    dispatches: dPlan.stats.dispatches + gPlan.stats.dispatches,
+    pipelines,
+    compileMs,
+    families: [...byFamily].map(([f, ms]) => ({ family: f, share: ms / total })).sort((a, b) => b.share - a.share),
+    gemmShare: gemm.reduce((a, p) => a + p.ms, 0) / total,
+  };
+}
+
+/** Compile time only (for a child process with the shader cache disabled). */
+export async function compileOnly(c: StepCase): Promise<{ compileMs: number; pipelines: number }> {
+  const { rt, compileMs, pipelines } = await loadStep(c);
+  rt.destroy();
+  return { compileMs, pipelines };
+}
+
+if (process.argv[2] === '--compile-only') {
+  const c = STEP_CASES.find((x) => x.label.split(' ')[0] === process.argv[3]);
+  if (!c) throw new Error(`no step case '${process.argv[3]}' (cases: ${STEP_CASES.map((x) => x.label.split(' ')[0]).join(', ')})`);
+  const r = await compileOnly(c);
+  console.log(JSON.stringify(r));
+  process.exit(0);
 }

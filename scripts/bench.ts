@@ -5,15 +5,21 @@
 // Timing: each measurement is one submit of one op followed by
 // onSubmittedWorkDone, after warm-up runs (the first run of a shader pays
 // its JIT compile); the median of the timed runs is reported.
+// Every rate is also given as a share of the adapter's FMA ceiling, measured
+// first in the same run (scripts/bench-ceiling.ts).
 // Environment: BENCH_WARMUP (default 2), BENCH_ITERS (default 5),
-// BENCH_SKIP_TFJS=1 to time only our kernels, BENCH_SKIP_STEP=1 to skip the training step.
+// BENCH_SKIP_TFJS=1 to time only our kernels, BENCH_SKIP_STEP=1 to skip the
+// training steps, BENCH_SKIP_COLD=1 to skip the cold-compile measurement (a
+// child process compiling the tiny step with the shader cache off: minutes on lavapipe).
 import { conv2dBackwardDataKernel, conv2dBackwardWeightKernel, conv2dForwardKernel, conv2dOutputSize, type Conv2dShape } from '../compiler/kernels/conv.ts';
 import { matmulKernel } from '../compiler/kernels/gemm.ts';
 import type { KernelSpec } from '../runtime/format/kernel.ts';
 import { createStorageBuffer } from '../runtime/buffers.ts';
 import { getDevice, gpuInstance } from '../runtime/device.ts';
 import { pipelineCache } from '../runtime/pipelines.ts';
-import { tinyStepRows } from './bench-step.ts';
+import { execFileSync } from 'node:child_process';
+import { fmaCeiling } from './bench-ceiling.ts';
+import { STEP_CASES, stepRow, type StepRow } from './bench-step.ts';
 
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
 const ITERS = Number(process.env.BENCH_ITERS ?? 5);
@@ -200,23 +206,41 @@ async function convRows(tf: Tf | undefined): Promise<Row[]> {
   return rows;
 }
 
-/** Full training step of the tiny reference model (scripts/bench-step.ts); GFLOP/s counts its GEMM-class work. */
-async function trainingStepRows(): Promise<Row[]> {
+/** Whole D + G training steps (scripts/bench-step.ts); GFLOP/s counts their GEMM-class work. */
+async function trainingStepRows(): Promise<StepRow[]> {
   if (process.env.BENCH_SKIP_STEP === '1') return [];
-  return tinyStepRows(ITERS);
+  const rows: StepRow[] = [];
+  for (const c of STEP_CASES) rows.push(await stepRow(c, ITERS));
+  return rows;
+}
+
+/** Compile time of the tiny step with Mesa's shader cache off, in a child process. */
+function coldCompile(): { compileMs: number; pipelines: number } | undefined {
+  if (process.env.BENCH_SKIP_COLD === '1' || process.env.BENCH_SKIP_STEP === '1') return undefined;
+  const out = execFileSync(process.execPath, ['--import', 'tsx', 'scripts/bench-step.ts', '--compile-only', 'tiny'], {
+    env: { ...process.env, MESA_SHADER_CACHE_DISABLE: 'true' },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return JSON.parse(out.trim().split('\n').at(-1)!);
 }
 
 function gflops(flops: number, ms: number | undefined): string {
   return ms === undefined || flops === 0 ? '-' : (flops / ms / 1e6).toFixed(2);
 }
 
-function printTable(rows: Row[]): void {
-  const header = ['op', 'shape', 'ours ms', 'ours GFLOP/s', 'tfjs-webgpu ms', 'tfjs GFLOP/s', 'ours / tfjs'];
+function share(flops: number, ms: number, ceiling: number): string {
+  return flops === 0 ? '-' : `${((100 * flops) / ms / 1e6 / ceiling).toFixed(1)}%`;
+}
+
+function printTable(rows: Row[], ceiling: number): void {
+  const header = ['op', 'shape', 'ours ms', 'ours GFLOP/s', 'of FMA ceiling', 'tfjs-webgpu ms', 'tfjs GFLOP/s', 'ours / tfjs'];
   const body = rows.map((r) => [
     r.op,
     r.shape,
     r.oursMs.toFixed(2),
     gflops(r.flops, r.oursMs),
+    share(r.flops, r.oursMs, ceiling),
     r.tfjsMs === undefined ? '-' : r.tfjsMs.toFixed(2),
     gflops(r.flops, r.tfjsMs),
     r.tfjsMs === undefined ? '-' : `${(r.tfjsMs / r.oursMs).toFixed(2)}x`,
@@ -229,12 +253,26 @@ function printTable(rows: Row[]): void {
   for (const r of rows) if (r.note) console.log(`  ${r.op} ${r.shape}: ${r.note}`);
 }
 
+function stepNote(r: StepRow, cold?: { compileMs: number; pipelines: number }): string {
+  const top = r.families.slice(0, 6).map((f) => `${f.family} ${(100 * f.share).toFixed(0)}%`).join(', ');
+  return (
+    `${r.dispatches} dispatches, ${r.pipelines} distinct pipelines, compile ${(r.compileMs / 1000).toFixed(1)} s in this process` +
+    (cold ? ` (cold, shader cache off: ${(cold.compileMs / 1000).toFixed(0)} s for ${cold.pipelines})` : '') +
+    `; GEMM-class ${(100 * r.gemmShare).toFixed(0)}% of profiled time; by family: ${top}`
+  );
+}
+
 async function main(): Promise<void> {
   const { info } = await getDevice();
   console.log(`adapter: ${info.description || info.device} (${info.vendor}, ${info.backend}); warm-up ${WARMUP}, median of ${ITERS}`);
+  const ceiling = await fmaCeiling(ITERS);
+  console.log(`FMA ceiling: ${ceiling.gflops.toFixed(2)} GFLOP/s (independent vec4 FMAs in registers, ${ceiling.workgroups} workgroups of 64)`);
   const tf = SKIP_TFJS ? undefined : await loadTfjs();
-  const rows = [...(await gemmRows(tf)), ...(await convRows(tf)), ...(await trainingStepRows())];
-  printTable(rows);
+  const rows: Row[] = [...(await gemmRows(tf)), ...(await convRows(tf))];
+  const steps = await trainingStepRows();
+  const cold = coldCompile();
+  for (const [i, r] of steps.entries()) rows.push({ ...r, note: stepNote(r, i === 0 ? cold : undefined) });
+  printTable(rows, ceiling.gflops);
 }
 
 main().then(
