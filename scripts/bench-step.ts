@@ -9,6 +9,7 @@
 // Run alone to time only the compile with the shader cache off (the bench's
 // cold-compile figure runs this in a child process):
 //   MESA_SHADER_CACHE_DISABLE=true npx tsx scripts/bench-step.ts --compile-only tiny
+import { execFileSync } from 'node:child_process';
 import { buildGanSteps } from '../compiler/gan-step.ts';
 import { checkFile } from '../compiler/index.ts';
 import { planLimits } from '../compiler/plan/index.ts';
@@ -24,12 +25,24 @@ export interface StepCase {
   preset: string;
   set: string[];
   batch: number;
+  /** The same architecture and widths for scripts/torch-step.py. */
+  torchArgs: string[];
 }
 
 export const STEP_CASES: StepCase[] = [
-  { label: 'tiny', preset: 'tiny', set: [], batch: 4 },
-  { label: 'mid (ngf = ndf = 16)', preset: 'tiny', set: ['ngf=16', 'ndf=16'], batch: 4 },
+  { label: 'tiny', preset: 'tiny', set: [], batch: 4, torchArgs: ['--res', '64', '--ngf', '4', '--ndf', '4', '--batch', '4'] },
+  { label: 'mid (ngf = ndf = 16)', preset: 'tiny', set: ['ngf=16', 'ndf=16'], batch: 4, torchArgs: ['--res', '64', '--ngf', '16', '--ndf', '16', '--batch', '4'] },
 ];
+
+/** The same step in PyTorch on this CPU (scripts/torch-step.py through Debian's /usr/bin/python3), or why not. */
+export function torchStep(c: StepCase, iters: number): { ms: number; gflop: number; threads: number } | { error: string } {
+  try {
+    const out = execFileSync('/usr/bin/python3', ['scripts/torch-step.py', ...c.torchArgs, '--iters', String(iters)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return JSON.parse(out.trim().split('\n').at(-1)!);
+  } catch (e) {
+    return { error: ((e as { stderr?: string }).stderr ?? String(e)).trim().split('\n').at(-1) ?? 'failed' };
+  }
+}
 
 export interface StepRow {
   op: string;
@@ -43,6 +56,8 @@ export interface StepRow {
   /** Share of profiled time per kernel family, largest first. */
   families: { family: string; share: number }[];
   gemmShare: number;
+  /** The PyTorch comparison, filled by the bench. */
+  torch?: string;
 }
 
 function median(xs: number[]): number {

@@ -19,7 +19,7 @@ import { getDevice, gpuInstance } from '../runtime/device.ts';
 import { pipelineCache } from '../runtime/pipelines.ts';
 import { execFileSync } from 'node:child_process';
 import { fmaCeiling } from './bench-ceiling.ts';
-import { STEP_CASES, stepRow, type StepRow } from './bench-step.ts';
+import { STEP_CASES, stepRow, torchStep, type StepRow } from './bench-step.ts';
 
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
 const ITERS = Number(process.env.BENCH_ITERS ?? 5);
@@ -210,7 +210,12 @@ async function convRows(tf: Tf | undefined): Promise<Row[]> {
 async function trainingStepRows(): Promise<StepRow[]> {
   if (process.env.BENCH_SKIP_STEP === '1') return [];
   const rows: StepRow[] = [];
-  for (const c of STEP_CASES) rows.push(await stepRow(c, ITERS));
+  for (const c of STEP_CASES) {
+    const row = await stepRow(c, ITERS);
+    const torch = torchStep(c, ITERS);
+    row.torch = 'error' in torch ? torch.error : `PyTorch ${torch.ms.toFixed(0)} ms on ${torch.threads} CPU thread(s): ours / PyTorch = ${(torch.ms / row.oursMs).toFixed(2)}x speed`;
+    rows.push(row);
+  }
   return rows;
 }
 
@@ -258,7 +263,8 @@ function stepNote(r: StepRow, cold?: { compileMs: number; pipelines: number }): 
   return (
     `${r.dispatches} dispatches, ${r.pipelines} distinct pipelines, compile ${(r.compileMs / 1000).toFixed(1)} s in this process` +
     (cold ? ` (cold, shader cache off: ${(cold.compileMs / 1000).toFixed(0)} s for ${cold.pipelines})` : '') +
-    `; GEMM-class ${(100 * r.gemmShare).toFixed(0)}% of profiled time; by family: ${top}`
+    `; GEMM-class ${(100 * r.gemmShare).toFixed(0)}% of profiled time; by family: ${top}` +
+    (r.torch ? `; same step in ${r.torch}` : '')
   );
 }
 
