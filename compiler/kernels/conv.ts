@@ -15,15 +15,17 @@
 // Implicit-GEMM passes (every other shape), im2col on the uniform side:
 //   forward       rows = output pixels (n, oh, ow)   cols = out channels   k = (ci, kh, kw)
 //   backward-data rows = input pixels (n, ih, iw)    cols = in channels    k = (co, kh, kw)
-//   backward-wgt  rows = taps (ci, kh, kw)           cols = out channels   k = (n, oh, ow)
+//   backward-wgt  rows = out channels               cols = taps (ci, kh, kw) k = (n, oh, ow)
+//                 (or rows = taps, cols = out channels, when taps are few; see backwardWeightVariant)
 // Pixel decomposition happens once per tile row, padding checks are scalar,
-// and lanes load weight / gradient rows.
+// and lanes load weight / gradient rows; backward-weight with taps on the lanes
+// gathers x with per-lane padding masks instead and reads dy as uniform scalars.
 // Backward-data of a strided conv is split into stride phases (ih % sh, iw % sw):
 // within a phase only every sh-th kernel row can touch a pixel, so iterating
 // just those taps avoids the (sh*sw - 1) / (sh*sw) of multiply-adds that a
 // plain transposed-conv GEMM would spend on zeros.
 import { convOutSize } from '../ir/shape.ts';
-import { gemmKernel, kContiguousLane, TILE_COLS } from './gemm.ts';
+import { chooseTiling, gemmKernel, kContiguousLane, TILE_COLS, type GemmTiling } from './gemm.ts';
 import type { KernelSpec } from '../../runtime/format/kernel.ts';
 import { NO_FEATURES, type KernelTarget } from './target.ts';
 
@@ -453,11 +455,122 @@ if (kw >= ${u(g.KW)}) { kw = kw0; dw = dw0; kh += ${u(g.SH)}; dh -= 1i;
   });
 }
 
+/** The backward-weight kernels: `gemm` (taps on the uniform side) and `taps` (output channels uniform, taps on the lanes). */
+export type BackwardWeightVariant = 'gemm' | 'taps';
+
 /**
  * dw = conv2d_weight_grad(x, dy), overwriting dw. Bindings: x [N,Ci,H,W], dy [N,Co,OH,OW], dw [Co,Ci,KH,KW].
  */
 export function conv2dBackwardWeightKernel(shape: Conv2dShape): KernelSpec {
   const g = convGeometry(shape);
+  return conv2dBackwardWeightVariant(shape, backwardWeightVariant(g));
+}
+
+/**
+ * The rule, from interleaved medians of scripts/bench-kernels.ts on lavapipe
+ * (2 cores shared with other jobs, load 5-6: absolute figures ~2-3x below a
+ * quiet machine; ms for gemm -> taps):
+ *   n4 c24->16 h32 k3: 48 -> 2.5-3.9    n4 c8->8 h64 k3: 56-72 -> 4.6-6.3
+ *   n4 c4->3 h64 k3: 36-43 -> 1.0-1.2   n4 c256->512 h2 k4 s2: 37-47 -> 4.3-11
+ *   n4 c64->128 h8 k4 s2: 8.6-13 -> 1.3  n4 c128->128 h4 k3: 8-12 -> 1.7
+ *   n8 c64->64 h32 k3: 267-353 -> 104-125  n8 c128->128 h16 k3: 285-307 -> 98-105
+ *   n8 c64->128 h32 k4 s2: 315 -> 108
+ * `taps` wins everywhere except when the taps are far fewer than the output
+ * channels, so that they leave most of an 8-lane group idle while `gemm` fills
+ * it: n4 c1->64 h32 k3 (9 taps) 1.8-2.0 ms gemm vs 6.1 taps. With as many taps
+ * as a quarter of the channels or more, taps still won: c1->32 k4 s2 (16 taps)
+ * 2.7-6.3 -> 1.3-1.5, c2->32 k3 (18 taps) 5.6-6.6 -> 2.0-2.1.
+ */
+export function backwardWeightVariant(g: ConvGeometry): BackwardWeightVariant {
+  return 4 * g.Ci * g.KH * g.KW < g.Co ? 'gemm' : 'taps';
+}
+
+/**
+ * One backward-weight variant by name, whatever the shape, optionally with its
+ * tiling overridden (for benches and tests; kernels choose via conv2dBackwardWeightKernel).
+ */
+export function conv2dBackwardWeightVariant(shape: Conv2dShape, variant: BackwardWeightVariant, tiling: Partial<GemmTiling> = {}): KernelSpec {
+  const g = convGeometry(shape);
+  const taps = g.Ci * g.KH * g.KW;
+  const gather = variant === 'taps';
+  // Overrides go on top of the skeleton's own choice (chooseTiling, as gemmKernel would call it).
+  const t = Object.keys(tiling).length ? { ...(gather ? chooseTiling(g.Co, taps, false, true) : chooseTiling(taps, g.Co)), ...tiling } : undefined;
+  return gather ? backwardWeightTaps(g, t) : backwardWeightGemm(g, t);
+}
+
+const BWD_WEIGHT_BINDINGS: KernelSpec['bindings'] = [
+  { name: 'x', access: 'read' },
+  { name: 'dy', access: 'read' },
+  { name: 'dw', access: 'read_write' },
+];
+
+/**
+ * Counters for k = (n, oh, ow), advanced once per k: ihs = oh*SH, iws = ow*SW,
+ * xOff = n*Ci*H*W + ihs*W + iws, dyOff = n*Co*OH*OW + oh*OW + ow.
+ */
+function pixelCounters(g: ConvGeometry): { init: string; advance: string } {
+  const HW = g.H * g.W;
+  const OHW = g.OH * g.OW;
+  return {
+    init: 'var ow = 0u;\nvar oh = 0u;\nvar ihs = 0i;\nvar iws = 0i;\nvar xOff = 0i;\nvar dyOff = 0u;',
+    advance: `ow += 1u; iws += ${i32(g.SW)}; xOff += ${i32(g.SW)}; dyOff += 1u;
+if (ow == ${u(g.OW)}) { ow = 0u; iws = 0i; oh += 1u; ihs += ${i32(g.SH)}; xOff += ${i32(g.SH * g.W - g.OW * g.SW)};
+  if (oh == ${u(g.OH)}) { oh = 0u; ihs = 0i; xOff += ${i32(g.Ci * HW - g.OH * g.SH * g.W)}; dyOff += ${u((g.Co - 1) * OHW)}; } }`,
+  };
+}
+
+/**
+ * Output channels on the uniform side (dy rows are contiguous along k and
+ * need no padding checks), taps (ci, kh, kw) on the lanes: each lane gathers
+ * x under its 8 taps with per-lane padding masks, and stores 8 contiguous dw
+ * elements (vec4s when Ci*KH*KW % 4 == 0).
+ */
+function backwardWeightTaps(g: ConvGeometry, tiling?: GemmTiling): KernelSpec {
+  const HW = g.H * g.W;
+  const OHW = g.OH * g.OW;
+  const KHW = g.KH * g.KW;
+  const taps = g.Ci * KHW;
+  const vecStore = taps % 4 === 0;
+  const counters = pixelCounters(g);
+  const laneSetup = [...Array(TILE_COLS).keys()]
+    .map((j) => `let tci${j} = col${j} / ${u(KHW)};
+let tkh${j} = i32(col${j} % ${u(KHW)} / ${u(g.KW)}) - ${i32(g.PH)};
+let tkw${j} = i32(col${j} % ${u(g.KW)}) - ${i32(g.PW)};
+let tx${j} = i32(tci${j} * ${u(HW)}) + tkh${j} * ${i32(g.W)} + tkw${j};`)
+    .join('\n');
+  return gemmKernel({
+    name: `conv2d_bwd_weight_${tag(g)}_taps`,
+    rows: g.Co,
+    cols: taps,
+    groups: 1,
+    // 16-row tiles where Co >= 16 (chooseTiling). Measured (ms, 8 -> 16 rows):
+    // c24->16 h32 4.0-5.3 -> 2.5-3.9, c64->128 h8 1.7 -> 1.3, c128->128 h4 2.2 -> 1.7,
+    // n8 c64->64 h32 176 -> 125, n8 c128->128 h16 147 -> 105, n8 c64->128 h32 156 -> 108.
+    laneGather: true,
+    bindings: BWD_WEIGHT_BINDINGS,
+    declarations: `${declare(BWD_WEIGHT_BINDINGS, vecStore ? ['dw'] : [])}\n${paddedLoader('x')}`,
+    rowSetup: (i) => `let dyRow${i} = row${i} * ${u(OHW)};`,
+    laneSetup,
+    loop: { init: counters.init, iterations: u(g.N * OHW), step: 1, advance: counters.advance },
+    uniformAt: (i) => `dy[dyRow${i} + dyOff]`,
+    lane: {
+      loads: [...Array(TILE_COLS).keys()].map((j) => ({
+        expr: `load_x(tx${j} + xOff, u32(ihs + tkh${j}) < ${u(g.H)} && u32(iws + tkw${j}) < ${u(g.W)})`,
+        at: 0,
+      })),
+      element: (j) => `lv${j}`,
+    },
+    store: (i, col, value) => `dw[row${i} * ${u(taps)} + ${col}] = ${value};`,
+    storeVec4: vecStore ? (i, q, value) => `dw[(row${i} * ${u(taps)} + firstCol) / 4u + ${u(q)}] = ${value};` : undefined,
+    flops: conv2dFlops(g),
+  }, tiling);
+}
+
+/**
+ * Taps (ci, kh, kw) on the uniform side (scalar x loads with scalar padding
+ * checks), output channels on the lanes (dy read as vec4s along k).
+ */
+function backwardWeightGemm(g: ConvGeometry, tiling?: GemmTiling): KernelSpec {
   const HW = g.H * g.W;
   const OHW = g.OH * g.OW;
   const KHW = g.KH * g.KW;
@@ -465,11 +578,8 @@ export function conv2dBackwardWeightKernel(shape: Conv2dShape): KernelSpec {
   // when an image holds a multiple of 4, so 4 consecutive k never straddle images.
   const vectorised = OHW % 4 === 0;
   const step = vectorised ? 4 : 1;
-  const bindings: KernelSpec['bindings'] = [
-    { name: 'x', access: 'read' },
-    { name: 'dy', access: 'read' },
-    { name: 'dw', access: 'read_write' },
-  ];
+  const bindings = BWD_WEIGHT_BINDINGS;
+  const counters = pixelCounters(g);
   return gemmKernel({
     name: `conv2d_bwd_weight_${tag(g)}`,
     rows: g.Ci * KHW,
@@ -481,20 +591,17 @@ export function conv2dBackwardWeightKernel(shape: Conv2dShape): KernelSpec {
 let kh${i} = i32(row${i} % ${u(KHW)} / ${u(g.KW)}) - ${i32(g.PH)};
 let kw${i} = i32(row${i} % ${u(g.KW)}) - ${i32(g.PW)};
 let xBase${i} = i32(ci${i} * ${u(HW)}) + kh${i} * ${i32(g.W)} + kw${i};`,
-    // Counters for k = (n, oh, ow): ihs = oh*SH, iws = ow*SW, xOff = n*Ci*H*W + ihs*W + iws,
-    // dyOff = n*Co*OH*OW + oh*OW + ow (the lane loads read it at the first of 4 k).
+    // The lane loads read dyOff at the first of 4 k.
     loop: {
-      init: 'var ow = 0u;\nvar oh = 0u;\nvar ihs = 0i;\nvar iws = 0i;\nvar xOff = 0i;\nvar dyOff = 0u;',
+      init: counters.init,
       iterations: u((g.N * OHW) / step),
       step,
-      subAdvance: `ow += 1u; iws += ${i32(g.SW)}; xOff += ${i32(g.SW)}; dyOff += 1u;
-if (ow == ${u(g.OW)}) { ow = 0u; iws = 0i; oh += 1u; ihs += ${i32(g.SH)}; xOff += ${i32(g.SH * g.W - g.OW * g.SW)};
-  if (oh == ${u(g.OH)}) { oh = 0u; ihs = 0i; xOff += ${i32(g.Ci * HW - g.OH * g.SH * g.W)}; dyOff += ${u((g.Co - 1) * OHW)}; } }`,
+      subAdvance: counters.advance,
       advance: '',
     },
     uniformAt: (i) => `load_x(xBase${i} + xOff, u32(ihs + kh${i}) < ${u(g.H)} && u32(iws + kw${i}) < ${u(g.W)})`,
     lane: kContiguousLane((col) => `dyOff + ${col} * ${u(OHW)}`, step, vectorised, 'dy'),
     store: (i, col, value) => `dw[${col} * ${u(g.Ci * KHW)} + row${i}] = ${value};`,
     flops: conv2dFlops(g),
-  });
+  }, tiling);
 }

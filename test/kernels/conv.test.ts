@@ -1,12 +1,14 @@
 // conv2d forward and both backward passes (implicit GEMM) against torch autograd.
-import { afterAll, describe, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { NO_FEATURES } from '../../compiler/kernels/target.ts';
 import { getDevice } from '../../runtime/device.ts';
 import {
   conv2dBackwardDataKernel,
   conv2dBackwardWeightKernel,
+  conv2dBackwardWeightVariant,
   conv2dForwardKernel,
   conv2dOutputSize,
+  type BackwardWeightVariant,
   type Conv2dShape,
 } from '../../compiler/kernels/conv.ts';
 import { expectClose } from '../oracle/compare.ts';
@@ -14,7 +16,7 @@ import { randn } from '../oracle/random.ts';
 import { startTorch, torchAvailable, torchStatus, type TorchOracle } from '../oracle/torch.ts';
 import { runKernel } from './harness.ts';
 
-type Case = Conv2dShape & { label: string; bias: boolean };
+type Case = Conv2dShape & { label: string; bias: boolean; weightVariant?: BackwardWeightVariant };
 
 // Small shapes that still cover each code path: vec4 and scalar lane loads
 // (K or OH*OW divisible by 4 or not), odd sizes that leave partial tiles,
@@ -37,7 +39,36 @@ const CASES: Case[] = [
   { label: 'rectangular k3x5, stride 1x2, pad 1x2', batch: 2, inChannels: 4, outChannels: 9, height: 6, width: 11, kernel: [3, 5], stride: [1, 2], padding: [1, 2], bias: true },
   { label: 'windowed rectangular k3x5 s1 pad 0x2, 8x16', batch: 2, inChannels: 5, outChannels: 6, height: 8, width: 16, kernel: [3, 5], stride: 1, padding: [0, 2], bias: false },
   { label: 'windowed k3 s1 p1, 32 wide (4 lanes per row), bias', batch: 2, inChannels: 3, outChannels: 5, height: 5, width: 32, kernel: 3, stride: 1, padding: 1, bias: true },
+  // Backward-weight variants (both are checked on every case; these pin the choice).
+  { label: 'bwd-weight taps, 16-row tiles + partial, batch 1, odd 9x7, k3 s2 p1, 45 taps', batch: 1, inChannels: 5, outChannels: 20, height: 9, width: 7, kernel: 3, stride: 2, padding: 1, bias: false, weightVariant: 'taps' },
+  { label: 'bwd-weight taps, vec4 stores, k4 s2 p1, Co 17, batch 1', batch: 1, inChannels: 3, outChannels: 17, height: 11, width: 10, kernel: 4, stride: 2, padding: 1, bias: false, weightVariant: 'taps' },
+  { label: 'bwd-weight taps, Co 3, 27 taps, k3 s1 p1', batch: 2, inChannels: 3, outChannels: 3, height: 13, width: 12, kernel: 3, stride: 1, padding: 1, bias: true, weightVariant: 'taps' },
+  { label: 'bwd-weight taps, Co 1, k3 s1 p1, 64 wide', batch: 2, inChannels: 4, outChannels: 1, height: 5, width: 64, kernel: 3, stride: 1, padding: 1, bias: false, weightVariant: 'taps' },
+  { label: 'bwd-weight gemm (9 taps, 40 channels), batch 1, odd 11x9, k3 s1 p1', batch: 1, inChannels: 1, outChannels: 40, height: 11, width: 9, kernel: 3, stride: 1, padding: 1, bias: false, weightVariant: 'gemm' },
+  { label: 'bwd-weight gemm (16 taps, 72 channels), k4 s2 p1', batch: 2, inChannels: 1, outChannels: 72, height: 8, width: 8, kernel: 4, stride: 2, padding: 1, bias: false, weightVariant: 'gemm' },
 ];
+
+/** The variant a backward-weight kernel is, by its name. */
+const variantOf = (name: string): BackwardWeightVariant => (/_taps_t\d+x\d+$/.test(name) ? 'taps' : 'gemm');
+
+describe('conv2d backward-weight variant choice', () => {
+  const shape = (Ci: number, Co: number, k: number): Conv2dShape => ({ batch: 4, inChannels: Ci, outChannels: Co, height: 32, width: 32, kernel: k, stride: 1, padding: 1 });
+  it.each([
+    [shape(24, 16, 3), 'taps'],
+    [shape(4, 3, 3), 'taps'],
+    [shape(256, 512, 4), 'taps'],
+    [shape(2, 32, 3), 'taps'],
+    [shape(1, 32, 4), 'taps'],
+    [shape(1, 64, 3), 'gemm'],
+    [shape(1, 8, 1), 'gemm'],
+  ] as [Conv2dShape, BackwardWeightVariant][])('%o -> %s', (s, v) => {
+    expect(variantOf(conv2dBackwardWeightKernel(s).name)).toBe(v);
+    expect(variantOf(conv2dBackwardWeightVariant(s, v === 'gemm' ? 'taps' : 'gemm').name)).not.toBe(v);
+  });
+  for (const c of CASES.filter((c) => c.weightVariant)) {
+    it(`${c.label} -> ${c.weightVariant}`, () => expect(variantOf(conv2dBackwardWeightKernel(c).name)).toBe(c.weightVariant));
+  }
+});
 
 describe.skipIf(!torchAvailable())(`conv2d implicit GEMM vs torch (${torchStatus()})`, () => {
   let torch: TorchOracle;
@@ -75,7 +106,11 @@ out = {"y": y, "dx": x.grad, "dw": w.grad}`,
       expectClose((await runKernel(bwdData, { dy: dy.data, w: w.data, dx: dx0 })).dx, ref.dx, 1e-4, bwdData.name);
     }
 
-    const bwdWeight = conv2dBackwardWeightKernel(c);
-    expectClose((await runKernel(bwdWeight, { x: x.data, dy: dy.data, dw: randn(w.shape, 98).data })).dw, ref.dw, 1e-4, bwdWeight.name);
+    // The chosen backward-weight kernel, then every variant (dw starts as garbage).
+    const chosen = conv2dBackwardWeightKernel(c);
+    if (c.weightVariant) expect(variantOf(chosen.name)).toBe(c.weightVariant);
+    for (const bwdWeight of [chosen, conv2dBackwardWeightVariant(c, 'gemm'), conv2dBackwardWeightVariant(c, 'taps')]) {
+      expectClose((await runKernel(bwdWeight, { x: x.data, dy: dy.data, dw: randn(w.shape, 98).data })).dw, ref.dw, 1e-4, bwdWeight.name);
+    }
   });
 });
