@@ -1,20 +1,104 @@
-// Times single conv kernels on given shapes (median of runs, one submit each),
-// for choosing between kernel variants:
+// Times single conv kernels on given shapes, variants side by side: per shape,
+// each variant's shader is compiled (the time of cache.prepare is printed), then
+// the variants run interleaved, one submit each, and the median is reported,
+// so that load from other jobs hits every variant alike.
 //   npx tsx scripts/bench-kernels.ts
-import { conv2dBackwardWeightKernel, conv2dBackwardDataKernel, conv2dForwardKernel, convGeometry, type Conv2dShape } from '../compiler/kernels/conv.ts';
+//   VARIANTS=bw,bw:gemm,bw:taps,fwd,bwd_data SHAPES=small,big ITERS=9 npx tsx scripts/bench-kernels.ts
+// Variants: fwd, bwd_data, bw (conv2dBackwardWeightKernel's own choice), bw:NAME
+// (one backward-weight variant by name, see BackwardWeightVariant), bw:NAME:rROWS:lLANES
+// (the same with its tile rows and/or lanes per workgroup overridden).
+import {
+  conv2dBackwardDataKernel,
+  conv2dBackwardWeightKernel,
+  conv2dBackwardWeightVariant,
+  conv2dForwardKernel,
+  convGeometry,
+  type BackwardWeightVariant,
+  type Conv2dShape,
+} from '../compiler/kernels/conv.ts';
+import type { GemmTiling } from '../compiler/kernels/gemm.ts';
 import type { KernelSpec } from '../runtime/format/kernel.ts';
 import { createStorageBuffer } from '../runtime/buffers.ts';
 import { getDevice } from '../runtime/device.ts';
 import { pipelineCache } from '../runtime/pipelines.ts';
 
-const { device } = await getDevice();
+const { device, info } = await getDevice();
+const target = { subgroups: info.features.includes('subgroups') };
 const cache = pipelineCache(device);
 const filled = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.731 + seed) * 0.5);
+const ITERS = Number(process.env.ITERS ?? 7);
 
-async function time(spec: KernelSpec, sizes: Record<string, number>, iters = 7): Promise<number> {
-  await cache.prepare([spec]);
-  const buffers = spec.bindings.map((b, i) => createStorageBuffer(device, filled(sizes[b.name], i), b.name));
-  const run = async () => {
+const conv = (batch: number, inChannels: number, outChannels: number, height: number, kernel: number, stride: number, padding: number): Conv2dShape => ({
+  batch,
+  inChannels,
+  outChannels,
+  height,
+  width: height,
+  kernel,
+  stride,
+  padding,
+});
+const SHAPES: Record<string, Conv2dShape[]> = {
+  // The small training step's slow shapes (scripts/profile-step.ts).
+  small: [
+    conv(4, 24, 16, 32, 3, 1, 1),
+    conv(4, 64, 128, 8, 4, 2, 1),
+    conv(4, 8, 8, 64, 3, 1, 1),
+    conv(4, 256, 512, 2, 4, 2, 1),
+    conv(4, 128, 128, 4, 3, 1, 1),
+    conv(4, 4, 3, 64, 3, 1, 1),
+    conv(4, 16, 32, 8, 4, 2, 1),
+  ],
+  // Few taps (image-facing layers).
+  edge: [conv(4, 1, 64, 32, 3, 1, 1), conv(4, 1, 32, 64, 4, 2, 1), conv(4, 2, 32, 32, 3, 1, 1), conv(4, 3, 64, 64, 4, 2, 1), conv(1, 3, 32, 15, 3, 2, 1)],
+  // scripts/bench.ts CONVS.
+  big: [conv(8, 64, 64, 32, 3, 1, 1), conv(8, 128, 128, 16, 3, 1, 1), conv(8, 64, 128, 32, 4, 2, 1)],
+};
+
+function kernelFor(v: string, s: Conv2dShape): KernelSpec {
+  if (v === 'fwd') return conv2dForwardKernel(s, target);
+  if (v === 'bwd_data') return conv2dBackwardDataKernel(s, target);
+  if (v === 'bw') return conv2dBackwardWeightKernel(s);
+  if (v.startsWith('bw:')) {
+    // bw:NAME[:rROWS][:lLANES], e.g. bw:taps:r16:l8 overrides the tile rows and lanes per workgroup.
+    const [name, ...opts] = v.slice(3).split(':');
+    const tiling: Partial<GemmTiling> = {};
+    for (const o of opts) {
+      if (o[0] === 'r') tiling.tileRows = Number(o.slice(1));
+      else if (o[0] === 'l') tiling.lanes = Number(o.slice(1));
+      else throw new Error(`unknown variant option '${o}' in '${v}'`);
+    }
+    return conv2dBackwardWeightVariant(s, name as BackwardWeightVariant, tiling);
+  }
+  throw new Error(`unknown variant '${v}'`);
+}
+
+const variants = (process.env.VARIANTS ?? 'bw').split(',');
+// SHAPES: names of the sets above, or indices into them (small.2).
+const shapes = (process.env.SHAPES ?? 'small').split(',').flatMap((k) => {
+  const [set, i] = k.split('.');
+  return i === undefined ? (SHAPES[set] ?? []) : [SHAPES[set][Number(i)]];
+});
+for (const s of shapes) {
+  const g = convGeometry(s);
+  const sizes: Record<string, number> = {
+    x: g.N * g.Ci * g.H * g.W,
+    dy: g.N * g.Co * g.OH * g.OW,
+    y: g.N * g.Co * g.OH * g.OW,
+    w: g.Co * g.Ci * g.KH * g.KW,
+    dw: g.Co * g.Ci * g.KH * g.KW,
+    dx: g.N * g.Ci * g.H * g.W,
+  };
+  const subjects = [];
+  for (const v of variants) {
+    const spec = kernelFor(v, s);
+    const t0 = performance.now();
+    await cache.prepare([spec]);
+    const compileMs = performance.now() - t0;
+    const buffers = spec.bindings.map((b, i) => createStorageBuffer(device, filled(sizes[b.name], i), b.name));
+    subjects.push({ v, spec, buffers, compileMs, ts: [] as number[] });
+  }
+  const run = async (spec: KernelSpec, buffers: GPUBuffer[]) => {
     const enc = device.createCommandEncoder();
     const pass = enc.beginComputePass();
     cache.dispatch(pass, spec, buffers);
@@ -22,37 +106,22 @@ async function time(spec: KernelSpec, sizes: Record<string, number>, iters = 7):
     device.queue.submit([enc.finish()]);
     await device.queue.onSubmittedWorkDone();
   };
-  await run();
-  await run();
-  const ts: number[] = [];
-  for (let i = 0; i < iters; i++) {
-    const t = performance.now();
-    await run();
-    ts.push(performance.now() - t);
+  for (const x of subjects) await run(x.spec, x.buffers);
+  for (let i = 0; i < ITERS; i++) {
+    for (const x of subjects) {
+      const t = performance.now();
+      await run(x.spec, x.buffers);
+      x.ts.push(performance.now() - t);
+    }
   }
-  for (const b of buffers) b.destroy();
+  console.log(`n${g.N} c${g.Ci}->${g.Co} h${g.H}x${g.W} k${g.KH} s${g.SH} p${g.PH} (out ${g.OH}x${g.OW}):`);
+  for (const x of subjects) {
+    const ms = x.ts.sort((a, b) => a - b)[ITERS >> 1];
+    const name = x.spec.name.replace(/^conv2d_/, '').replace(/_n\d+_c\d+_\d+_h\d+x\d+_k\dx\d_s\dx\d_p\dx\d/, '');
+    console.log(
+      `  ${x.v.padEnd(10)} ${ms.toFixed(2).padStart(7)} ms ${((x.spec.flops ?? 0) / ms / 1e6).toFixed(2).padStart(6)} GFLOP/s  compile ${x.compileMs.toFixed(0).padStart(5)} ms  [${name} wg ${x.spec.workgroups.join('x')}]`,
+    );
+    for (const b of x.buffers) b.destroy();
+  }
   cache.clearBindGroups();
-  return ts.sort((a, b) => a - b)[iters >> 1];
-}
-
-const shapes: Conv2dShape[] = [
-  { batch: 4, inChannels: 24, outChannels: 16, height: 32, width: 32, kernel: 3, stride: 1, padding: 1 },
-  { batch: 4, inChannels: 64, outChannels: 128, height: 8, width: 8, kernel: 4, stride: 2, padding: 1 },
-  { batch: 4, inChannels: 8, outChannels: 8, height: 64, width: 64, kernel: 3, stride: 1, padding: 1 },
-  { batch: 4, inChannels: 256, outChannels: 512, height: 2, width: 2, kernel: 4, stride: 2, padding: 1 },
-  { batch: 4, inChannels: 128, outChannels: 128, height: 4, width: 4, kernel: 3, stride: 1, padding: 1 },
-  { batch: 4, inChannels: 4, outChannels: 3, height: 64, width: 64, kernel: 3, stride: 1, padding: 1 },
-  { batch: 4, inChannels: 16, outChannels: 32, height: 8, width: 8, kernel: 4, stride: 2, padding: 1 },
-];
-const variants = (process.env.VARIANTS ?? 'bwd_weight').split(',');
-for (const s of shapes) {
-  const g = convGeometry(s);
-  const sizes = { x: g.N * g.Ci * g.H * g.W, dy: g.N * g.Co * g.OH * g.OW, y: g.N * g.Co * g.OH * g.OW, w: g.Co * g.Ci * g.KH * g.KW, dw: g.Co * g.Ci * g.KH * g.KW, dx: g.N * g.Ci * g.H * g.W };
-  const line: string[] = [];
-  for (const v of variants) {
-    const spec = v === 'fwd' ? conv2dForwardKernel(s) : v === 'bwd_data' ? conv2dBackwardDataKernel(s) : conv2dBackwardWeightKernel(s);
-    const ms = await time(spec, sizes);
-    line.push(`${v} ${ms.toFixed(2)} ms ${((spec.flops ?? 0) / ms / 1e6).toFixed(2)} GFLOP/s [${spec.name.replace(/^conv2d_/, '')} wg ${spec.workgroups.join('x')}]`);
-  }
-  console.log(line.join(' | '));
 }
