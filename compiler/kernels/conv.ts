@@ -468,18 +468,22 @@ export function conv2dBackwardWeightKernel(shape: Conv2dShape): KernelSpec {
 
 /**
  * The rule, from interleaved medians of scripts/bench-kernels.ts on lavapipe
- * (2 cores shared with other jobs, load 5-6: absolute figures ~2-3x below a
- * quiet machine; ms for gemm -> taps):
- *   n4 c24->16 h32 k3: 48 -> 2.5-3.9    n4 c8->8 h64 k3: 56-72 -> 4.6-6.3
- *   n4 c4->3 h64 k3: 36-43 -> 1.0-1.2   n4 c256->512 h2 k4 s2: 37-47 -> 4.3-11
- *   n4 c64->128 h8 k4 s2: 8.6-13 -> 1.3  n4 c128->128 h4 k3: 8-12 -> 1.7
- *   n8 c64->64 h32 k3: 267-353 -> 104-125  n8 c128->128 h16 k3: 285-307 -> 98-105
- *   n8 c64->128 h32 k4 s2: 315 -> 108
- * `taps` wins everywhere except when the taps are far fewer than the output
- * channels, so that they leave most of an 8-lane group idle while `gemm` fills
- * it: n4 c1->64 h32 k3 (9 taps) 1.8-2.0 ms gemm vs 6.1 taps. With as many taps
- * as a quarter of the channels or more, taps still won: c1->32 k4 s2 (16 taps)
- * 2.7-6.3 -> 1.3-1.5, c2->32 k3 (18 taps) 5.6-6.6 -> 2.0-2.1.
+ * (2 cores shared with other jobs; ms gemm -> taps, first at load 5-6, then
+ * in a quieter run at load 2):
+ *   n4 c24->16 h32 k3:        48 -> 2.5-3.9;   35 -> 5.8
+ *   n4 c8->8 h64 k3:       56-72 -> 4.6-6.3;   42 -> 5.5
+ *   n4 c4->3 h64 k3:       36-43 -> 1.0-1.2;   23 -> 2.1
+ *   n4 c256->512 h2 k4 s2: 37-47 -> 4.3-11;    22 -> 4.2
+ *   n4 c64->128 h8 k4 s2:   9-13 -> 1.3;      6.5 -> 2.8
+ *   n4 c128->128 h4 k3:     8-12 -> 1.7;      4.6 -> 2.1
+ *   n8 c64->64 h32 k3:   267-353 -> 104-125;  115 -> 81
+ *   n8 c128->128 h16 k3: 285-307 -> 98-105;   114 -> 54
+ *   n8 c64->128 h32 k4 s2:   315 -> 108;      106 -> 47
+ * `taps` wins except where the taps are far fewer than the output channels,
+ * so that they leave most of an 8-lane group idle while `gemm` fills it:
+ * n4 c1->64 h32 k3 (9 taps) 1.8-2.0 ms gemm vs 6.1 taps. Near the threshold
+ * it is a toss-up within the noise: c2->32 k3 (18 taps) 5.6-6.6 -> 2.0-2.1 and
+ * 3.0 -> 2.0; c1->32 k4 s2 (16 taps) 2.7-6.3 -> 1.3-1.5 but 0.98 -> 1.37.
  */
 export function backwardWeightVariant(g: ConvGeometry): BackwardWeightVariant {
   return 4 * g.Ci * g.KH * g.KW < g.Co ? 'gemm' : 'taps';
