@@ -459,11 +459,14 @@ if (kw >= ${u(g.KW)}) { kw = kw0; dw = dw0; kh += ${u(g.SH)}; dh -= 1i;
 export type BackwardWeightVariant = 'gemm' | 'taps';
 
 /**
- * dw = conv2d_weight_grad(x, dy), overwriting dw. Bindings: x [N,Ci,H,W], dy [N,Co,OH,OW], dw [Co,Ci,KH,KW].
+ * dw = conv2d_weight_grad(x, dy), overwriting dw (with `accumulate`, adding to
+ * it: a batch split over several dispatches sums its chunks' products into dw;
+ * each dw element is stored by one invocation, so the add does not race).
+ * Bindings: x [N,Ci,H,W], dy [N,Co,OH,OW], dw [Co,Ci,KH,KW].
  */
-export function conv2dBackwardWeightKernel(shape: Conv2dShape): KernelSpec {
+export function conv2dBackwardWeightKernel(shape: Conv2dShape, opts: { accumulate?: boolean } = {}): KernelSpec {
   const g = convGeometry(shape);
-  return conv2dBackwardWeightVariant(shape, backwardWeightVariant(g));
+  return conv2dBackwardWeightVariant(shape, backwardWeightVariant(g), {}, opts);
 }
 
 /**
@@ -493,13 +496,19 @@ export function backwardWeightVariant(g: ConvGeometry): BackwardWeightVariant {
  * One backward-weight variant by name, whatever the shape, optionally with its
  * tiling overridden (for benches and tests; kernels choose via conv2dBackwardWeightKernel).
  */
-export function conv2dBackwardWeightVariant(shape: Conv2dShape, variant: BackwardWeightVariant, tiling: Partial<GemmTiling> = {}): KernelSpec {
+export function conv2dBackwardWeightVariant(
+  shape: Conv2dShape,
+  variant: BackwardWeightVariant,
+  tiling: Partial<GemmTiling> = {},
+  opts: { accumulate?: boolean } = {},
+): KernelSpec {
   const g = convGeometry(shape);
   const taps = g.Ci * g.KH * g.KW;
   const gather = variant === 'taps';
   // Overrides go on top of the skeleton's own choice (chooseTiling, as gemmKernel would call it).
   const t = Object.keys(tiling).length ? { ...(gather ? chooseTiling(g.Co, taps, false, true) : chooseTiling(taps, g.Co)), ...tiling } : undefined;
-  return gather ? backwardWeightTaps(g, t) : backwardWeightGemm(g, t);
+  const acc = opts.accumulate === true;
+  return gather ? backwardWeightTaps(g, acc, t) : backwardWeightGemm(g, acc, t);
 }
 
 const BWD_WEIGHT_BINDINGS: KernelSpec['bindings'] = [
@@ -529,7 +538,7 @@ if (ow == ${u(g.OW)}) { ow = 0u; iws = 0i; oh += 1u; ihs += ${i32(g.SH)}; xOff +
  * x under its 8 taps with per-lane padding masks, and stores 8 contiguous dw
  * elements (vec4s when Ci*KH*KW % 4 == 0).
  */
-function backwardWeightTaps(g: ConvGeometry, tiling?: GemmTiling): KernelSpec {
+function backwardWeightTaps(g: ConvGeometry, accumulate: boolean, tiling?: GemmTiling): KernelSpec {
   const HW = g.H * g.W;
   const OHW = g.OH * g.OW;
   const KHW = g.KH * g.KW;
@@ -543,7 +552,7 @@ let tkw${j} = i32(col${j} % ${u(g.KW)}) - ${i32(g.PW)};
 let tx${j} = i32(tci${j} * ${u(HW)}) + tkh${j} * ${i32(g.W)} + tkw${j};`)
     .join('\n');
   return gemmKernel({
-    name: `conv2d_bwd_weight_${tag(g)}_taps`,
+    name: `conv2d_bwd_weight_${tag(g)}_taps${accumulate ? '_acc' : ''}`,
     rows: g.Co,
     cols: taps,
     groups: 1,
@@ -564,8 +573,8 @@ let tx${j} = i32(tci${j} * ${u(HW)}) + tkh${j} * ${i32(g.W)} + tkw${j};`)
       })),
       element: (j) => `lv${j}`,
     },
-    store: (i, col, value) => `dw[row${i} * ${u(taps)} + ${col}] = ${value};`,
-    storeVec4: vecStore ? (i, q, value) => `dw[(row${i} * ${u(taps)} + firstCol) / 4u + ${u(q)}] = ${value};` : undefined,
+    store: (i, col, value) => `dw[row${i} * ${u(taps)} + ${col}] ${accumulate ? '+=' : '='} ${value};`,
+    storeVec4: vecStore ? (i, q, value) => `dw[(row${i} * ${u(taps)} + firstCol) / 4u + ${u(q)}] ${accumulate ? '+=' : '='} ${value};` : undefined,
     flops: conv2dFlops(g),
   }, tiling);
 }
@@ -574,7 +583,7 @@ let tx${j} = i32(tci${j} * ${u(HW)}) + tkh${j} * ${i32(g.W)} + tkw${j};`)
  * Taps (ci, kh, kw) on the uniform side (scalar x loads with scalar padding
  * checks), output channels on the lanes (dy read as vec4s along k).
  */
-function backwardWeightGemm(g: ConvGeometry, tiling?: GemmTiling): KernelSpec {
+function backwardWeightGemm(g: ConvGeometry, accumulate: boolean, tiling?: GemmTiling): KernelSpec {
   const HW = g.H * g.W;
   const OHW = g.OH * g.OW;
   const KHW = g.KH * g.KW;
@@ -585,7 +594,7 @@ function backwardWeightGemm(g: ConvGeometry, tiling?: GemmTiling): KernelSpec {
   const bindings = BWD_WEIGHT_BINDINGS;
   const counters = pixelCounters(g);
   return gemmKernel({
-    name: `conv2d_bwd_weight_${tag(g)}`,
+    name: `conv2d_bwd_weight_${tag(g)}${accumulate ? '_acc' : ''}`,
     rows: g.Ci * KHW,
     cols: g.Co,
     groups: 1,
@@ -605,7 +614,7 @@ let xBase${i} = i32(ci${i} * ${u(HW)}) + kh${i} * ${i32(g.W)} + kw${i};`,
     },
     uniformAt: (i) => `load_x(xBase${i} + xOff, u32(ihs + kh${i}) < ${u(g.H)} && u32(iws + kw${i}) < ${u(g.W)})`,
     lane: kContiguousLane((col) => `dyOff + ${col} * ${u(OHW)}`, step, vectorised, 'dy'),
-    store: (i, col, value) => `dw[${col} * ${u(g.Ci * KHW)} + row${i}] = ${value};`,
+    store: (i, col, value) => `dw[${col} * ${u(g.Ci * KHW)} + row${i}] ${accumulate ? '+=' : '='} ${value};`,
     flops: conv2dFlops(g),
   }, tiling);
 }

@@ -69,6 +69,7 @@ export const conv2dOp: PrimitiveOp<ConvAttrs> = {
     conv2dOutputSize(g);
     return [{ spec: conv2dForwardKernel(g, target), args: [0, 1, 'out'] }];
   },
+  batch: { inputs: [0], out: 'sample' },
   ref: ([x, w], c) => {
     const y = new Float64Array(size(c.out));
     eachTap(c.ins[0], c.ins[1], c.attrs, (xi, wi, yi) => (y[yi] += x[xi] * w[wi]));
@@ -100,6 +101,7 @@ export const conv2dBwdDataOp: PrimitiveOp<ConvAttrs & { height: number; width: n
     return x;
   },
   lower: ({ ins, out, attrs, target }) => [{ spec: conv2dBackwardDataKernel(geometry(out, ins[1], attrs), target), args: [0, 1, 'out'] }],
+  batch: { inputs: [0], out: 'sample' },
   ref: ([dy, w], c) => {
     const dx = new Float64Array(size(c.out));
     eachTap(c.out, c.ins[1], c.attrs, (xi, wi, yi) => (dx[xi] += dy[yi] * w[wi]));
@@ -138,7 +140,8 @@ export const conv2dBwdWeightOp: PrimitiveOp<ConvAttrs & { kh: number; kw: number
     if (oh !== dy[2] || ow !== dy[3]) throw shapeError('conv2d_bwd_weight', `dy must be ${oh}x${ow}`, ins);
     return w;
   },
-  lower: ({ ins, out, attrs }) => [{ spec: conv2dBackwardWeightKernel(geometry(ins[0], out, attrs)), args: [0, 1, 'out'] }],
+  lower: ({ ins, out, attrs, accumulate }) => [{ spec: conv2dBackwardWeightKernel(geometry(ins[0], out, attrs), { accumulate }), args: [0, 1, 'out'] }],
+  batch: { inputs: [0, 1], out: 'sum' },
   ref: ([x, dy], c) => {
     const dw = new Float64Array(size(c.out));
     eachTap(c.ins[0], c.out, c.attrs, (xi, wi, yi) => (dw[wi] += x[xi] * dy[yi]));

@@ -63,6 +63,21 @@ export interface LowerCtx<A = Attrs> {
   attrs: A;
   /** Device features kernels may use (from the plan's limits). */
   target: KernelTarget;
+  /** Ops with `batch.out === 'sum'`: add into the output instead of overwriting it (a later batch chunk). */
+  accumulate?: boolean;
+}
+
+/**
+ * kind 'kernel': how the op treats axis 0 (the batch), so the planner can split
+ * a launch too big for one binding into batch chunks (compiler/plan/split.ts).
+ * `inputs` carry the batch on axis 0; the output either carries it too, each
+ * sample computed alone ('sample': lowered once per chunk with the chunk's
+ * batch size), or is a sum over it ('sum': the first chunk writes, later chunks
+ * are lowered with `accumulate` and add). Ops without it are never split.
+ */
+export interface BatchAxis {
+  inputs: number[];
+  out: 'sample' | 'sum';
 }
 
 export type Domain = 'normal' | 'positive' | 'unit' | 'away0';
@@ -120,6 +135,8 @@ export interface PrimitiveOp<A = Attrs> extends OpBase {
   /** kind 'reduce': identity and combine step (attrs: axes, keepdims). */
   reduce?: Reduction;
   lower?: (ctx: LowerCtx<A>) => LoweredKernel[];
+  /** kind 'kernel': whether and how a launch may be split along the batch (BatchAxis). */
+  batch?: BatchAxis;
   /** Floating-point work per output element, for reports. */
   flopsPerElement?: number;
   /**

@@ -5,6 +5,7 @@
 import type { Slot } from '../../runtime/format/plan.ts';
 import { bytesOf, type Value } from '../ir/graph.ts';
 import type { Launch } from './launches.ts';
+import { argValue } from './split.ts';
 
 export interface Transients {
   /** Sizes of 't0', 't1', ... in bytes. */
@@ -19,7 +20,7 @@ export interface Transients {
 export function allocateTransients(launches: Launch[], roots: Value[], home: Map<number, Slot>): Transients {
   const lastUse = new Map<number, number>();
   launches.forEach((l, i) => {
-    for (const k of l.kernels) for (const a of k.args) if (a !== 'rng') lastUse.set(a.id, i);
+    for (const k of l.kernels) for (const a of k.args) if (a !== 'rng') lastUse.set(argValue(a)!.id, i);
   });
   for (const v of roots) lastUse.set(v.id, Infinity);
   const free: { id: number; size: number }[] = [];
@@ -52,8 +53,9 @@ export function allocateTransients(launches: Launch[], roots: Value[], home: Map
     }
     const released = new Set<number>();
     for (const k of l.kernels) {
-      for (const a of k.args) {
-        if (a === 'rng' || released.has(a.id)) continue;
+      for (const arg of k.args) {
+        const a = argValue(arg);
+        if (a === null || released.has(a.id)) continue;
         const t = owner.get(a.id);
         if (t !== undefined && lastUse.get(a.id) === i) {
           released.add(a.id);

@@ -10,7 +10,7 @@ import { numel } from '../ir/shape.ts';
 import { primitive } from '../ops/registry.ts';
 import { RECOMPUTE_COST, type Fusion } from './fuse.ts';
 import type { Views } from './homes.ts';
-import { tooBig, type PlanLimits } from './limits.ts';
+import { maxBufferSize, tooBig, type PlanLimits } from './limits.ts';
 import type { Computation } from './program.ts';
 
 /** Horizontal fusion only for outputs up to this many elements (moving big tensors earlier lengthens their lives). */
@@ -28,12 +28,13 @@ export interface Group {
   leaves: Set<number>;
 }
 
-/** The nodes that get a launch of their own: neither inlined nor views. Refuses outputs too big to bind. */
+/** The nodes that get a launch of their own: neither inlined nor views. Refuses outputs too big for one buffer. */
 export function materialisedNodes(c: Computation, fusion: Fusion, views: Views, limits: PlanLimits): Node[] {
   const materialised = c.nodes.filter((n) => !fusion.inline.has(n.output.id) && !views.aliased.has(n.output.id));
   // Only stored tensors are bound; values computed inline (a tiled vector) may be bigger.
+  // One over a binding but within a buffer is bound in batch windows (split.ts).
   for (const n of materialised) {
-    if (bytesOf(n.output) > limits.maxStorageBufferBindingSize) throw tooBig(`'${n.op}' output`, n.output.shape, limits);
+    if (bytesOf(n.output) > maxBufferSize(limits)) throw tooBig(`'${n.op}' output`, n.output.shape, limits, undefined, 'maxBufferSize');
   }
   return materialised;
 }

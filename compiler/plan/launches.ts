@@ -1,21 +1,23 @@
 // From groups to kernels: each group becomes one launch of one or more
 // kernels (a GEMM-class op lowers to its own kernels; an elementwise or
 // reduce group to one fused kernel), and each launch to dispatch steps over
-// the values' homes. Identical kernels (same WGSL) are stored once.
+// the values' homes. Identical kernels (same WGSL) are stored once. A launch
+// binding a value too big for one binding is split by batch (split.ts).
 import type { KernelSpec } from '../../runtime/format/kernel.ts';
 import type { Slot, Step } from '../../runtime/format/plan.ts';
-import type { Value } from '../ir/graph.ts';
+import { bytesOf, type Value } from '../ir/graph.ts';
 import { fusedKernel } from '../kernels/fused.ts';
 import { primitive } from '../ops/registry.ts';
 import type { Fusion } from './fuse.ts';
 import type { Group } from './group.ts';
 import type { PlanLimits } from './limits.ts';
+import { splitLaunch, type LaunchArg } from './split.ts';
 
 export interface Launch {
   /** The values the launch writes. */
   outputs: Value[];
-  /** Its kernels in order, each with the values (or the random-number state) bound to its bindings. */
-  kernels: { spec: KernelSpec; args: (Value | 'rng')[] }[];
+  /** Its kernels in order, each with the values, batch windows of values (split.ts) or the random-number state bound to its bindings. */
+  kernels: { spec: KernelSpec; args: LaunchArg[] }[];
 }
 
 /** The random-number state every random kernel binds. */
@@ -23,9 +25,11 @@ const RNG_SLOT: Slot = { buffer: 'rng', offset: 0, size: 16 };
 
 /** Lowers each group to the kernels that compute it. */
 export function lowerLaunches(groups: Group[], fusion: Fusion, limits: PlanLimits): Launch[] {
+  const tooBig = (v: Value | null) => v !== null && bytesOf(v) > limits.maxStorageBufferBindingSize;
   return groups.map(({ roots }) => {
     const node = roots[0];
     const def = primitive(node.op);
+    if (def.kind === 'kernel' && [node.output, ...node.inputs].some(tooBig)) return { outputs: [node.output], kernels: splitLaunch(roots, fusion, limits) };
     if (def.kind === 'kernel') {
       const lowered = def.lower!({ node, ins: node.inputs.map((v) => v.shape), out: node.output.shape, attrs: node.attrs, target: { subgroups: limits.subgroups === true } });
       return {
@@ -35,6 +39,7 @@ export function lowerLaunches(groups: Group[], fusion: Fusion, limits: PlanLimit
     }
     const fk = fusedKernel(roots, (v) => fusion.inline.has(v.id));
     const outs = roots.map((r) => r.output);
+    if ([...fk.leaves, ...outs].some(tooBig)) return { outputs: outs, kernels: splitLaunch(roots, fusion, limits) };
     return { outputs: outs, kernels: [{ spec: fk.spec, args: [...fk.leaves, ...outs] }] };
   });
 }
@@ -58,7 +63,12 @@ export function emitDispatches(launches: Launch[], home: ReadonlyMap<number, Slo
         kernels.push(k.spec);
         kernelIndex.set(k.spec.wgsl, ki);
       }
-      const args = k.args.map((a) => (a === 'rng' ? RNG_SLOT : slotOf(a)));
+      const args = k.args.map((a): Slot => {
+        if (a === 'rng') return RNG_SLOT;
+        if (!('value' in a)) return slotOf(a);
+        const s = slotOf(a.value);
+        return { buffer: s.buffer, offset: s.offset + a.offset, size: a.size };
+      });
       steps.push({ op: 'dispatch', kernel: ki, args, ...(v.kind === 'noise' ? { noise: v.name } : {}) });
     }
   }
