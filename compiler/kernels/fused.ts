@@ -45,9 +45,11 @@ const SERIAL_REDUCE = 32;
  * One kernel computing `roots`: either fusible roots of one output shape (an
  * invocation per element writes every root), or reductions of one kind over the
  * same input shape and axes (their accumulations share one loop). Bindings: the
- * leaves read, then one output per root.
+ * leaves read, then one output per root. With `accumulate` (reductions only),
+ * each output combines its old value with the new result: a reduction over the
+ * batch split into chunks (compiler/plan/split.ts) folds every chunk in.
  */
-export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boolean): FusedKernel {
+export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boolean, opts: { accumulate?: boolean } = {}): FusedKernel {
   const rootIds = new Set(roots.map((r) => r.id));
   const inlined = (v: Value) => (v.node !== undefined && rootIds.has(v.node.id)) || isInlined(v);
   const leaves: Value[] = [];
@@ -103,6 +105,7 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
   if (algebra) {
     if (roots.some((r) => r.op !== root.op)) throw new Error(`internal: one kernel for reductions ${[...new Set(roots.map((r) => r.op))].join(', ')}`);
     const { identity, combine } = algebra;
+    const store = (k: number, v: string) => `out${k}[o] = ${opts.accumulate ? combine(`out${k}[o]`, v) : v};`;
     const srcs = roots.map((r) => fnOf(r.inputs[0]));
     const x = root.inputs[0].shape;
     const { axes } = root.attrs as unknown as ReduceAttrs;
@@ -130,7 +133,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let b0 = base(o);
 ${accs}
   for (var r = 0u; r < ${R}u; r++) { let j = b0 + roff(r); ${adds} }
-${R_.map((k) => `  out${k}[o] = acc${k};`).join('\n')}
+${R_.map((k) => `  ${store(k, `acc${k}`)}`).join('\n')}
 }`;
     } else {
       const g = groupsFor(total);
@@ -149,10 +152,11 @@ ${R_.map((k) => `  part${k}[lid] = acc${k};`).join('\n')}
     if (lid < s) { ${R_.map((k) => `part${k}[lid] = ${combine(`part${k}[lid]`, `part${k}[lid + s]`)};`).join(' ')} }
     workgroupBarrier();
   }
-  if (lid == 0u) { ${R_.map((k) => `out${k}[o] = part${k}[0];`).join(' ')} }
+  if (lid == 0u) { ${R_.map((k) => store(k, `part${k}[0]`)).join(' ')} }
 }`;
     }
   } else {
+    if (opts.accumulate) throw new Error('internal: only reductions accumulate');
     const fs = roots.map((r) => fnOf(r.output));
     const g = gridFor(total);
     workgroups = g.workgroups;
@@ -173,7 +177,7 @@ ${R_.map((k) => `  out${k}[i] = ${fs[k]}(i);`).join('\n')}
   const tag = [...new Set(names)].slice(0, 6).join('_');
   return {
     spec: {
-      name: `fused${roots.length > 1 ? `x${roots.length}` : ''}_${tag}_${total}`,
+      name: `fused${roots.length > 1 ? `x${roots.length}` : ''}_${tag}_${total}${opts.accumulate ? '_acc' : ''}`,
       wgsl,
       bindings: [
         ...leaves.map((_, k) => ({ name: `in${k}`, access: 'read' as const })),

@@ -11,15 +11,19 @@
 //     and inlined node. Elementwise ops keep it (an input of size 1 on axis 0,
 //     or of lower rank, is a broadcast and bound whole); reshape, expand and
 //     fill keep axis 0 (their target shape's axis 0 becomes the chunk's);
-//     slice, pad and concat must act on another axis; reductions must keep
-//     axis 0. Each chunk is then independent of the others.
+//     slice, pad and concat must act on another axis. Reductions keeping
+//     axis 0 make each chunk independent; reductions over it (BatchNorm
+//     statistics and bias gradients of inputs too small to be reduced in two
+//     steps, loss means) bind their output whole: the first chunk's dispatch
+//     writes it, later ones are lowered with `accumulate` and combine their
+//     result into it (out = combine(out, chunk)), in dispatch order.
 //   kernel ops declare it (PrimitiveOp.batch): 'sample' ops (conv2d forward,
 //     backward-data) are independent per chunk; 'sum' ops (conv2d
 //     backward-weight) sum over the batch: the first chunk's dispatch writes
 //     the output and later ones are lowered with `accumulate` and add to it,
 //     in dispatch order (no partial buffers, no combine pass).
-// Anything else bound over the limit (a reduction over the batch, a matmul,
-// a value read whole) is refused as before, with the reason.
+// Anything else bound over the limit (a matmul, slicing the batch, a value
+// read whole) is refused as before, with the reason.
 //
 // Chunk size: the fewest chunks such that every window fits one binding and
 // every window offset is a multiple of minStorageBufferOffsetAlignment (homes
@@ -29,6 +33,7 @@
 import type { KernelSpec } from '../../runtime/format/kernel.ts';
 import { bytesOf, type Attrs, type Node, type Value } from '../ir/graph.ts';
 import { fusedKernel } from '../kernels/fused.ts';
+import type { ReduceAttrs } from '../ops/reduce.ts';
 import { primitive } from '../ops/registry.ts';
 import type { Fusion } from './fuse.ts';
 import { maxBufferSize, tooBig, type PlanLimits } from './limits.ts';
@@ -73,10 +78,12 @@ const same = (a: readonly number[], b: readonly number[]) => a.length === b.leng
 function cutFused(roots: Node[], fusion: Fusion): Cut {
   const rootIds = new Set(roots.map((r) => r.id));
   const computed = (v: Value) => v.node !== undefined && (rootIds.has(v.node.id) || fusion.inline.has(v.id));
-  const N = roots[0].output.shape[0];
+  // Roots of one launch are all of one kind (group.ts): fusible, or one reduction over the same axes.
+  const axes = primitive(roots[0].op).kind === 'reduce' ? (roots[0].attrs as unknown as ReduceAttrs).axes : [];
+  const overBatch = axes.includes(0);
+  const N = overBatch ? roots[0].inputs[0].shape[0] : roots[0].output.shape[0];
   const batched = new Map<number, boolean>();
   const values = new Map<number, Value>();
-  const nodes: Node[] = [];
   const visit = (v: Value, b: boolean): void => {
     const prev = batched.get(v.id);
     if (prev !== undefined) {
@@ -87,7 +94,6 @@ function cutFused(roots: Node[], fusion: Fusion): Cut {
     values.set(v.id, v);
     if (!computed(v)) return;
     const n = v.node!;
-    nodes.push(n);
     const def = primitive(n.op);
     const a = n.attrs as Record<string, unknown>;
     if (b) {
@@ -107,11 +113,19 @@ function cutFused(roots: Node[], fusion: Fusion): Cut {
     }
   };
   for (const r of roots) {
-    if (r.output.shape[0] !== N) throw new Refusal(`its outputs differ on axis 0`);
-    visit(r.output, true);
+    if (overBatch) {
+      // The output is a sum (or max...) over the batch: bound whole, its input per chunk.
+      if (r.inputs[0].shape[0] !== N) throw new Refusal(`its reductions differ on axis 0`);
+      batched.set(r.output.id, false);
+      values.set(r.output.id, r.output);
+      visit(r.inputs[0], true);
+    } else {
+      if (r.output.shape[0] !== N) throw new Refusal(`its outputs differ on axis 0`);
+      visit(r.output, true);
+    }
   }
   const ids = new Set([...batched].filter(([, b]) => b).map(([id]) => id));
-  const lower = (c: number): SplitKernel[] => {
+  const lower = (c: number, first: boolean): SplitKernel[] => {
     // The launch's subgraph with the chunk's shapes (same ids, so fusion still applies).
     const shadow = new Map<number, Value>();
     const shade = (v: Value): Value => {
@@ -140,7 +154,7 @@ function cutFused(roots: Node[], fusion: Fusion): Cut {
       return s;
     };
     const shadowRoots = roots.map((r) => shade(r.output).node!);
-    const fk = fusedKernel(shadowRoots, (v) => fusion.inline.has(v.id));
+    const fk = fusedKernel(shadowRoots, (v) => fusion.inline.has(v.id), { accumulate: overBatch && !first });
     return [{ spec: fk.spec, args: [...fk.leaves, ...shadowRoots.map((r) => r.output)].map((v) => values.get(v.id)!) }];
   };
   return { N, batched: ids, bound: [...values.values()].filter((v) => !computed(v) || rootIds.has(v.node!.id)), lower };
