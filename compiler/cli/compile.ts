@@ -7,6 +7,7 @@ import { printGraph } from '../ir/printer.ts';
 import { lowerNetwork, standInLoss } from '../lower.ts';
 import type { Plan } from '../../runtime/format/plan.ts';
 import { compileProgram, formatMemory, layoutState, type PlanLimits, DEFAULT_LIMITS } from '../plan/index.ts';
+import { maxBufferSize } from '../plan/limits.ts';
 import { checkFile } from '../index.ts';
 import { printDiagnostics } from './diagnostics.ts';
 
@@ -66,6 +67,8 @@ export function networkPlans(m: CheckedModel, batch: number, limits: PlanLimits 
 
 /** Plans every network at `batch` and returns the memory report text. */
 export function memoryReport(m: CheckedModel, batch: number, limits: PlanLimits = DEFAULT_LIMITS, only?: string): string {
-  const head = `planned memory at batch ${batch} (float32; limits: ${limits.maxStorageBufferBindingSize / 2 ** 20} MiB per binding)`;
+  const head =
+    `planned memory at batch ${batch} (float32; limits: ${limits.maxStorageBufferBindingSize / 2 ** 20} MiB per binding, ` +
+    `${maxBufferSize(limits) / 2 ** 20} MiB per buffer; a value over a binding is bound in batch chunks)`;
   return [head, ...networkPlans(m, batch, limits, only).map(formatMemory)].join('\n');
 }

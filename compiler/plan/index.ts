@@ -7,6 +7,8 @@
 //                the copies and clears around the dispatches
 //   group.ts     which nodes share a launch (horizontal and vertical fusion)
 //   launches.ts  the kernels of each launch, and its dispatch steps
+//   split.ts     launches binding a value over one binding: one dispatch per
+//                batch chunk, with windows of the values carrying the batch
 //   allocate.ts  transient buffers from liveness
 //   report.ts    the memory a plan needs
 //
