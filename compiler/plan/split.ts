@@ -27,9 +27,9 @@
 //
 // Chunk size: the fewest chunks such that every window fits one binding and
 // every window offset is a multiple of minStorageBufferOffsetAlignment (homes
-// start aligned: arena slots are laid out aligned, buffers start at 0);
-// chunks are balanced (24 samples in 2 chunks: 12 + 12), so one kernel serves
-// them all, or two when the last chunk is smaller.
+// start aligned: arena slots are laid out aligned, buffers start at 0), as
+// balanced as alignment allows (24 samples in 2 chunks: 12 + 12), so one
+// kernel serves them all, or two when the last chunk is smaller.
 import type { KernelSpec } from '../../runtime/format/kernel.ts';
 import { bytesOf, type Attrs, type Node, type Value } from '../ir/graph.ts';
 import { fusedKernel } from '../kernels/fused.ts';
@@ -184,15 +184,19 @@ function cutKernel(node: Node, limits: PlanLimits): Cut {
   return { N, batched, bound: [...node.inputs, node.output], lower };
 }
 
-/** Samples per chunk: the fewest chunks whose windows fit one binding at aligned offsets; null if none. */
+/**
+ * Samples per chunk: the fewest chunks whose windows fit one binding at
+ * aligned offsets, and among those the smallest chunk (the most balanced:
+ * 12 + 12 rather than 13 + 11); null if none.
+ */
 export function chooseChunk(N: number, sampleBytes: readonly number[], limits: PlanLimits): number | null {
   const align = limits.minStorageBufferOffsetAlignment;
-  for (let m = 2; m <= N; m++) {
-    const c = Math.ceil(N / m);
-    if (Math.ceil(N / c) !== m) continue; // the same chunk size as fewer chunks
-    if (sampleBytes.every((s) => c * s <= limits.maxStorageBufferBindingSize && (c * s) % align === 0)) return c;
+  let best: number | null = null;
+  for (let c = 1; c < N; c++) {
+    if (!sampleBytes.every((s) => c * s <= limits.maxStorageBufferBindingSize && (c * s) % align === 0)) continue;
+    if (best === null || Math.ceil(N / c) < Math.ceil(N / best)) best = c;
   }
-  return null;
+  return best;
 }
 
 /**
@@ -221,8 +225,9 @@ export function splitLaunch(roots: Node[], fusion: Fusion, limits: PlanLimits): 
   const sampleBytes = new Map(batched.map((v) => [v.id, bytesOf(v) / cut.N]));
   const c = cut.N > 1 ? chooseChunk(cut.N, [...sampleBytes.values()], limits) : null;
   if (c === null) {
-    const v = batched.reduce((p, q) => (bytesOf(q) / cut.N > bytesOf(p) / cut.N ? q : p));
-    throw tooBig(what(v), v.shape, limits, `no batch chunk of it fits one binding at offsets aligned to ${limits.minStorageBufferOffsetAlignment} bytes`);
+    const v = batched.reduce((p, q) => (bytesOf(q) > bytesOf(p) ? q : p), batched[0] ?? roots[0].output);
+    const why = cut.N > 1 ? `no batch chunk of it fits one binding at offsets aligned to ${limits.minStorageBufferOffsetAlignment} bytes` : 'the batch is 1';
+    throw tooBig(what(v), v.shape, limits, `cannot be split by batch (${why})`);
   }
   const out: SplitKernel[] = [];
   const lowered = new Map<number, SplitKernel[]>();

@@ -23,8 +23,10 @@ describe('chooseChunk', () => {
   });
 
   it('keeps every window offset aligned, or gives up', () => {
-    // 3 samples of 128 bytes = 384, not a multiple of 256: 2 samples per chunk.
-    expect(chooseChunk(6, [128], limits(600))).toBe(2);
+    // 3 + 3 samples of 128 bytes: 384 is not a multiple of 256; 4 + 2 is.
+    expect(chooseChunk(6, [128], limits(600))).toBe(4);
+    // 28-byte samples start aligned every 64 samples: 128 + 128 + 44 (the balanced 100 is not aligned).
+    expect(chooseChunk(300, [28], limits(4096))).toBe(128);
     // 48-byte samples never start a chunk at a multiple of 256 below 200 bytes.
     expect(chooseChunk(6, [48], limits(200))).toBeNull();
     // With 16-byte alignment (lavapipe) they do: 4 samples = 192 bytes.
@@ -93,6 +95,18 @@ describe('what is still refused', () => {
     const x = b.input('x', [16, 128]);
     const y = b.tanh(b.slice(x, 0, 0, 8));
     expect(() => compileProgram(b.graph, layoutState(b.graph, low), { name: 's', outputs: { y } }, low)).toThrow(/cannot be split by batch \('slice' works along the batch axis\)/);
+  });
+
+  it('a batch of 1, or samples that never start at an aligned offset', () => {
+    const b = new GraphBuilder();
+    const y = b.tanh(b.input('x', [1, 2048]));
+    expect(() => compileProgram(b.graph, layoutState(b.graph, low), { name: 'one', outputs: { y } }, low)).toThrow(/\[1,2048\] needs 8192 bytes .* cannot be split by batch \(the batch is 1\)/);
+    const b2 = new GraphBuilder();
+    // 68-byte samples: aligned every 64 samples, and 64 of them are over 4 KiB.
+    const y2 = b2.tanh(b2.input('x', [300, 17]));
+    expect(() => compileProgram(b2.graph, layoutState(b2.graph, low), { name: 'odd', outputs: { y: y2 } }, low)).toThrow(
+      /cannot be split by batch \(no batch chunk of it fits one binding at offsets aligned to 256 bytes\)/,
+    );
   });
 
   it('a value over maxBufferSize', () => {
