@@ -25,11 +25,12 @@ const RNG_SLOT: Slot = { buffer: 'rng', offset: 0, size: 16 };
 
 /** Lowers each group to the kernels that compute it. */
 export function lowerLaunches(groups: Group[], fusion: Fusion, limits: PlanLimits): Launch[] {
-  const tooBig = (v: Value | null) => v !== null && bytesOf(v) > limits.maxStorageBufferBindingSize;
+  const tooBig = (v: Value) => bytesOf(v) > limits.maxStorageBufferBindingSize;
   return groups.map(({ roots }) => {
     const node = roots[0];
     const def = primitive(node.op);
-    if (def.kind === 'kernel' && [node.output, ...node.inputs].some(tooBig)) return { outputs: [node.output], kernels: splitLaunch(roots, fusion, limits) };
+    const over = def.kind === 'kernel' ? [node.output, ...node.inputs].find(tooBig) : undefined;
+    if (over) return { outputs: [node.output], kernels: splitLaunch(roots, fusion, limits, over) };
     if (def.kind === 'kernel') {
       const lowered = def.lower!({ node, ins: node.inputs.map((v) => v.shape), out: node.output.shape, attrs: node.attrs, target: { subgroups: limits.subgroups === true } });
       return {
@@ -39,7 +40,8 @@ export function lowerLaunches(groups: Group[], fusion: Fusion, limits: PlanLimit
     }
     const fk = fusedKernel(roots, (v) => fusion.inline.has(v.id));
     const outs = roots.map((r) => r.output);
-    if ([...fk.leaves, ...outs].some(tooBig)) return { outputs: outs, kernels: splitLaunch(roots, fusion, limits) };
+    const big = [...fk.leaves, ...outs].find(tooBig);
+    if (big) return { outputs: outs, kernels: splitLaunch(roots, fusion, limits, big) };
     return { outputs: outs, kernels: [{ spec: fk.spec, args: [...fk.leaves, ...outs] }] };
   });
 }

@@ -202,20 +202,17 @@ export function chooseChunk(N: number, sampleBytes: readonly number[], limits: P
 /**
  * The dispatches of a launch split by batch, in order: per chunk, its kernels
  * with windows for the values carrying the batch. Throws the planner's
- * too-big error, with the reason, when the launch cannot be split.
+ * too-big error (naming `over`, a value it binds over the limit), with the
+ * reason, when the launch cannot be split.
  */
-export function splitLaunch(roots: Node[], fusion: Fusion, limits: PlanLimits): SplitKernel[] {
-  const over = [...new Map([...roots.flatMap((r) => [r.output, ...r.inputs])].map((v) => [v.id, v])).values()].find(
-    (v) => bytesOf(v) > limits.maxStorageBufferBindingSize,
-  );
+export function splitLaunch(roots: Node[], fusion: Fusion, limits: PlanLimits, over: Value): SplitKernel[] {
   const what = (v: Value) => (v.node ? `'${v.node.op}' output` : `${v.kind} '${v.name ?? `%${v.id}`}'`);
   let cut: Cut;
   try {
     cut = primitive(roots[0].op).kind === 'kernel' ? cutKernel(roots[0], limits) : cutFused(roots, fusion);
   } catch (e) {
     if (!(e instanceof Refusal)) throw e;
-    const v = over ?? roots[0].output;
-    throw tooBig(what(v), v.shape, limits, `cannot be split by batch (${e.message})`);
+    throw tooBig(what(over), over.shape, limits, `cannot be split by batch (${e.message})`);
   }
   for (const v of cut.bound) {
     if (!cut.batched.has(v.id) && bytesOf(v) > limits.maxStorageBufferBindingSize) throw tooBig(what(v), v.shape, limits, 'is bound whole (it does not carry the batch)');
