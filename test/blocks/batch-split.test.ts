@@ -4,20 +4,26 @@
 // in 2-4 batch windows and the weight and bias gradients accumulate over the
 // chunks, runs on the device and matches the same network planned without
 // the limit: outputs, every parameter gradient and the BatchNorm running
-// statistics.
+// statistics. Both plan targets: portable limits (256-byte offsets, no
+// subgroups) and the adapter's (lavapipe: 16-byte offsets, subgroup convs),
+// each with the binding limit lowered to SPLIT_LIMITS'.
 import { describe, expect, it } from 'vitest';
-import { compileProgram, DEFAULT_LIMITS, layoutState } from '../../compiler/plan/index.ts';
+import { compileProgram, layoutState } from '../../compiler/plan/index.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import type { Plan } from '../../runtime/format/plan.ts';
 import { relErr } from '../oracle/compare.ts';
 import { randn } from '../oracle/random.ts';
+import { PLAN_TARGETS, planTarget } from '../helpers/plan-targets.ts';
 import { SPLIT_BATCH, SPLIT_LIMITS, splitNet } from '../helpers/split-net.ts';
 
 describe('a network split by batch over the binding limit', () => {
-  it('matches the unsplit plan: outputs, gradients, running statistics', async () => {
+  it.each(PLAN_TARGETS)('matches the unsplit plan: outputs, gradients, running statistics (%s limits)', async (target) => {
     const { b, spec, params } = splitNet();
-    const layout = layoutState(b.graph, SPLIT_LIMITS);
-    const plans = { whole: compileProgram(b.graph, layout, spec, DEFAULT_LIMITS), split: compileProgram(b.graph, layout, spec, SPLIT_LIMITS) };
+    const limits = await planTarget(target);
+    const low = { ...limits, maxStorageBufferBindingSize: SPLIT_LIMITS.maxStorageBufferBindingSize };
+    const layout = layoutState(b.graph, low);
+    const plans = { whole: compileProgram(b.graph, layout, spec, limits), split: compileProgram(b.graph, layout, spec, low) };
+    expect(plans.split.stats.dispatches).toBeGreaterThan(plans.whole.stats.dispatches);
     const rt = await Runtime.create(layout);
     const x = randn([SPLIT_BATCH, 4, 16, 16], 1);
     const gy = randn([SPLIT_BATCH, 4, 16, 16], 2);
