@@ -114,3 +114,25 @@ out = {"y": y, "dx": x.grad, "dw": w.grad}`,
     }
   });
 });
+
+// A batch split over dispatches (compiler/plan/split.ts) sums dw over its
+// chunks: the first writes, later ones add. Checked against the overwriting
+// form, which the torch cases above check: acc(dw0) = dw0 + write.
+describe('conv2d backward-weight accumulate form', () => {
+  it.each([
+    ['gemm', { batch: 2, inChannels: 1, outChannels: 40, height: 11, width: 9, kernel: 3, stride: 1, padding: 1 }],
+    ['taps', { batch: 2, inChannels: 4, outChannels: 6, height: 9, width: 16, kernel: 3, stride: 1, padding: 1 }],
+  ] as [BackwardWeightVariant, Conv2dShape][])('%s: adds the product to dw', async (variant, c) => {
+    const [OH, OW] = conv2dOutputSize(c);
+    const x = randn([c.batch, c.inChannels, c.height, c.width], 5);
+    const dy = randn([c.batch, c.outChannels, OH, OW], 6);
+    const wShape = [c.outChannels, c.inChannels, 3, 3];
+    const dw0 = randn(wShape, 7).data;
+    const write = conv2dBackwardWeightVariant(c, variant);
+    const acc = conv2dBackwardWeightVariant(c, variant, {}, { accumulate: true });
+    expect(acc.name).toContain('_acc');
+    const product = (await runKernel(write, { x: x.data, dy: dy.data, dw: randn(wShape, 8).data })).dw;
+    const sum = (await runKernel(acc, { x: x.data, dy: dy.data, dw: dw0 })).dw;
+    expectClose(sum, { shape: wShape, data: dw0.map((v, i) => v + product[i]) }, 1e-5, acc.name);
+  });
+});
