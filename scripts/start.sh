@@ -41,7 +41,7 @@ newest=$(ls "$run"/ckpt-*.json | sort | tail -n 1)
 cat <<EOF
 
 done. The run folder $run holds:
-  samples      $run/samples/index.html (grids with captions), $run/samples/latest-g2.png (256 px)
+  samples      $run/samples/index.html (grids with captions), $run/samples/latest-g2.png (the largest stage)
   curves       $run/curves.png (from $run/metrics.jsonl)
   checkpoint   $newest (+ .safetensors)
 Sample new captions:  npx gan sample $run --embeddings E.npy --out grid.png
