@@ -20,12 +20,19 @@
 // Pixel decomposition happens once per tile row, padding checks are scalar,
 // and lanes load weight / gradient rows; backward-weight with taps on the lanes
 // gathers x with per-lane padding masks instead and reads dy as uniform scalars.
+// Forward and backward-data have the same swap ('pixels' variants: channels
+// uniform, pixels on the lanes gathering x / dy with per-lane masks), chosen
+// wherever the pixels fill a SIMD vector of lanes (see forwardVariant), and
+// backward-data of a 1x1 output is one plain GEMM ('dense').
 // Backward-data of a strided conv is split into stride phases (ih % sh, iw % sw):
 // within a phase only every sh-th kernel row can touch a pixel, so iterating
 // just those taps avoids the (sh*sw - 1) / (sh*sw) of multiply-adds that a
 // plain transposed-conv GEMM would spend on zeros.
+// Maps smaller than the kernel (1x1 under k3 p1, 2x2 under k4 s2 p1) have taps
+// that only ever read padding; the implicit-GEMM passes iterate only the live
+// ones (exact; kernel names get `_live{rows}x{cols}`).
 import { convOutSize } from '../ir/shape.ts';
-import { chooseTiling, gemmKernel, kContiguousLane, TILE_COLS, type GemmTiling } from './gemm.ts';
+import { chooseTiling, gemmKernel, kContiguousLane, TILE_COLS, type GemmProblem, type GemmTiling } from './gemm.ts';
 import type { KernelSpec } from '../../runtime/format/kernel.ts';
 import { NO_FEATURES, type KernelTarget } from './target.ts';
 
@@ -121,25 +128,151 @@ function paddedLoader(buffer: string): string {
 
 
 /**
+ * Kernel rows (or columns) that touch the input for some output position,
+ * as [first, last + 1): every tap outside it reads only padding, for every
+ * output, so iterating just these is exact (a 1x1 map under a k3 p1 kernel
+ * has only its centre tap; 2x2 under k4 s2 p1 only the middle 2x2).
+ * [0, 0) when no tap touches the input (the output is the bias alone).
+ */
+function liveTaps(K: number, S: number, P: number, inSize: number, outSize: number): [number, number] {
+  let lo = K;
+  let hi = 0;
+  for (let k = 0; k < K; k++) {
+    for (let o = 0; o < outSize; o++) {
+      const i = o * S - P + k;
+      if (i >= 0 && i < inSize) {
+        lo = Math.min(lo, k);
+        hi = k + 1;
+        break;
+      }
+    }
+  }
+  return lo < hi ? [lo, hi] : [0, 0];
+}
+
+/**
+ * Counters for k = (ci, kh, kw) over the live taps [kh0, kh1) x [kw0, kw1):
+ * xOff = ci*H*W + kh*W + kw, wOff = ci*KH*KW + kh*KW + kw (and kh, kw themselves).
+ */
+function tapCounters(g: ConvGeometry, [kh0, kh1]: [number, number], [kw0, kw1]: [number, number]): { init: string; advance: string } {
+  const HW = g.H * g.W;
+  const TH = kh1 - kh0;
+  const TW = kw1 - kw0;
+  return {
+    init: `var kh = ${i32(kh0)};\nvar kw = ${i32(kw0)};\nvar xOff = ${i32(kh0 * g.W + kw0)};\nvar wOff = ${u(kh0 * g.KW + kw0)};`,
+    advance: `kw += 1i; xOff += 1i; wOff += 1u;
+if (kw == ${i32(kw1)}) { kw = ${i32(kw0)}; kh += 1i; xOff += ${i32(g.W - TW)}; wOff += ${u(g.KW - TW)};
+  if (kh == ${i32(kh1)}) { kh = ${i32(kh0)}; xOff += ${i32(HW - TH * g.W)}; wOff += ${u(g.KH * g.KW - TH * g.KW)}; } }`,
+  };
+}
+
+/**
+ * The forward kernels: `win` (windowed, pixels on the lanes, reading x rows as
+ * vec4 windows), `gemm` (implicit GEMM, output pixels uniform, output channels
+ * on the lanes) and `pixels` (output channels uniform, output pixels on the
+ * lanes gathering x with per-lane padding masks).
+ */
+export type ForwardVariant = 'win' | 'gemm' | 'pixels';
+
+/**
  * y = conv2d(x, w) (+ bias). Bindings: x [N,Ci,H,W], w [Co,Ci,KH,KW], [bias [Co]], y [N,Co,OH,OW].
  */
 export function conv2dForwardKernel(shape: Conv2dShape & { bias?: boolean }, target: KernelTarget = NO_FEATURES): KernelSpec {
+  return conv2dForwardVariant(shape, forwardVariant(convGeometry(shape)), target);
+}
+
+/** The windowed passes need whole 8-pixel destination row segments and 4-aligned source rows. */
+function forwardWindowable(g: ConvGeometry): boolean {
+  return g.OW % TILE_COLS === 0 && g.W % 4 === 0;
+}
+
+/**
+ * The rule. Windowed wherever it applies (13-17 GFLOP/s); otherwise `pixels`
+ * when there are at least 64 output pixels (batch x OH x OW), else `gemm`.
+ * A lane computes 8 pixels, so 64 fill one 8-lane SIMD vector; with fewer,
+ * lanes idle (n2 c128->128 h4 k3, 32 pixels: gemm 1.6 ms, pixels 2.5-3.0;
+ * 16 pixels: gemm 1.35-2.3 vs pixels 1.3-1.6, a toss-up), while `gemm`
+ * keeps the channels on its lanes. Interleaved medians of scripts/bench-kernels.ts
+ * on lavapipe (2 shared cores, load 3-6; ms before -> after, two runs;
+ * GFLOP/s count every tap, live or not):
+ *   n4 c64->128 h8 k4 s2 (4x4 out):  3.6-6.2 -> 1.6-1.7  pixels
+ *   n4 c128->128 h4 k3:              5.2-8.0 -> 1.8-2.3  pixels
+ *   n4 c16->32 h8 k4 s2:            0.75-0.91 -> 0.31-0.41 pixels
+ *   n4 c144->128 h1 k3 p1:          0.40-0.80 -> 0.16-0.30 gemm, live 1x1
+ *   n4 c256->128 h1 k3 p1:          0.59-0.92 -> 0.19-0.23 gemm, live 1x1
+ *   n4 c256->512 h2 k4 s2 (1x1 out): 3.7-8.0 -> 1.6-2.0  gemm, live 2x2
+ *   n16 c256->512 h8 k4 s2:             383 -> 139       pixels
+ *   n4 c64->64 h15 k3 (odd width):       22 -> 16        pixels
+ *   n128 c512->1 h4 k4 s4 (logit head):  13 -> 4.6       pixels
+ * 16-row tiles (laneGather) over 8: c64->128 h8 1.69 -> 1.50, n16 c256->512
+ * 155 -> 146 (backward-data), c16->32 h32 bwd 4.6 -> 1.6; once the other way
+ * (c128->128 h4 fwd 1.77 vs 3.26 in one run, 1.64 vs 1.47 in the next): noise.
+ * Compile (cache.prepare) 10-220 ms per shader, as before.
+ */
+export function forwardVariant(g: ConvGeometry): ForwardVariant {
+  if (forwardWindowable(g)) return 'win';
+  return g.N * g.OH * g.OW >= PIXELS_MIN ? 'pixels' : 'gemm';
+}
+
+/** Output pixels (batch x OH x OW) from which the `pixels` variants are chosen: 8 lanes x 8 pixels. */
+const PIXELS_MIN = 64;
+
+/**
+ * One forward variant by name, whatever the rule would pick, optionally with
+ * its tiling overridden (for benches and tests; the planner calls conv2dForwardKernel).
+ */
+export function conv2dForwardVariant(
+  shape: Conv2dShape & { bias?: boolean },
+  variant: ForwardVariant,
+  target: KernelTarget = NO_FEATURES,
+  tiling: Partial<GemmTiling> = {},
+): KernelSpec {
   const g = convGeometry(shape);
-  if (g.OW % TILE_COLS === 0 && g.W % 4 === 0) return forwardWindowed(g, !!shape.bias, target.subgroups);
+  const bias = !!shape.bias;
+  if (variant === 'win') {
+    if (!forwardWindowable(g)) throw new Error(`conv2d forward: no windowed kernel for ${tag(g)}`);
+    return forwardWindowed(g, bias, target.subgroups);
+  }
+  const t = Object.keys(tiling).length
+    ? { ...(variant === 'pixels' ? chooseTiling(g.Co, g.N * g.OH * g.OW, false, true) : chooseTiling(g.N * g.OH * g.OW, g.Co)), ...tiling }
+    : undefined;
+  return variant === 'pixels' ? forwardPixels(g, bias, t) : forwardGemm(g, bias, t);
+}
+
+function forwardBindings(bias: boolean): KernelSpec['bindings'] {
+  return [
+    { name: 'x', access: 'read' },
+    { name: 'w', access: 'read' },
+    ...(bias ? [{ name: 'bias', access: 'read' as const }] : []),
+    { name: 'y', access: 'read_write' },
+  ];
+}
+
+/** Name suffix of a kernel iterating only its live taps. */
+function liveTag(g: ConvGeometry, kh: [number, number], kw: [number, number]): string {
+  return kh[1] - kh[0] < g.KH || kw[1] - kw[0] < g.KW ? `_live${kh[1] - kh[0]}x${kw[1] - kw[0]}` : '';
+}
+
+/**
+ * Implicit GEMM: output pixels on the uniform side (scalar x loads with scalar
+ * padding checks), output channels on the lanes (weight rows read along k, as
+ * vec4s when all taps are live and Ci*KH*KW % 4 == 0).
+ */
+function forwardGemm(g: ConvGeometry, bias: boolean, tiling?: GemmTiling): KernelSpec {
   const K = g.Ci * g.KH * g.KW;
   const HW = g.H * g.W;
   const OHW = g.OH * g.OW;
+  const kh = liveTaps(g.KH, g.SH, g.PH, g.H, g.OH);
+  const kw = liveTaps(g.KW, g.SW, g.PW, g.W, g.OW);
+  const trimmed = liveTag(g, kh, kw) !== '';
   // Weight rows are contiguous along k = (ci, kh, kw): 4 taps per vec4 when K allows.
-  const vectorised = K % 4 === 0;
+  const vectorised = !trimmed && K % 4 === 0;
   const step = vectorised ? 4 : 1;
-  const bindings: KernelSpec['bindings'] = [
-    { name: 'x', access: 'read' },
-    { name: 'w', access: 'read' },
-    ...(shape.bias ? [{ name: 'bias', access: 'read' as const }] : []),
-    { name: 'y', access: 'read_write' },
-  ];
+  const bindings = forwardBindings(bias);
+  // Over the live taps only, a tap at a time, with a weight counter.
+  const live = tapCounters(g, kh, kw);
   return gemmKernel({
-    name: `conv2d_fwd_${tag(g)}${shape.bias ? '_bias' : ''}`,
+    name: `conv2d_fwd_${tag(g)}${bias ? '_bias' : ''}${liveTag(g, kh, kw)}`,
     rows: g.N * OHW,
     cols: g.Co,
     groups: 1,
@@ -152,20 +285,74 @@ let iw${i} = i32(pix${i} % ${u(g.OW)} * ${u(g.SW)}) - ${i32(g.PW)};
 let xBase${i} = i32(img${i} * ${u(g.Ci * HW)}) + ih${i} * ${i32(g.W)} + iw${i};
 let yBase${i} = img${i} * ${u(g.Co * OHW)} + pix${i};`,
     // Counters for k = (ci, kh, kw): xOff = ci*H*W + kh*W + kw.
-    loop: {
-      init: 'var kh = 0i;\nvar kw = 0i;\nvar xOff = 0i;',
-      iterations: u(K / step),
-      step,
-      subAdvance: `kw += 1i; xOff += 1i;
+    loop: trimmed
+      ? { init: live.init, iterations: u(g.Ci * (kh[1] - kh[0]) * (kw[1] - kw[0])), step: 1, advance: live.advance }
+      : {
+          init: 'var kh = 0i;\nvar kw = 0i;\nvar xOff = 0i;',
+          iterations: u(K / step),
+          step,
+          subAdvance: `kw += 1i; xOff += 1i;
 if (kw == ${i32(g.KW)}) { kw = 0i; kh += 1i; xOff += ${i32(g.W - g.KW)};
   if (kh == ${i32(g.KH)}) { kh = 0i; xOff += ${i32(HW - g.KH * g.W)}; } }`,
-      advance: '',
-    },
+          advance: '',
+        },
     uniformAt: (i) => `load_x(xBase${i} + xOff, u32(ih${i} + kh) < ${u(g.H)} && u32(iw${i} + kw) < ${u(g.W)})`,
-    lane: kContiguousLane((col) => `${col} * ${u(K)} + k`, step, vectorised, 'w'),
-    store: (i, col, value) => `y[yBase${i} + ${col} * ${u(OHW)}] = ${value}${shape.bias ? ` + bias[${col}]` : ''};`,
+    lane: trimmed
+      ? { loads: [...Array(TILE_COLS).keys()].map((j) => ({ expr: `w[col${j} * ${u(K)} + wOff]`, at: 0 })), element: (j) => `lv${j}` }
+      : kContiguousLane((col) => `${col} * ${u(K)} + k`, step, vectorised, 'w'),
+    store: (i, col, value) => `y[yBase${i} + ${col} * ${u(OHW)}] = ${value}${bias ? ` + bias[${col}]` : ''};`,
     flops: conv2dFlops(g),
-  });
+  }, tiling);
+}
+
+/**
+ * Output channels on the uniform side (weight rows as uniform scalar loads,
+ * contiguous along k), output pixels (n, oh, ow) on the lanes: each lane
+ * gathers x under its 8 pixels with per-lane padding masks and stores 8
+ * pixels of one channel (vec4s when OH*OW % 4 == 0). Live taps only.
+ */
+function forwardPixels(g: ConvGeometry, bias: boolean, tiling?: GemmTiling): KernelSpec {
+  const K = g.Ci * g.KH * g.KW;
+  const HW = g.H * g.W;
+  const OHW = g.OH * g.OW;
+  const kh = liveTaps(g.KH, g.SH, g.PH, g.H, g.OH);
+  const kw = liveTaps(g.KW, g.SW, g.PW, g.W, g.OW);
+  const vecStore = OHW % 4 === 0;
+  const bindings = forwardBindings(bias);
+  const live = tapCounters(g, kh, kw);
+  const laneSetup = [...Array(TILE_COLS).keys()]
+    .map((j) => `let pimg${j} = col${j} / ${u(OHW)};
+let ppix${j} = col${j} % ${u(OHW)};
+let pih${j} = i32(ppix${j} / ${u(g.OW)} * ${u(g.SH)}) - ${i32(g.PH)};
+let piw${j} = i32(ppix${j} % ${u(g.OW)} * ${u(g.SW)}) - ${i32(g.PW)};
+let px${j} = i32(pimg${j} * ${u(g.Ci * HW)}) + pih${j} * ${i32(g.W)} + piw${j};
+let py${j} = pimg${j} * ${u(g.Co * OHW)} + ppix${j};`)
+    .join('\n');
+  return gemmKernel({
+    name: `conv2d_fwd_${tag(g)}${bias ? '_bias' : ''}${liveTag(g, kh, kw)}_pixels`,
+    rows: g.Co,
+    cols: g.N * OHW,
+    groups: 1,
+    laneGather: true,
+    bindings,
+    declarations: `${declare(bindings, vecStore ? ['y'] : [])}\n${paddedLoader('x')}`,
+    rowSetup: (i) => `let wRow${i} = row${i} * ${u(K)};`,
+    laneSetup,
+    loop: { init: live.init, iterations: u(g.Ci * (kh[1] - kh[0]) * (kw[1] - kw[0])), step: 1, advance: live.advance },
+    uniformAt: (i) => `w[wRow${i} + wOff]`,
+    lane: {
+      loads: [...Array(TILE_COLS).keys()].map((j) => ({
+        expr: `load_x(px${j} + xOff, u32(pih${j} + kh) < ${u(g.H)} && u32(piw${j} + kw) < ${u(g.W)})`,
+        at: 0,
+      })),
+      element: (j) => `lv${j}`,
+    },
+    store: (i, _col, value, j) => `y[py${j} + row${i} * ${u(OHW)}] = ${value}${bias ? ` + bias[row${i}]` : ''};`,
+    storeVec4: vecStore
+      ? (i, q, value) => `y[(py${4 * q} + row${i} * ${u(OHW)}) / 4u] = ${value}${bias ? ` + vec4<f32>(bias[row${i}])` : ''};`
+      : undefined,
+    flops: conv2dFlops(g),
+  }, tiling);
 }
 
 /**
@@ -347,12 +534,74 @@ function forwardWindowed(g: ConvGeometry, bias: boolean, subgroups: boolean): Ke
 }
 
 /**
+ * The backward-data kernels: `win` (stride 1, windowed, input pixels on the
+ * lanes), `gemm` (stride phases, input pixels uniform, input channels on the
+ * lanes) and `pixels` (stride phases, input channels uniform, input pixels on
+ * the lanes gathering dy with per-lane masks) and `dense` (a 1x1 output:
+ * one plain GEMM over all input pixels, no phases).
+ */
+export type BackwardDataVariant = 'win' | 'gemm' | 'pixels' | 'dense';
+
+/**
  * dx = conv2d_input_grad(dy, w), overwriting dx. Bindings: dy [N,Co,OH,OW], w [Co,Ci,KH,KW], dx [N,Ci,H,W].
  */
 export function conv2dBackwardDataKernel(shape: Conv2dShape, target: KernelTarget = NO_FEATURES): KernelSpec {
+  return conv2dBackwardDataVariant(shape, backwardDataVariant(convGeometry(shape)), target);
+}
+
+function backwardDataWindowable(g: ConvGeometry): boolean {
+  return g.SH === 1 && g.SW === 1 && g.W % TILE_COLS === 0 && g.OW % 4 === 0;
+}
+
+/**
+ * The rule: windowed wherever it applies; `dense` for a 1x1 output; otherwise
+ * `pixels` when a stride phase has at least 64 input pixels (batch x
+ * ceil(H / SH) x ceil(W / SW), as for the forward), else `gemm`.
+ * Interleaved medians (ms before -> after, two runs, as for forwardVariant):
+ *   n4 c64->128 h8 k4 s2:          1.9-2.7 -> 1.6-1.8  pixels
+ *   n4 c128->128 h4 k3:            4.2-6.9 -> 3.3-4.0  pixels
+ *   n4 c16->32 h8 k4 s2:          0.87-0.97 -> 0.35-0.54 pixels
+ *   n4 c144->128 h1 k3 p1:        0.59-0.92 -> 0.16-0.28 dense
+ *   n4 c256->128 h1 k3 p1:        0.62-0.90 -> 0.21-0.30 dense
+ *   n4 c256->512 h2 k4 s2:         4.9-10.0 -> 0.95 (load 3.7; 8.0 at load 6) dense
+ *   n128 c512->1 h4 k4 s4:              2.4 -> 1.1      dense
+ *   n4 c3->64 h64 k4 s2:                 81 -> 12.5     pixels
+ *   n4 c8->16 h64 k4 s2:                 23 -> 2.2      pixels
+ *   n4 c16->32 h32 k4 s2:                12 -> 1.6      pixels
+ *   n8 c64->128 h32 k4 s2 (bench.ts):   126 -> 92       pixels
+ *   n16 c128->256 h16 k4 s2:            202 -> 154      pixels
+ *   n4 c64->64 h15 k3 (odd width):     13.6 -> 14.3, 17.1 -> 18.9: a toss-up
+ * Below 64 pixels `gemm` (n1 c128->128 h4 k3, 16 pixels: 0.79 vs 1.7-2.7
+ * pixels). `dense` beats both phase variants on every 1x1 output measured
+ * (c256->512 h2: 3.4 gemm -> 0.89, n64 c256->64 h2: 1.6 -> 0.86).
+ */
+export function backwardDataVariant(g: ConvGeometry): BackwardDataVariant {
+  if (backwardDataWindowable(g)) return 'win';
+  if (g.OH === 1 && g.OW === 1) return 'dense';
+  return g.N * Math.ceil(g.H / g.SH) * Math.ceil(g.W / g.SW) >= PIXELS_MIN ? 'pixels' : 'gemm';
+}
+
+/** One backward-data variant by name, optionally with its tiling overridden (benches and tests). */
+export function conv2dBackwardDataVariant(
+  shape: Conv2dShape,
+  variant: BackwardDataVariant,
+  target: KernelTarget = NO_FEATURES,
+  tiling: Partial<GemmTiling> = {},
+): KernelSpec {
   const g = convGeometry(shape);
-  if (g.SH === 1 && g.SW === 1 && g.W % TILE_COLS === 0 && g.OW % 4 === 0) return backwardDataWindowed(g, target.subgroups);
-  return backwardData(g);
+  if (variant === 'win') {
+    if (!backwardDataWindowable(g)) throw new Error(`conv2d backward-data: no windowed kernel for ${tag(g)}`);
+    return backwardDataWindowed(g, target.subgroups);
+  }
+  if (variant === 'dense') {
+    if (g.OH !== 1 || g.OW !== 1) throw new Error(`conv2d backward-data: no dense kernel for ${tag(g)} (output not 1x1)`);
+    return backwardDataDense(g, Object.keys(tiling).length ? { ...chooseTiling(g.N, g.Ci * g.H * g.W), ...tiling } : undefined);
+  }
+  const phasePixels = g.N * Math.ceil(g.H / g.SH) * Math.ceil(g.W / g.SW);
+  const t = Object.keys(tiling).length
+    ? { ...(variant === 'pixels' ? chooseTiling(g.Ci, phasePixels, false, true) : chooseTiling(phasePixels, g.Ci)), ...tiling }
+    : undefined;
+  return variant === 'pixels' ? backwardDataPixels(g, t) : backwardData(g, t);
 }
 
 const BWD_DATA_BINDINGS: KernelSpec['bindings'] = [
@@ -398,14 +647,104 @@ function backwardDataWindowed(g: ConvGeometry, subgroups: boolean): KernelSpec {
 }
 
 /**
- * Stride > 1: split into stride phases (ih % SH, iw % SW), one GEMM group each.
+ * The live taps of each stride phase p (input positions i = iq * S + p) along
+ * one axis: kernel positions k = k0, k0 + S, ... (taps of them), reaching
+ * output o = iq + d with d = d0, d0 - 1, ...; only those that reach an output
+ * for some input position of the phase, so a phase whose taps all fall in
+ * padding (a 1x1 or 2x2 map under a larger kernel) iterates none of them.
+ */
+function phaseTaps(K: number, S: number, P: number, inSize: number, outSize: number): { k0: number; d0: number; taps: number }[] {
+  return [...Array(S).keys()].map((p) => {
+    const inPhase = Math.ceil((inSize - p) / S);
+    const live = [...Array(K).keys()].filter((k) => {
+      if ((((p + P - k) % S) + S) % S !== 0) return false;
+      const d = (p + P - k) / S;
+      return inPhase > 0 && d <= outSize - 1 && d + inPhase - 1 >= 0;
+    });
+    if (!live.length) return { k0: 0, d0: 0, taps: 0 };
+    return { k0: live[0], d0: (p + P - live[0]) / S, taps: (live[live.length - 1] - live[0]) / S + 1 };
+  });
+}
+
+/** A uniform value per phase: a constant, or a select chain on the phase index. */
+function perPhase(values: number[], index: string, suffix: 'u' | 'i'): string {
+  if (values.every((v) => v === values[0])) return `${values[0]}${suffix}`;
+  return values.slice(1).reduce((acc, v, p) => `select(${acc}, ${v}${suffix}, ${index} == ${u(p + 1)})`, `${values[0]}${suffix}`);
+}
+
+/**
+ * The stride phases' shared set-up and tap loop (both phase variants): group
+ * = phase (ph, pw); per phase, kh0 / kw0 its first tap, dh0 / dw0 where that
+ * tap reaches, tapsH / tapsW how many; the loop walks k = (co, kh, kw) with
+ * dyOff = co*OH*OW + dh*OW + dw and wOff = co*Ci*KH*KW + kh*KW + kw.
+ * Where every tap of the phase's stride class is live, the per-phase values are
+ * computed in WGSL as before; else (maps smaller than the kernel) they come
+ * from tables of the live taps, and the name gets `_live`.
+ */
+function phaseLoop(g: ConvGeometry): { groupSetup: string; loop: GemmProblem['loop']; live: string } {
+  const OHW = g.OH * g.OW;
+  const KHW = g.KH * g.KW;
+  const th = phaseTaps(g.KH, g.SH, g.PH, g.H, g.OH);
+  const tw = phaseTaps(g.KW, g.SW, g.PW, g.W, g.OW);
+  // What the plain formula gives: every tap of the phase's class, live or not.
+  const all = (K: number, S: number, P: number) =>
+    [...Array(S).keys()].map((p) => {
+      const k0 = (p + P) % S;
+      return { k0, d0: (p + P - k0) / S, taps: k0 < K ? Math.ceil((K - k0) / S) : 0 };
+    });
+  const same = (a: { k0: number; d0: number; taps: number }[], b: typeof a) => a.every((x, p) => x.taps === b[p].taps && (!x.taps || (x.k0 === b[p].k0 && x.d0 === b[p].d0)));
+  const trimmed = !same(th, all(g.KH, g.SH, g.PH)) || !same(tw, all(g.KW, g.SW, g.PW));
+  const loop = {
+    init: 'var co = 0u;\nvar kh = kh0;\nvar kw = kw0;\nvar dh = dh0;\nvar dw = dw0;',
+    iterations: `${u(g.Co)} * tapsH * tapsW`,
+    step: 1,
+    prelude: `let dyOff = i32(co * ${u(OHW)}) + dh * ${i32(g.OW)} + dw;\nlet wOff = co * ${u(g.Ci * KHW)} + kh * ${u(g.KW)} + kw;`,
+    advance: `kw += ${u(g.SW)}; dw -= 1i;
+if (kw >= ${trimmed ? 'kwEnd' : u(g.KW)}) { kw = kw0; dw = dw0; kh += ${u(g.SH)}; dh -= 1i;
+  if (kh >= ${trimmed ? 'khEnd' : u(g.KH)}) { kh = kh0; dh = dh0; co += 1u; } }`,
+  };
+  if (!trimmed) {
+    return {
+      live: '',
+      loop,
+      groupSetup: `let ph = group / ${u(g.SW)};
+let pw = group % ${u(g.SW)};
+let kh0 = (ph + ${u(g.PH)}) % ${u(g.SH)};
+let kw0 = (pw + ${u(g.PW)}) % ${u(g.SW)};
+let dh0 = i32((ph + ${u(g.PH)} - kh0) / ${u(g.SH)});
+let dw0 = i32((pw + ${u(g.PW)} - kw0) / ${u(g.SW)});
+let tapsH = select(0u, (${u(g.KH)} - kh0 + ${u(g.SH - 1)}) / ${u(g.SH)}, kh0 < ${u(g.KH)});
+let tapsW = select(0u, (${u(g.KW)} - kw0 + ${u(g.SW - 1)}) / ${u(g.SW)}, kw0 < ${u(g.KW)});`,
+    };
+  }
+  const most = (t: { taps: number }[]) => Math.max(...t.map((x) => x.taps));
+  return {
+    live: `_live${most(th)}x${most(tw)}`,
+    loop,
+    groupSetup: `let ph = group / ${u(g.SW)};
+let pw = group % ${u(g.SW)};
+let kh0 = ${perPhase(th.map((x) => x.k0), 'ph', 'u')};
+let kw0 = ${perPhase(tw.map((x) => x.k0), 'pw', 'u')};
+let dh0 = ${perPhase(th.map((x) => x.d0), 'ph', 'i')};
+let dw0 = ${perPhase(tw.map((x) => x.d0), 'pw', 'i')};
+let tapsH = ${perPhase(th.map((x) => x.taps), 'ph', 'u')};
+let tapsW = ${perPhase(tw.map((x) => x.taps), 'pw', 'u')};
+let khEnd = kh0 + tapsH * ${u(g.SH)};
+let kwEnd = kw0 + tapsW * ${u(g.SW)};`,
+  };
+}
+
+/**
+ * Split into stride phases (ih % SH, iw % SW), one GEMM group each.
  * Within a phase only kernel rows kh = kh0, kh0 + SH, ... reach a pixel, at
  * oh = ihq + dh with dh = (ph + PH - kh) / SH exact, so iterating just those
  * taps skips the (SH*SW - 1) / (SH*SW) of multiply-adds a transposed-conv GEMM
  * would spend on zeros. The taps depend on the phase (a runtime-uniform value),
  * so they are walked by counters, one tap per iteration.
+ * Input pixels of the phase on the uniform side (scalar dy loads, scalar
+ * bounds checks), input channels on the lanes (scalar weight loads, stride KH*KW).
  */
-function backwardData(g: ConvGeometry): KernelSpec {
+function backwardData(g: ConvGeometry, tiling?: GemmTiling): KernelSpec {
   const HW = g.H * g.W;
   const OHW = g.OH * g.OW;
   const KHW = g.KH * g.KW;
@@ -413,22 +752,15 @@ function backwardData(g: ConvGeometry): KernelSpec {
   // rows past a smaller phase's edge are computed and not stored).
   const HQ = Math.ceil(g.H / g.SH);
   const WQ = Math.ceil(g.W / g.SW);
-  const groupSetup = `let ph = group / ${u(g.SW)};
-let pw = group % ${u(g.SW)};
-let kh0 = (ph + ${u(g.PH)}) % ${u(g.SH)};
-let kw0 = (pw + ${u(g.PW)}) % ${u(g.SW)};
-let dh0 = i32((ph + ${u(g.PH)} - kh0) / ${u(g.SH)});
-let dw0 = i32((pw + ${u(g.PW)} - kw0) / ${u(g.SW)});
-let tapsH = select(0u, (${u(g.KH)} - kh0 + ${u(g.SH - 1)}) / ${u(g.SH)}, kh0 < ${u(g.KH)});
-let tapsW = select(0u, (${u(g.KW)} - kw0 + ${u(g.SW - 1)}) / ${u(g.SW)}, kw0 < ${u(g.KW)});`;
+  const phases = phaseLoop(g);
   return gemmKernel({
-    name: `conv2d_bwd_data_${tag(g)}`,
+    name: `conv2d_bwd_data_${tag(g)}${phases.live}`,
     rows: g.N * HQ * WQ,
     cols: g.Ci,
     groups: g.SH * g.SW,
     bindings: BWD_DATA_BINDINGS,
     declarations: `${declare(BWD_DATA_BINDINGS)}\n${paddedLoader('dy')}`,
-    groupSetup,
+    groupSetup: phases.groupSetup,
     rowSetup: (i) => `let img${i} = row${i} / ${u(HQ * WQ)};
 let ihq${i} = i32(row${i} % ${u(HQ * WQ)} / ${u(WQ)});
 let iwq${i} = i32(row${i} % ${u(WQ)});
@@ -436,15 +768,7 @@ let ih${i} = u32(ihq${i}) * ${u(g.SH)} + ph;
 let iw${i} = u32(iwq${i}) * ${u(g.SW)} + pw;
 let dyBase${i} = i32(img${i} * ${u(g.Co * OHW)}) + ihq${i} * ${i32(g.OW)} + iwq${i};
 let dxBase${i} = img${i} * ${u(g.Ci * HW)} + ih${i} * ${u(g.W)} + iw${i};`,
-    loop: {
-      init: 'var co = 0u;\nvar kh = kh0;\nvar kw = kw0;\nvar dh = dh0;\nvar dw = dw0;',
-      iterations: `${u(g.Co)} * tapsH * tapsW`,
-      step: 1,
-      prelude: `let dyOff = i32(co * ${u(OHW)}) + dh * ${i32(g.OW)} + dw;\nlet wOff = co * ${u(g.Ci * KHW)} + kh * ${u(g.KW)} + kw;`,
-      advance: `kw += ${u(g.SW)}; dw -= 1i;
-if (kw >= ${u(g.KW)}) { kw = kw0; dw = dw0; kh += ${u(g.SH)}; dh -= 1i;
-  if (kh >= ${u(g.KH)}) { kh = kh0; dh = dh0; co += 1u; } }`,
-    },
+    loop: phases.loop,
     uniformAt: (i) => `load_dy(dyBase${i} + dyOff, u32(ihq${i} + dh) < ${u(g.OH)} && u32(iwq${i} + dw) < ${u(g.OW)})`,
     lane: {
       loads: [...Array(TILE_COLS).keys()].map((j) => ({ expr: `w[wOff + col${j} * ${u(KHW)}]`, at: 0 })),
@@ -452,7 +776,97 @@ if (kw >= ${u(g.KW)}) { kw = kw0; dw = dw0; kh += ${u(g.SH)}; dh -= 1i;
     },
     store: (i, col, value) => `if (ih${i} < ${u(g.H)} && iw${i} < ${u(g.W)}) { dx[dxBase${i} + ${col} * ${u(HW)}] = ${value}; }`,
     flops: conv2dFlops(g),
-  });
+  }, tiling);
+}
+
+/**
+ * Stride phases as in backwardData, with the roles swapped: input channels on
+ * the uniform side (weights as uniform scalar loads), the phase's input pixels
+ * on the lanes, each gathering dy under its 8 pixels with per-lane masks;
+ * vec4 stores where the 8 pixels are contiguous in dx (stride 1, H*W % 4 == 0).
+ */
+function backwardDataPixels(g: ConvGeometry, tiling?: GemmTiling): KernelSpec {
+  const HW = g.H * g.W;
+  const OHW = g.OH * g.OW;
+  const KHW = g.KH * g.KW;
+  const HQ = Math.ceil(g.H / g.SH);
+  const WQ = Math.ceil(g.W / g.SW);
+  const vecStore = g.SH === 1 && g.SW === 1 && HW % 4 === 0;
+  const phases = phaseLoop(g);
+  const laneSetup = [...Array(TILE_COLS).keys()]
+    .map((j) => `let pimg${j} = col${j} / ${u(HQ * WQ)};
+let pihq${j} = i32(col${j} % ${u(HQ * WQ)} / ${u(WQ)});
+let piwq${j} = i32(col${j} % ${u(WQ)});
+let pih${j} = u32(pihq${j}) * ${u(g.SH)} + ph;
+let piw${j} = u32(piwq${j}) * ${u(g.SW)} + pw;
+let pdy${j} = i32(pimg${j} * ${u(g.Co * OHW)}) + pihq${j} * ${i32(g.OW)} + piwq${j};
+let pdx${j} = pimg${j} * ${u(g.Ci * HW)} + pih${j} * ${u(g.W)} + piw${j};`)
+    .join('\n');
+  return gemmKernel({
+    name: `conv2d_bwd_data_${tag(g)}${phases.live}_pixels`,
+    rows: g.Ci,
+    cols: g.N * HQ * WQ,
+    groups: g.SH * g.SW,
+    laneGather: true,
+    bindings: BWD_DATA_BINDINGS,
+    declarations: `${declare(BWD_DATA_BINDINGS, vecStore ? ['dx'] : [])}\n${paddedLoader('dy')}`,
+    groupSetup: phases.groupSetup,
+    rowSetup: (i) => `let wRow${i} = row${i} * ${u(KHW)};`,
+    laneSetup,
+    loop: phases.loop,
+    uniformAt: (i) => `w[wRow${i} + wOff]`,
+    lane: {
+      loads: [...Array(TILE_COLS).keys()].map((j) => ({
+        expr: `load_dy(pdy${j} + dyOff, u32(pihq${j} + dh) < ${u(g.OH)} && u32(piwq${j} + dw) < ${u(g.OW)})`,
+        at: 0,
+      })),
+      element: (j) => `lv${j}`,
+    },
+    store: (i, _col, value, j) => `if (pih${j} < ${u(g.H)} && piw${j} < ${u(g.W)}) { dx[pdx${j} + row${i} * ${u(HW)}] = ${value}; }`,
+    storeVec4: vecStore ? (i, q, value) => `dx[(pdx${4 * q} + row${i} * ${u(HW)}) / 4u] = ${value};` : undefined,
+    flops: conv2dFlops(g),
+  }, tiling);
+}
+
+/**
+ * A 1x1 output: dx[n, ci, ih, iw] = sum_co dy[n, co] * w[co, ci, ih + PH, iw + PW]
+ * (zero where that tap is outside the kernel), one plain GEMM with rows =
+ * images (dy as uniform scalars), cols = (ci, ih, iw) (w gathered at a
+ * loop-invariant per-lane offset, stored as vec4s when Ci*H*W % 4 == 0),
+ * k = co. Unlike the phase split, each weight cache line is read once: the
+ * phases of a small map under a large kernel each touch a different tap of
+ * every line (c256->512 h2 k4 s2 streamed its 8 MB weight four times).
+ */
+function backwardDataDense(g: ConvGeometry, tiling?: GemmTiling): KernelSpec {
+  const HW = g.H * g.W;
+  const KHW = g.KH * g.KW;
+  const cols = g.Ci * HW;
+  const vecStore = cols % 4 === 0;
+  const laneSetup = [...Array(TILE_COLS).keys()]
+    .map((j) => `let dkh${j} = col${j} % ${u(HW)} / ${u(g.W)} + ${u(g.PH)};
+let dkw${j} = col${j} % ${u(g.W)} + ${u(g.PW)};
+let dok${j} = dkh${j} < ${u(g.KH)} && dkw${j} < ${u(g.KW)};
+let dw${j} = select(0u, col${j} / ${u(HW)} * ${u(KHW)} + dkh${j} * ${u(g.KW)} + dkw${j}, dok${j});`)
+    .join('\n');
+  return gemmKernel({
+    name: `conv2d_bwd_data_${tag(g)}_dense`,
+    rows: g.N,
+    cols,
+    groups: 1,
+    bindings: BWD_DATA_BINDINGS,
+    declarations: declare(BWD_DATA_BINDINGS, vecStore ? ['dx'] : []),
+    rowSetup: (i) => `let dyRow${i} = row${i} * ${u(g.Co)};`,
+    laneSetup,
+    loop: { init: 'var wOff = 0u;', iterations: u(g.Co), step: 1, advance: `wOff += ${u(g.Ci * KHW)};` },
+    uniformAt: (i) => `dy[dyRow${i} + k]`,
+    lane: {
+      loads: [...Array(TILE_COLS).keys()].map((j) => ({ expr: `select(0.0, w[wOff + dw${j}], dok${j})`, at: 0 })),
+      element: (j) => `lv${j}`,
+    },
+    store: (i, col, value) => `dx[row${i} * ${u(cols)} + ${col}] = ${value};`,
+    storeVec4: vecStore ? (i, q, value) => `dx[(row${i} * ${u(cols)} + firstCol) / 4u + ${u(q)}] = ${value};` : undefined,
+    flops: conv2dFlops(g),
+  }, tiling);
 }
 
 /** The backward-weight kernels: `gemm` (taps on the uniform side) and `taps` (output channels uniform, taps on the lanes). */

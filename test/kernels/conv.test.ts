@@ -4,11 +4,15 @@ import { NO_FEATURES } from '../../compiler/kernels/target.ts';
 import { getDevice } from '../../runtime/device.ts';
 import {
   conv2dBackwardDataKernel,
+  conv2dBackwardDataVariant,
   conv2dBackwardWeightKernel,
   conv2dBackwardWeightVariant,
   conv2dForwardKernel,
+  conv2dForwardVariant,
   conv2dOutputSize,
+  type BackwardDataVariant,
   type BackwardWeightVariant,
+  type ForwardVariant,
   type Conv2dShape,
 } from '../../compiler/kernels/conv.ts';
 import { expectClose } from '../oracle/compare.ts';
@@ -16,7 +20,13 @@ import { randn } from '../oracle/random.ts';
 import { startTorch, torchAvailable, torchStatus, type TorchOracle } from '../oracle/torch.ts';
 import { runKernel } from './harness.ts';
 
-type Case = Conv2dShape & { label: string; bias: boolean; weightVariant?: BackwardWeightVariant };
+type Case = Conv2dShape & {
+  label: string;
+  bias: boolean;
+  weightVariant?: BackwardWeightVariant;
+  forwardVariant?: ForwardVariant;
+  dataVariant?: BackwardDataVariant;
+};
 
 // Small shapes that still cover each code path: vec4 and scalar lane loads
 // (K or OH*OW divisible by 4 or not), odd sizes that leave partial tiles,
@@ -46,10 +56,22 @@ const CASES: Case[] = [
   { label: 'bwd-weight taps, Co 1, k3 s1 p1, 64 wide', batch: 2, inChannels: 4, outChannels: 1, height: 5, width: 64, kernel: 3, stride: 1, padding: 1, bias: false, weightVariant: 'taps' },
   { label: 'bwd-weight gemm (9 taps, 40 channels), batch 1, odd 11x9, k3 s1 p1', batch: 1, inChannels: 1, outChannels: 40, height: 11, width: 9, kernel: 3, stride: 1, padding: 1, bias: false, weightVariant: 'gemm' },
   { label: 'bwd-weight gemm (16 taps, 72 channels), k4 s2 p1', batch: 2, inChannels: 1, outChannels: 72, height: 8, width: 8, kernel: 4, stride: 2, padding: 1, bias: false, weightVariant: 'gemm' },
+  // Forward / backward-data variants (every applicable one is checked on every case; these pin the choice).
+  { label: 'pixels, batch 1, k4 s2 p1, odd 19x17 (out 9x8), bias, 16-row tiles + partial', batch: 1, inChannels: 5, outChannels: 20, height: 19, width: 17, kernel: 4, stride: 2, padding: 1, bias: true, forwardVariant: 'pixels', dataVariant: 'pixels' },
+  { label: 'pixels, k3 s1 p1, odd 9x9, 27 taps, scalar stores', batch: 2, inChannels: 3, outChannels: 7, height: 9, width: 9, kernel: 3, stride: 1, padding: 1, bias: false, forwardVariant: 'pixels', dataVariant: 'pixels' },
+  { label: 'pixels, 4x4 maps k3 s1 p1, vec4 stores, bias', batch: 4, inChannels: 6, outChannels: 18, height: 4, width: 4, kernel: 3, stride: 1, padding: 1, bias: true, forwardVariant: 'pixels', dataVariant: 'pixels' },
+  { label: 'pixels with live taps only, 1x5 maps k3 s1 p1, batch 16', batch: 16, inChannels: 3, outChannels: 9, height: 1, width: 5, kernel: 3, stride: 1, padding: 1, bias: true, forwardVariant: 'pixels', dataVariant: 'pixels' },
+  { label: 'gemm, live taps only, 1x5 maps k3 s1 p1, 27 taps', batch: 2, inChannels: 3, outChannels: 10, height: 1, width: 5, kernel: 3, stride: 1, padding: 1, bias: false, forwardVariant: 'gemm', dataVariant: 'gemm' },
+  { label: '1x1 map k3 s1 p1 (centre tap only), bias, dense backward-data', batch: 4, inChannels: 6, outChannels: 10, height: 1, width: 1, kernel: 3, stride: 1, padding: 1, bias: true, forwardVariant: 'gemm', dataVariant: 'dense' },
+  { label: '2x2 map k4 s2 p1 (out 1x1, middle 2x2 taps), bias, batch 3', batch: 3, inChannels: 5, outChannels: 9, height: 2, width: 2, kernel: 4, stride: 2, padding: 1, bias: true, forwardVariant: 'gemm', dataVariant: 'dense' },
+  { label: 'gemm, 2x2 map k3 s1 p1, batch 1, 36 taps', batch: 1, inChannels: 4, outChannels: 12, height: 2, width: 2, kernel: 3, stride: 1, padding: 1, bias: true, forwardVariant: 'gemm', dataVariant: 'gemm' },
+  { label: 'gemm, 3x3 map k4 s2 p1 (out 1x1 via dense), batch 1, odd channels', batch: 1, inChannels: 3, outChannels: 5, height: 3, width: 3, kernel: 4, stride: 2, padding: 1, bias: false, forwardVariant: 'gemm', dataVariant: 'dense' },
 ];
 
-/** The variant a backward-weight kernel is, by its name. */
+/** The variant a kernel is, by its name. */
 const variantOf = (name: string): BackwardWeightVariant => (/_taps_t\d+x\d+$/.test(name) ? 'taps' : 'gemm');
+const forwardVariantOf = (name: string): ForwardVariant => (/_win(_sg)?_t\d+x\d+$/.test(name) ? 'win' : /_pixels_t\d+x\d+$/.test(name) ? 'pixels' : 'gemm');
+const dataVariantOf = (name: string): BackwardDataVariant => (/_dense_t\d+x\d+$/.test(name) ? 'dense' : forwardVariantOf(name));
 
 describe('conv2d backward-weight variant choice', () => {
   const shape = (Ci: number, Co: number, k: number): Conv2dShape => ({ batch: 4, inChannels: Ci, outChannels: Co, height: 32, width: 32, kernel: k, stride: 1, padding: 1 });
@@ -67,6 +89,42 @@ describe('conv2d backward-weight variant choice', () => {
   });
   for (const c of CASES.filter((c) => c.weightVariant)) {
     it(`${c.label} -> ${c.weightVariant}`, () => expect(variantOf(conv2dBackwardWeightKernel(c).name)).toBe(c.weightVariant));
+  }
+});
+
+describe('conv2d forward / backward-data variant choice', () => {
+  const conv = (N: number, Ci: number, Co: number, h: number, k: number, s: number, p: number): Conv2dShape => ({
+    batch: N, inChannels: Ci, outChannels: Co, height: h, width: h, kernel: k, stride: s, padding: p,
+  });
+  // The small step's shapes (scripts/bench-kernels.ts SHAPES=fwdsmall) and bench.ts CONVS.
+  it.each([
+    [conv(4, 64, 128, 8, 4, 2, 1), 'pixels', 'pixels'],
+    [conv(4, 128, 128, 4, 3, 1, 1), 'pixels', 'pixels'],
+    [conv(4, 144, 128, 1, 3, 1, 1), 'gemm', 'dense'],
+    [conv(4, 256, 512, 2, 4, 2, 1), 'gemm', 'dense'],
+    [conv(4, 16, 32, 8, 4, 2, 1), 'pixels', 'pixels'],
+    [conv(4, 128, 256, 4, 4, 2, 1), 'gemm', 'gemm'],
+    [conv(8, 64, 64, 32, 3, 1, 1), 'win', 'win'],
+    [conv(8, 128, 128, 16, 3, 1, 1), 'win', 'win'],
+    [conv(8, 64, 128, 32, 4, 2, 1), 'win', 'pixels'],
+  ] as [Conv2dShape, ForwardVariant, BackwardDataVariant][])('%o -> %s, %s', (s, f, d) => {
+    expect(forwardVariantOf(conv2dForwardKernel(s).name)).toBe(f);
+    expect(dataVariantOf(conv2dBackwardDataKernel(s).name)).toBe(d);
+  });
+  it('names kernels that skip dead taps', () => {
+    expect(conv2dForwardKernel(conv(4, 144, 128, 1, 3, 1, 1)).name).toMatch(/_live1x1_/);
+    expect(conv2dForwardKernel(conv(4, 256, 512, 2, 4, 2, 1)).name).toMatch(/_live2x2_/);
+    expect(conv2dForwardKernel(conv(4, 128, 128, 4, 3, 1, 1)).name).not.toMatch(/_live/);
+  });
+  it('refuses variants that do not apply', () => {
+    expect(() => conv2dForwardVariant(conv(4, 64, 128, 8, 4, 2, 1), 'win')).toThrow(/no windowed/);
+    expect(() => conv2dBackwardDataVariant(conv(4, 64, 128, 8, 4, 2, 1), 'dense')).toThrow(/no dense/);
+  });
+  for (const c of CASES.filter((c) => c.forwardVariant || c.dataVariant)) {
+    it(`${c.label} -> ${c.forwardVariant}, ${c.dataVariant}`, () => {
+      if (c.forwardVariant) expect(forwardVariantOf(conv2dForwardKernel(c).name)).toBe(c.forwardVariant);
+      if (c.dataVariant) expect(dataVariantOf(conv2dBackwardDataKernel(c).name)).toBe(c.dataVariant);
+    });
   }
 });
 
@@ -94,13 +152,25 @@ out = {"y": y, "dx": x.grad, "dw": w.grad}`,
     // The portable kernels, and the subgroup-shuffle variants where the device has the feature.
     const { info } = await getDevice();
     const targets = [NO_FEATURES, ...(info.features.includes('subgroups') ? [{ subgroups: true }] : [])];
-    for (const target of targets) {
-      const fwd = conv2dForwardKernel(c, target);
-      const fwdData: Record<string, Float32Array | number> = { x: x.data, w: w.data, y: ref.y.data.length };
+    // The chosen kernels per target (only the windowed ones differ), then the
+    // other variants that apply to the shape.
+    const fwdKernels = targets.map((t) => conv2dForwardKernel(c, t));
+    const dataKernels = targets.map((t) => conv2dBackwardDataKernel(c, t));
+    if (c.forwardVariant) expect(forwardVariantOf(fwdKernels[0].name)).toBe(c.forwardVariant);
+    if (c.dataVariant) expect(dataVariantOf(dataKernels[0].name)).toBe(c.dataVariant);
+    for (const v of ['gemm', 'pixels'] as const) {
+      if (forwardVariantOf(fwdKernels[0].name) !== v) fwdKernels.push(conv2dForwardVariant(c, v));
+    }
+    for (const v of ['gemm', 'pixels', ...(OH === 1 && OW === 1 ? ['dense' as const] : [])] as const) {
+      if (dataVariantOf(dataKernels[0].name) !== v) dataKernels.push(conv2dBackwardDataVariant(c, v));
+    }
+    for (const fwd of fwdKernels) {
+      // y starts as garbage: the kernel must overwrite every element.
+      const fwdData: Record<string, Float32Array | number> = { x: x.data, w: w.data, y: randn(ref.y.shape, 97).data };
       if (c.bias) fwdData.bias = bias.data;
       expectClose((await runKernel(fwd, fwdData)).y, ref.y, 1e-5, fwd.name);
-
-      const bwdData = conv2dBackwardDataKernel(c, target);
+    }
+    for (const bwdData of dataKernels) {
       // dx starts as garbage: the kernel must overwrite every element.
       const dx0 = randn(x.shape, 99).data;
       expectClose((await runKernel(bwdData, { dy: dy.data, w: w.data, dx: dx0 })).dx, ref.dx, 1e-4, bwdData.name);
