@@ -4,16 +4,22 @@
 // so that load from other jobs hits every variant alike.
 //   npx tsx scripts/bench-kernels.ts
 //   VARIANTS=bw,bw:gemm,bw:taps,fwd,bwd_data SHAPES=small,big ITERS=9 npx tsx scripts/bench-kernels.ts
-// Variants: fwd, bwd_data, bw (conv2dBackwardWeightKernel's own choice), bw:NAME
-// (one backward-weight variant by name, see BackwardWeightVariant), bw:NAME:rROWS:lLANES
-// (the same with its tile rows and/or lanes per workgroup overridden).
+// Variants: fwd, bwd_data, bw (each pass's own choice), fwd:NAME, bwd_data:NAME,
+// bw:NAME (one variant by name: ForwardVariant, BackwardDataVariant,
+// BackwardWeightVariant), PASS:NAME:rROWS:lLANES (the same with its tile rows
+// and/or lanes per workgroup overridden), e.g.
+//   VARIANTS=fwd:gemm,fwd:pixels,fwd:pixels:r8 SHAPES=fwdsmall npx tsx scripts/bench-kernels.ts
 import {
   conv2dBackwardDataKernel,
   conv2dBackwardWeightKernel,
   conv2dBackwardWeightVariant,
+  conv2dBackwardDataVariant,
   conv2dForwardKernel,
+  conv2dForwardVariant,
   convGeometry,
+  type BackwardDataVariant,
   type BackwardWeightVariant,
+  type ForwardVariant,
   type Conv2dShape,
 } from '../compiler/kernels/conv.ts';
 import type { GemmTiling } from '../compiler/kernels/gemm.ts';
@@ -51,6 +57,21 @@ const SHAPES: Record<string, Conv2dShape[]> = {
   ],
   // Few taps (image-facing layers).
   edge: [conv(4, 1, 64, 32, 3, 1, 1), conv(4, 1, 32, 64, 4, 2, 1), conv(4, 2, 32, 32, 3, 1, 1), conv(4, 3, 64, 64, 4, 2, 1), conv(1, 3, 32, 15, 3, 2, 1)],
+  // Non-windowed forward / backward-data on small maps (the small step's slowest after bw).
+  fwdsmall: [
+    conv(4, 64, 128, 8, 4, 2, 1),
+    conv(4, 128, 128, 4, 3, 1, 1),
+    conv(4, 144, 128, 1, 3, 1, 1),
+    conv(4, 256, 128, 1, 3, 1, 1),
+    conv(4, 256, 512, 2, 4, 2, 1),
+    conv(4, 16, 32, 8, 4, 2, 1),
+  ],
+  // Around the pixels / gemm threshold: 16 and 32 output (or phase) pixels.
+  threshold: [conv(4, 128, 128, 2, 3, 1, 1), conv(1, 128, 128, 4, 3, 1, 1), conv(2, 128, 128, 4, 3, 1, 1), conv(4, 128, 256, 4, 4, 2, 1), conv(2, 64, 64, 6, 3, 1, 1)],
+  // Larger non-windowed (strided backward-data, odd widths) shapes of the bundled models.
+  large: [conv(4, 3, 64, 64, 4, 2, 1), conv(4, 8, 16, 64, 4, 2, 1), conv(4, 4, 8, 128, 4, 2, 1), conv(4, 16, 32, 32, 4, 2, 1), conv(16, 256, 512, 8, 4, 2, 1), conv(16, 128, 256, 16, 4, 2, 1), conv(4, 64, 64, 15, 3, 1, 1)],
+  // 1x1 outputs (logit heads).
+  head: [conv(128, 512, 1, 4, 4, 4, 0), conv(4, 512, 1, 4, 4, 1, 0), conv(64, 256, 64, 2, 4, 2, 1)],
   // scripts/bench.ts CONVS.
   big: [conv(8, 64, 64, 32, 3, 1, 1), conv(8, 128, 128, 16, 3, 1, 1), conv(8, 64, 128, 32, 4, 2, 1)],
 };
@@ -59,17 +80,17 @@ function kernelFor(v: string, s: Conv2dShape): KernelSpec {
   if (v === 'fwd') return conv2dForwardKernel(s, target);
   if (v === 'bwd_data') return conv2dBackwardDataKernel(s, target);
   if (v === 'bw') return conv2dBackwardWeightKernel(s);
-  if (v.startsWith('bw:')) {
-    // bw:NAME[:rROWS][:lLANES], e.g. bw:taps:r16:l8 overrides the tile rows and lanes per workgroup.
-    const [name, ...opts] = v.slice(3).split(':');
-    const tiling: Partial<GemmTiling> = {};
-    for (const o of opts) {
-      if (o[0] === 'r') tiling.tileRows = Number(o.slice(1));
-      else if (o[0] === 'l') tiling.lanes = Number(o.slice(1));
-      else throw new Error(`unknown variant option '${o}' in '${v}'`);
-    }
-    return conv2dBackwardWeightVariant(s, name as BackwardWeightVariant, tiling);
+  // PASS:NAME[:rROWS][:lLANES], e.g. bw:taps:r16:l8 overrides the tile rows and lanes per workgroup.
+  const [pass, name, ...opts] = v.split(':');
+  const tiling: Partial<GemmTiling> = {};
+  for (const o of opts) {
+    if (o[0] === 'r') tiling.tileRows = Number(o.slice(1));
+    else if (o[0] === 'l') tiling.lanes = Number(o.slice(1));
+    else throw new Error(`unknown variant option '${o}' in '${v}'`);
   }
+  if (pass === 'bw') return conv2dBackwardWeightVariant(s, name as BackwardWeightVariant, tiling);
+  if (pass === 'fwd') return conv2dForwardVariant(s, name as ForwardVariant, target, tiling);
+  if (pass === 'bwd_data') return conv2dBackwardDataVariant(s, name as BackwardDataVariant, target, tiling);
   throw new Error(`unknown variant '${v}'`);
 }
 
