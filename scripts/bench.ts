@@ -261,7 +261,7 @@ function printTable(rows: Row[], ceiling: number): void {
 function stepNote(r: StepRow, cold?: { compileMs: number; pipelines: number }): string {
   const top = r.families.slice(0, 6).map((f) => `${f.family} ${(100 * f.share).toFixed(0)}%`).join(', ');
   return (
-    `${r.dispatches} dispatches, ${r.pipelines} distinct pipelines, compile ${(r.compileMs / 1000).toFixed(1)} s in this process` +
+    `${r.dispatches} dispatches, ${r.pipelines} distinct step kernels, compile ${(r.compileMs / 1000).toFixed(1)} s in this process` +
     (cold ? ` (cold, shader cache off: ${(cold.compileMs / 1000).toFixed(0)} s for ${cold.pipelines})` : '') +
     `; GEMM-class ${(100 * r.gemmShare).toFixed(0)}% of profiled time; by family: ${top}` +
     (r.torch ? `; same step in ${r.torch}` : '')

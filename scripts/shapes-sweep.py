@@ -218,8 +218,17 @@ class Discriminator(nn.Module):
         t = mu.view(mu.shape[0], self.c_dim, 1, 1).repeat(1, 1, f.shape[2], f.shape[3])
         out["cond"] = self.cond(self.joint(torch.cat([t, f], 1)))
         if self.align is not None:
-            out["align"] = F.cosine_similarity(self.align(f.mean(dim=(2, 3))), text, dim=1)
+            p = self.align(f.mean(dim=(2, 3)))
+            out["align"] = F.cosine_similarity(p, text, dim=1)
+            out["proj"] = F.normalize(p, dim=1)
         return out
+
+
+def align_nce(proj, text, tau):
+    """(not the model's term) contrastive alignment: cross-entropy of each image's projection
+    against every caption of the batch (cosine / tau), its own caption the target."""
+    logits = proj @ F.normalize(text, dim=1).t() / tau
+    return F.cross_entropy(logits, torch.arange(proj.shape[0]))
 
 
 def init_weights(net):
@@ -349,6 +358,7 @@ def main():
     ap.add_argument("--ema", type=float, default=0.999, help="g_ema decay (bias-corrected)")
     ap.add_argument("--ema2", type=float, default=0.99, help="a second, faster EMA reported beside it (0 = none)")
     ap.add_argument("--d-joint-bn", action="store_true", help="(not the trainer's loop) D step on real+wrong+fake as one BatchNorm batch")
+    ap.add_argument("--align-nce", type=float, default=0.0, help="(not the model's term) contrastive align term at this temperature instead of 1 - cos")
     ap.add_argument("--ca-gain", type=float, default=1.0, help="(not the compiler's init) orthogonal gain of the CA linear")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--eval-every", type=int, default=100)
@@ -420,15 +430,21 @@ def main():
                 real = D(reals[R], mu.detach(), text)
                 wrong = D(wrongs[R], mu.detach(), text)
                 fake = D(fakes[i].detach(), mu.detach(), text)
-            errD = weighted_sum(d_terms(real, wrong, fake, y, u, a.align))
+            dt = d_terms(real, wrong, fake, y, u, a.align)
+            if a.align_nce and "align_real" in dt:
+                dt["align_real"] = (align_nce(real["proj"], text, a.align_nce), a.align)
+            errD = weighted_sum(dt)
             opt.zero_grad(set_to_none=True)
             errD.backward()
             opt.step()
             losses[f"d{i}"] = errD.item()
         terms = {}
         for i, D in enumerate(Ds):
-            for k, tw in g_terms(D(fakes[i], mu, text), u, a.align).items():
+            out = D(fakes[i], mu, text)
+            for k, tw in g_terms(out, u, a.align).items():
                 terms[f"g{i}/{k}"] = tw
+            if a.align_nce and f"g{i}/align_fake" in terms:
+                terms[f"g{i}/align_fake"] = (align_nce(out["proj"], text, a.align_nce), a.align)
         terms["kl"] = (kl_normal(mu, logvar), a.kl)
         errG = weighted_sum(terms)
         optG.zero_grad(set_to_none=True)

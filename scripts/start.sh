@@ -35,7 +35,7 @@ trap - INT
 
 echo
 echo "caption following (gan eval colour: share of samples whose dominant colour is their caption's):"
-gan eval colour "$run" --data "$data"
+gan eval colour "$run" --data "$data" --n 256
 
 newest=$(ls "$run"/ckpt-*.json | sort | tail -n 1)
 cat <<EOF
