@@ -340,6 +340,18 @@ def evaluate(G, captions, text, z, eps):
     return [colour_agreement(im.numpy(), captions) for im in imgs], imgs
 
 
+def caption_sensitivity(G, text, z, eps, n=16):
+    """How much g2's pixels move with the caption vs with the noise (BatchNorm in eval mode):
+    the mean over pixels of the std across n captions at fixed noise, over the std across n
+    noise draws at a fixed caption. Near 0: G ignores its caption."""
+    G.eval()
+    with torch.no_grad():
+        by_caption = G(text[:n], z[:1].repeat(n, 1), eps[:1].repeat(n, 1))[0][-1]
+        by_noise = G(text[:1].repeat(n, 1), z[:n], eps[:n])[0][-1]
+    G.train()
+    return float(by_caption.std(dim=0).mean() / by_noise.std(dim=0).mean().clamp_min(1e-8))
+
+
 def main():
     ap = argparse.ArgumentParser(description="MS-CLIP-GAN replica trainer + colour metric on the shapes data (see the header)")
     ap.add_argument("--name", required=True)
@@ -478,6 +490,7 @@ def main():
                 "live_per_colour": g2(res_live)["per_colour"],
                 "ema_dominant_hist": hist(g2(res_emas[0][0])["dominant"]),
                 "live_dominant_hist": hist(g2(res_live)["dominant"]),
+                "caption_vs_noise": round(caption_sensitivity(G, *ev), 3),
                 "ms_per_step": round(1000 * train_s / step, 2),
                 "gflops_per_step": round(flops / 1e9, 4),
                 "params": nparams,
@@ -489,7 +502,7 @@ def main():
             print(
                 f"{a.name} step {step}: g2 EMA {rec['ema_g2']:.3f} live {rec['live_g2']:.3f}"
                 + (f" ema{a.ema2} {rec['ema2_g2']:.3f}" if rec["ema2_g2"] is not None else "")
-                + f" | g0 EMA {rec['ema_g0']:.3f} live {rec['live_g0']:.3f} | {rec['ms_per_step']} ms/step | {mean_losses}",
+                + f" | g0 EMA {rec['ema_g0']:.3f} live {rec['live_g0']:.3f} | caption/noise {rec['caption_vs_noise']} | {rec['ms_per_step']} ms/step | {mean_losses}",
                 flush=True,
             )
             if a.samples:
