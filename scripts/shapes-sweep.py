@@ -209,6 +209,8 @@ class Discriminator(nn.Module):
         self.joint = lrelu3x3(c + 8 * ndf, 8 * ndf)
         self.cond = Logit(8 * ndf, s)
         self.align = nn.Linear(8 * ndf, cfg["clip_dim"]) if cfg["use_align"] else None
+        # (not the model's head) a projection-discriminator cond head: uncond logit + <embed(mu), pooled f>
+        self.proj_cond = nn.Linear(c, 8 * ndf, bias=False) if cfg.get("proj_cond") else None
 
     def forward(self, image, mu, text):
         f = self.encode(image)
@@ -216,7 +218,10 @@ class Discriminator(nn.Module):
             f = m(f)
         out = {"uncond": self.uncond(f)}
         t = mu.view(mu.shape[0], self.c_dim, 1, 1).repeat(1, 1, f.shape[2], f.shape[3])
-        out["cond"] = self.cond(self.joint(torch.cat([t, f], 1)))
+        if self.proj_cond is not None:
+            out["cond"] = out["uncond"].flatten(1) + (self.proj_cond(mu) * f.mean(dim=(2, 3))).sum(1, keepdim=True)
+        else:
+            out["cond"] = self.cond(self.joint(torch.cat([t, f], 1)))
         if self.align is not None:
             p = self.align(f.mean(dim=(2, 3)))
             out["align"] = F.cosine_similarity(p, text, dim=1)
@@ -370,6 +375,7 @@ def main():
     ap.add_argument("--ema", type=float, default=0.999, help="g_ema decay (bias-corrected)")
     ap.add_argument("--ema2", type=float, default=0.99, help="a second, faster EMA reported beside it (0 = none)")
     ap.add_argument("--d-joint-bn", action="store_true", help="(not the trainer's loop) D step on real+wrong+fake as one BatchNorm batch")
+    ap.add_argument("--proj-cond", action="store_true", help="(not the model's head) projection-discriminator cond head")
     ap.add_argument("--align-nce", type=float, default=0.0, help="(not the model's term) contrastive align term at this temperature instead of 1 - cos")
     ap.add_argument("--ca-gain", type=float, default=1.0, help="(not the compiler's init) orthogonal gain of the CA linear")
     ap.add_argument("--steps", type=int, default=2000)
@@ -389,7 +395,7 @@ def main():
 
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
-    cfg = dict(res=a.res, ngf=a.ngf, ndf=a.ndf, z_dim=a.z_dim, c_dim=a.c_dim, r_num=a.r_num, text_dim=512, clip_dim=512, use_align=a.align != 0)
+    cfg = dict(res=a.res, ngf=a.ngf, ndf=a.ndf, z_dim=a.z_dim, c_dim=a.c_dim, r_num=a.r_num, text_dim=512, clip_dim=512, use_align=a.align != 0, proj_cond=a.proj_cond)
     stage_res = [a.res, 2 * a.res, 4 * a.res]
     data = ShapesData(a.data, a.images, stage_res[-1], stage_res, a.batch, a.seed)
     G = Generator(cfg)
