@@ -134,6 +134,7 @@ export async function stepRow(c: StepCase, iters: number): Promise<StepRow> {
   for (const p of prof) byFamily.set(family(p.name), (byFamily.get(family(p.name)) ?? 0) + p.ms);
   const gemm = prof.filter((p) => isGemmClass(p.name));
   const [dPlan, gPlan] = [steps.dStep.plan, steps.gStep.plan];
+  for (const o of [...optD, optG]) o.destroy();
   rt.destroy();
   return {
     op: 'train step (D + G)',
@@ -150,7 +151,8 @@ export async function stepRow(c: StepCase, iters: number): Promise<StepRow> {
 
 /** Compile time only (for a child process with the shader cache disabled). */
 export async function compileOnly(c: StepCase): Promise<{ compileMs: number; pipelines: number }> {
-  const { rt, compileMs, pipelines } = await loadStep(c);
+  const { rt, optG, optD, compileMs, pipelines } = await loadStep(c);
+  for (const o of [...optD, optG]) o.destroy();
   rt.destroy();
   return { compileMs, pipelines };
 }

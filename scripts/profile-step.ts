@@ -84,6 +84,7 @@ for (const [k, e] of [...byFamily].sort((a, b) => b[1].ms - a[1].ms)) {
   const gf = e.flops ? (e.flops / e.ms / 1e6).toFixed(2) : '';
   console.log(`${k.padEnd(28)} ${String(e.n).padStart(4)} ${e.ms.toFixed(1).padStart(7)} ${((100 * e.ms) / total).toFixed(1).padStart(6)}%  ${gf.padStart(8)}`);
 }
+for (const o of [...optD, optG]) o.destroy();
 rt.destroy();
 if (process.env.PROFILE_TOP) {
   console.log(`\nslowest ${process.env.PROFILE_TOP} dispatches`);
