@@ -79,8 +79,8 @@ function isGemmClass(kernel: string): boolean {
   return /^(matmul|conv2d)_/.test(kernel);
 }
 
-/** conv2d_bwd_weight_n4_... -> conv2d_bwd_weight; fused_add_mul_1024 -> fused (elementwise); adam_... -> adam. */
-function family(kernel: string): string {
+/** conv2d_bwd_weight_n4_... -> conv2d bwd weight; fused_add_mul_1024 -> elementwise; adam_... -> adam. */
+export function kernelFamily(kernel: string): string {
   const conv = /^conv2d_(fwd|bwd_data|bwd_weight)/.exec(kernel);
   if (conv) return `conv2d ${conv[1].replace('_', ' ')}`;
   if (kernel.startsWith('matmul_')) return 'matmul';
@@ -89,12 +89,17 @@ function family(kernel: string): string {
   return kernel.replace(/_.*$/, '');
 }
 
-async function loadStep(c: StepCase) {
-  const r = checkFile('models/ms-clip-gan.gan', { preset: c.preset, set: c.set });
-  if (!r.model) throw new Error(`models/ms-clip-gan.gan --preset ${c.preset} ${c.set.join(' ')} does not check`);
-  const model = r.model;
+type CheckedModel = NonNullable<ReturnType<typeof checkFile>['model']>;
+
+/**
+ * One model's D and G step programs compiled on the current adapter, with fixed
+ * feeds: every d_step feed (text, noise, CA sample, real and wrong images) gets
+ * deterministic data, and g_step takes the same text and noise, as one
+ * iteration's single G forward does. Shared by the bench and scripts/profile-step.ts.
+ */
+export async function loadGanStep(model: CheckedModel, batch: number) {
   const { info } = await getDevice();
-  const steps = buildGanSteps(model, c.batch, planLimits(info.limits, info.features));
+  const steps = buildGanSteps(model, batch, planLimits(info.limits, info.features));
   const rt = await Runtime.create(steps.layout);
   rt.initState(0);
   const optG = createOptimizer(rt, steps.groups.g, model.train.g);
@@ -103,47 +108,64 @@ async function loadStep(c: StepCase) {
   const dProg = await rt.load(steps.dStep.plan, optD);
   const gProg = await rt.load(steps.gStep.plan, [optG]);
   const compileMs = performance.now() - t0;
-  // Distinct kernels of the two step programs, counted from the plans: the pipeline cache
-  // is per process, so its growth would undercount a case sharing kernels with an earlier one.
-  // (The optimizers' few kernels come on top.)
-  const pipelines = new Set([...steps.dStep.plan.kernels, ...steps.gStep.plan.kernels].map((k) => k.wgsl)).size;
-  return { steps, rt, optG, optD, dProg, gProg, compileMs, pipelines };
+  const feeds = Object.fromEntries(steps.dStep.feeds.map((f, i) => [f.name, noise(numel(f.shape), i + 1)]));
+  const gFeeds = Object.fromEntries(steps.gStep.feeds.map((f) => [f.name, feeds[find(steps.dStep.feeds, f.role).name]]));
+  return {
+    steps,
+    info,
+    compileMs,
+    /** Distinct kernels of the two programs, from the plans (the per-process pipeline cache would undercount a later case). */
+    kernels: new Set([...steps.dStep.plan.kernels, ...steps.gStep.plan.kernels].map((k) => k.wgsl)).size,
+    dispatches: steps.dStep.plan.stats.dispatches + steps.gStep.plan.stats.dispatches,
+    /** One D + G iteration, awaited. */
+    step: async () => {
+      await rt.run(dProg, feeds, { optimizers: optD, read: false });
+      await rt.run(gProg, gFeeds, { optimizers: [optG], read: false });
+      await rt.idle();
+    },
+    /** The ms of each of `iters` iterations, after one warm-up (the first use of each pipeline). */
+    async time(iters: number): Promise<number[]> {
+      await this.step();
+      const times: number[] = [];
+      for (let i = 0; i < iters; i++) {
+        const s = performance.now();
+        await this.step();
+        times.push(performance.now() - s);
+      }
+      return times;
+    },
+    /** Every dispatch of both programs timed alone (see Runtime.profile). */
+    profile: async () => [...(await rt.profile(dProg, feeds)), ...(await rt.profile(gProg, gFeeds))],
+    destroy: () => {
+      for (const o of [...optD, optG]) o.destroy();
+      rt.destroy();
+    },
+  };
+}
+
+function checkCase(c: StepCase): CheckedModel {
+  const r = checkFile('models/ms-clip-gan.gan', { preset: c.preset, set: c.set });
+  if (!r.model) throw new Error(`models/ms-clip-gan.gan --preset ${c.preset} ${c.set.join(' ')} does not check`);
+  return r.model;
 }
 
 export async function stepRow(c: StepCase, iters: number): Promise<StepRow> {
-  const { steps, rt, optG, optD, dProg, gProg, compileMs, pipelines } = await loadStep(c);
-  // Every d_step feed (text, noise, CA sample, real and wrong images) gets fixed data; g_step
-  // takes the same text and noise, as one iteration's single G forward does.
-  const feeds = Object.fromEntries(steps.dStep.feeds.map((f, i) => [f.name, noise(numel(f.shape), i + 1)]));
-  const gFeeds = Object.fromEntries(steps.gStep.feeds.map((f) => [f.name, feeds[find(steps.dStep.feeds, f.role).name]]));
-  const step = async () => {
-    await rt.run(dProg, feeds, { optimizers: optD, read: false });
-    await rt.run(gProg, gFeeds, { optimizers: [optG], read: false });
-    await rt.idle();
-  };
-  await step(); // warm-up: first use of each pipeline
-  const times: number[] = [];
-  for (let i = 0; i < iters; i++) {
-    const s = performance.now();
-    await step();
-    times.push(performance.now() - s);
-  }
-  const prof = [...(await rt.profile(dProg, feeds)), ...(await rt.profile(gProg, gFeeds))];
+  const s = await loadGanStep(checkCase(c), c.batch);
+  const times = await s.time(iters);
+  const prof = await s.profile();
   const total = prof.reduce((a, p) => a + p.ms, 0);
   const byFamily = new Map<string, number>();
-  for (const p of prof) byFamily.set(family(p.name), (byFamily.get(family(p.name)) ?? 0) + p.ms);
+  for (const p of prof) byFamily.set(kernelFamily(p.name), (byFamily.get(kernelFamily(p.name)) ?? 0) + p.ms);
   const gemm = prof.filter((p) => isGemmClass(p.name));
-  const [dPlan, gPlan] = [steps.dStep.plan, steps.gStep.plan];
-  for (const o of [...optD, optG]) o.destroy();
-  rt.destroy();
+  s.destroy();
   return {
     op: 'train step (D + G)',
     shape: `ms-clip-gan ${c.label}, batch ${c.batch}`,
     flops: gemm.reduce((a, p) => a + p.flops, 0),
     oursMs: median(times),
-    dispatches: dPlan.stats.dispatches + gPlan.stats.dispatches,
-    pipelines,
-    compileMs,
+    dispatches: s.dispatches,
+    pipelines: s.kernels,
+    compileMs: s.compileMs,
     families: [...byFamily].map(([f, ms]) => ({ family: f, share: ms / total })).sort((a, b) => b.share - a.share),
     gemmShare: gemm.reduce((a, p) => a + p.ms, 0) / total,
   };
@@ -151,10 +173,9 @@ export async function stepRow(c: StepCase, iters: number): Promise<StepRow> {
 
 /** Compile time only (for a child process with the shader cache disabled). */
 export async function compileOnly(c: StepCase): Promise<{ compileMs: number; pipelines: number }> {
-  const { rt, optG, optD, compileMs, pipelines } = await loadStep(c);
-  for (const o of [...optD, optG]) o.destroy();
-  rt.destroy();
-  return { compileMs, pipelines };
+  const s = await loadGanStep(checkCase(c), c.batch);
+  s.destroy();
+  return { compileMs: s.compileMs, pipelines: s.kernels };
 }
 
 if (process.argv[2] === '--compile-only') {
