@@ -3,9 +3,10 @@
 // data. Draws N (image, caption) pairs of the data (seeded), generates from
 // their embeddings with the EMA generator in eval mode, and prints the share
 // of images whose dominant foreground colour is the caption's colour, next to
-// chance (1 / colours) and per colour.
+// chance (1 / colours) and per colour; then the same for the background
+// colour word (runtime/train/colour-metric.ts), which a generator follows first.
 import { join } from 'node:path';
-import { colourAgreement, renderColourAgreement, type ColourAgreement } from '../../runtime/train/colour-metric.ts';
+import { backgroundAgreement, colourAgreement, renderBackgroundAgreement, renderColourAgreement, type BackgroundAgreement, type ColourAgreement } from '../../runtime/train/colour-metric.ts';
 import { sampleFixture } from '../../runtime/train/samples.ts';
 import { UserError } from './compile.ts';
 import { openSampleSource, pickRows, positiveInt, readCaptionTable, readEmbeddingTable, sampleImages, seedOf, type SourceOptions } from './sample.ts';
@@ -19,7 +20,7 @@ export interface EvalCliOptions extends SourceOptions {
 }
 
 /** The colour agreement of a source's samples on the data's own captions (what `gan eval colour` prints). */
-export async function evalColour(target: string, opts: EvalCliOptions): Promise<{ result: ColourAgreement; stage: string; describe: string; n: number; seed: number }> {
+export async function evalColour(target: string, opts: EvalCliOptions): Promise<{ result: ColourAgreement; background: BackgroundAgreement; stage: string; describe: string; n: number; seed: number }> {
   const n = positiveInt('--n', opts.n, 64);
   const seed = seedOf(opts.seed);
   const src = openSampleSource(target, opts);
@@ -32,7 +33,7 @@ export async function evalColour(target: string, opts: EvalCliOptions): Promise<
   const stages = await sampleImages(src, pickRows(emb, picks), n, seed);
   const s = opts.stage ? stages.find((x) => x.name === opts.stage) : stages.at(-1);
   if (!s) throw new UserError(`no stage '${opts.stage}' (stages: ${stages.map((x) => x.name).join(', ')})`);
-  return { result: colourAgreement(s.images, captions), stage: s.name, describe: src.describe, n, seed };
+  return { result: colourAgreement(s.images, captions), background: backgroundAgreement(s.images, captions), stage: s.name, describe: src.describe, n, seed };
 }
 
 export async function runEval(what: string, target: string, opts: EvalCliOptions): Promise<number> {
@@ -40,9 +41,9 @@ export async function runEval(what: string, target: string, opts: EvalCliOptions
   const r = await evalColour(target, opts);
   if (opts.json) {
     const { dominant: _, ...rest } = r.result;
-    process.stdout.write(`${JSON.stringify({ source: r.describe, stage: r.stage, n: r.n, seed: r.seed, ...rest }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ source: r.describe, stage: r.stage, n: r.n, seed: r.seed, ...rest, background: r.background }, null, 2)}\n`);
   } else {
-    process.stdout.write(`${r.describe}; stage ${r.stage}, ${r.n} samples of ${opts.data}'s captions, seed ${r.seed}\n${renderColourAgreement(r.result)}\n`);
+    process.stdout.write(`${r.describe}; stage ${r.stage}, ${r.n} samples of ${opts.data}'s captions, seed ${r.seed}\n${renderColourAgreement(r.result)}\n${renderBackgroundAgreement(r.background)}\n`);
   }
   return 0;
 }

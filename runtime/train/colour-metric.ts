@@ -7,7 +7,11 @@
 // (far from the background, not its blended edge) each vote for their nearest
 // palette colour and the majority is the image's colour. An image with
 // no foreground reads as 'none' and counts as a miss. Chance is 1 / colours.
-import { SHAPE_COLOURS } from './data/shapes-palette.ts';
+//
+// A second, coarser reading: does the background (the border median, nearest
+// background palette colour) match the caption's background word? The
+// background fills most of the image, so a generator tends to follow it first.
+import { BACKGROUNDS, SHAPE_COLOURS } from './data/shapes-palette.ts';
 
 /** A palette entry, rgb in 0..255 (runtime/train/data/shapes-palette.ts SHAPE_COLOURS). */
 export interface PaletteColour {
@@ -52,17 +56,40 @@ export function captionColour(caption: string, palette: readonly PaletteColour[]
   return undefined;
 }
 
-/** The dominant foreground palette colour of image `i` of [N, 3, R, R] data in [-1, 1], or 'none'. */
-export function dominantColour(images: Float32Array, i: number, R: number, palette: readonly PaletteColour[], opts: ColourOptions = {}): string {
+/** Image `i`'s pixel (0..255) at channel c, row y, column x. */
+function pixels(images: Float32Array, i: number, R: number): (c: number, y: number, x: number) => number {
   const plane = R * R;
   const base = i * 3 * plane;
-  const px = (c: number, y: number, x: number) => ((images[base + c * plane + y * R + x] + 1) / 2) * 255;
-  const bg = [0, 1, 2].map((c) => {
+  return (c, y, x) => ((images[base + c * plane + y * R + x] + 1) / 2) * 255;
+}
+
+/** The background of image `i`: per channel the median of the one-pixel border (corners twice), 0..255. */
+export function borderColour(images: Float32Array, i: number, R: number): [number, number, number] {
+  const px = pixels(images, i, R);
+  const [r, g, b] = [0, 1, 2].map((c) => {
     const border: number[] = [];
     for (let k = 0; k < R; k++) border.push(px(c, 0, k), px(c, R - 1, k), px(c, k, 0), px(c, k, R - 1));
     border.sort((a, b) => a - b);
     return border[border.length >> 1];
   });
+  return [r, g, b];
+}
+
+function nearest(rgb: readonly number[], palette: readonly PaletteColour[]): number {
+  let best = 0;
+  let bestD = Infinity;
+  palette.forEach((c, k) => {
+    const d = (rgb[0] - c.rgb[0]) ** 2 + (rgb[1] - c.rgb[1]) ** 2 + (rgb[2] - c.rgb[2]) ** 2;
+    if (d < bestD) [best, bestD] = [k, d];
+  });
+  return best;
+}
+
+/** The dominant foreground palette colour of image `i` of [N, 3, R, R] data in [-1, 1], or 'none'. */
+export function dominantColour(images: Float32Array, i: number, R: number, palette: readonly PaletteColour[], opts: ColourOptions = {}): string {
+  const plane = R * R;
+  const px = pixels(images, i, R);
+  const bg = borderColour(images, i, R);
   const t = opts.threshold ?? 48;
   // Foreground pixels and their distance from the background.
   const fg: { r: number; g: number; b: number; d: number }[] = [];
@@ -83,22 +110,44 @@ export function dominantColour(images: Float32Array, i: number, R: number, palet
   const votes = new Array<number>(palette.length).fill(0);
   for (const p of fg) {
     if (p.d < core) continue;
-    let best = 0;
-    let bestD = Infinity;
-    palette.forEach((c, k) => {
-      const d = (p.r - c.rgb[0]) ** 2 + (p.g - c.rgb[1]) ** 2 + (p.b - c.rgb[2]) ** 2;
-      if (d < bestD) [best, bestD] = [k, d];
-    });
-    votes[best]++;
+    votes[nearest([p.r, p.g, p.b], palette)]++;
   }
   return palette[votes.indexOf(Math.max(...votes))].name;
+}
+
+/** Caption following by background: the border's nearest background colour vs the caption's background word. */
+export interface BackgroundAgreement {
+  share: number;
+  /** 1 / number of backgrounds. */
+  chance: number;
+  scored: number;
+  matched: number;
+}
+
+function imageSide(images: Float32Array, n: number, what: string): number {
+  const R = Math.round(Math.sqrt(images.length / (3 * Math.max(n, 1))));
+  if (n === 0 || n * 3 * R * R !== images.length) throw new Error(`${what}: ${images.length} values are not ${n} RGB square images`);
+  return R;
+}
+
+/** The background agreement of N images ([N, 3, R, R] in [-1, 1]) with their N captions. */
+export function backgroundAgreement(images: Float32Array, captions: readonly string[], backgrounds: readonly PaletteColour[] = BACKGROUNDS): BackgroundAgreement {
+  const R = imageSide(images, captions.length, 'backgroundAgreement');
+  let scored = 0;
+  let matched = 0;
+  captions.forEach((caption, i) => {
+    const want = captionColour(caption, backgrounds);
+    if (!want) return;
+    scored++;
+    if (backgrounds[nearest(borderColour(images, i, R), backgrounds)].name === want) matched++;
+  });
+  return { share: scored ? matched / scored : 0, chance: 1 / backgrounds.length, scored, matched };
 }
 
 /** The colour agreement of N images ([N, 3, R, R] in [-1, 1]) with their N captions. */
 export function colourAgreement(images: Float32Array, captions: readonly string[], palette: readonly PaletteColour[] = SHAPE_COLOURS, opts: ColourOptions = {}): ColourAgreement {
   const n = captions.length;
-  const R = Math.round(Math.sqrt(images.length / (3 * Math.max(n, 1))));
-  if (n === 0 || n * 3 * R * R !== images.length) throw new Error(`colourAgreement: ${images.length} values are not ${n} RGB square images`);
+  const R = imageSide(images, n, 'colourAgreement');
   if (palette.length === 0) throw new Error('colourAgreement: empty palette');
   const confusion: Record<string, Record<string, number>> = {};
   const dominant: string[] = [];
@@ -122,9 +171,15 @@ export function colourAgreement(images: Float32Array, captions: readonly string[
   return { share: scored ? matched / scored : 0, chance: 1 / palette.length, scored, matched, unscored: n - scored, confusion, perColour, dominant };
 }
 
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/** One line: the background share next to chance. */
+export function renderBackgroundAgreement(r: BackgroundAgreement): string {
+  return `background agreement: ${pct(r.share)} (${r.matched}/${r.scored}); chance ${pct(r.chance)}`;
+}
+
 /** A short report: the share next to chance, then one line per caption colour. */
 export function renderColourAgreement(r: ColourAgreement): string {
-  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const lines = [`colour agreement: ${pct(r.share)} (${r.matched}/${r.scored}); chance ${pct(r.chance)}`];
   for (const [name, c] of Object.entries(r.perColour).sort(([a], [b]) => a.localeCompare(b))) {
     const row = r.confusion[name];

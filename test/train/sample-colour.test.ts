@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { generateShapes } from '../../runtime/train/data/shapes.ts';
-import { captionColour, colourAgreement, dominantColour, renderColourAgreement } from '../../runtime/train/colour-metric.ts';
+import { backgroundAgreement, borderColour, captionColour, colourAgreement, dominantColour, renderBackgroundAgreement, renderColourAgreement } from '../../runtime/train/colour-metric.ts';
 import { BACKGROUNDS, SHAPE_COLOURS, SHAPE_KINDS, SHAPE_SIZE_FRACTION, SHAPE_SIZES } from '../../runtime/train/data/shapes-palette.ts';
 
 /** A deterministic uniform stream in [0, 1). */
@@ -79,6 +79,24 @@ describe('colour agreement', () => {
     // The confusion matrix still finds the true colours: its rows sum to the images of each caption colour.
     const total = Object.values(r.confusion).reduce((a, row) => a + Object.values(row).reduce((p, q) => p + q, 0), 0);
     expect(total).toBe(160);
+  });
+
+  it('reads the background from the border: ~100% on true pairs, ~chance on shuffled ones', () => {
+    const r = backgroundAgreement(images, captions);
+    expect(r.scored).toBe(160);
+    expect(r.share).toBe(1);
+    expect(r.chance).toBeCloseTo(1 / BACKGROUNDS.length, 12);
+    expect(renderBackgroundAgreement(r)).toBe(`background agreement: 100.0% (160/160); chance ${(100 / BACKGROUNDS.length).toFixed(1)}%`);
+    const rotated = [...captions.slice(1), captions[0]];
+    const sameBg = captions.filter((c, i) => captionColour(c, BACKGROUNDS) === captionColour(rotated[i], BACKGROUNDS)).length;
+    expect(backgroundAgreement(images, rotated).matched).toBe(sameBg);
+    // The border median ignores a shape touching one edge.
+    const R = 8;
+    const img = new Float32Array(3 * R * R).fill(-1);
+    for (let y = 0; y < 3; y++) for (let x = 0; x < R; x++) img[y * R + x] = 1;
+    expect(borderColour(img, 0, R)).toEqual([0, 0, 0]);
+    expect(backgroundAgreement(img, ['a red bar on a black background']).share).toBe(1);
+    expect(backgroundAgreement(img, ['a red bar on a white background']).share).toBe(0);
   });
 
   it('reads a flat image as no foreground, and a shape on any background by its colour', () => {
