@@ -46,7 +46,9 @@ function instance(): GPU {
   if (!gpu) {
     ensureRuntimeDir();
     Object.assign(globalThis, globals);
-    gpu = create([]);
+    // GAN_DAWN_FLAGS: space-separated flags for Dawn's Node bindings, for experiments
+    // (e.g. "enable-dawn-features=dump_shaders"; see the webgpu package's README).
+    gpu = create(process.env.GAN_DAWN_FLAGS ? process.env.GAN_DAWN_FLAGS.split(' ').filter(Boolean) : []);
   }
   return gpu;
 }
@@ -138,12 +140,31 @@ export function getDevice(pref?: AdapterPreference): Promise<GpuContext> {
   return shared;
 }
 
-async function openDevice(pref?: AdapterPreference): Promise<GpuContext> {
-  const adapter = await requestAdapter(pref);
+/** The device descriptor: the adapter's own limits and the optional features it has that we use. */
+function deviceDescriptor(adapter: GPUAdapter): GPUDeviceDescriptor {
   const requiredLimits: Record<string, number> = {};
   for (const k of LIMIT_KEYS) requiredLimits[k] = Number(adapter.limits[k]);
-  const features = (['timestamp-query', 'shader-f16', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
-  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures: features });
+  const requiredFeatures = (['timestamp-query', 'shader-f16', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
+  return { requiredLimits, requiredFeatures };
+}
+
+/**
+ * A second device on the context's adapter, opened exactly as the main one (so
+ * its shaders compile identically), e.g. for runtime/jit-helper.ts. Its errors
+ * are its user's to handle; it never ends the process.
+ */
+export async function siblingDevice(ctx: GpuContext): Promise<GPUDevice> {
+  // An adapter opens one device ("consumed"): ask again for the same one.
+  const adapter = await requestAdapter(ctx.info.software ? 'software' : 'hardware');
+  if (JSON.stringify(describeAdapter(adapter)) !== JSON.stringify(ctx.info)) throw new Error('siblingDevice: the adapter found is not the context\'s');
+  const device = await adapter.requestDevice(deviceDescriptor(adapter));
+  device.addEventListener('uncapturederror', () => {});
+  return device;
+}
+
+async function openDevice(pref?: AdapterPreference): Promise<GpuContext> {
+  const adapter = await requestAdapter(pref);
+  const device = await adapter.requestDevice(deviceDescriptor(adapter));
   device.lost.then((info) => {
     if (info.reason !== 'destroyed') {
       console.error(`gan: WebGPU device lost: ${info.message}`);

@@ -17,6 +17,7 @@ import { getDevice, type GpuContext } from './device.ts';
 import type { KernelSpec } from './format/kernel.ts';
 import type { Plan, Slot, StateLayout } from './format/plan.ts';
 import { initialValues } from './init.ts';
+import { warmOnHelper } from './jit-helper.ts';
 import { pipelineCache, type PipelineCache } from './pipelines.ts';
 import { checkTensors, type SavedState, type StateTensor } from './state.ts';
 
@@ -224,10 +225,23 @@ export class Runtime {
    * lavapipe JIT-compiles a shader on its first dispatch, not at pipeline
    * creation, so this moves that cost here instead of into the first step.
    * The warm-up writes only activations, gradients and outputs (every run
-   * rewrites them); params and state are untouched.
+   * rewrites them); params and state are untouched. On a software adapter a
+   * helper device compiles the same kernels from the other end meanwhile
+   * (runtime/jit-helper.ts).
    */
   async load(plan: Plan, hooks: StepHook[] = [], opts: { warm?: boolean } = {}): Promise<Program> {
-    await this.cache.prepare([...plan.kernels, ...hooks.flatMap((h) => h.kernels())]);
+    const kernels = [...plan.kernels, ...hooks.flatMap((h) => h.kernels())];
+    const helper = (opts.warm ?? true) ? await warmOnHelper(this.ctx, firstUseOrder(plan, kernels).reverse()) : null;
+    try {
+      return await this.loadHere(plan, hooks, kernels, opts);
+    } finally {
+      helper?.stop();
+      await helper?.done;
+    }
+  }
+
+  private async loadHere(plan: Plan, hooks: StepHook[], kernels: KernelSpec[], opts: { warm?: boolean }): Promise<Program> {
+    await this.cache.prepare(kernels);
     const prog = new Program(plan);
     const mk = (name: string, size: number) => prog.local.set(name, this.device.createBuffer({ label: name, size: Math.max(4, size), usage: STORAGE }));
     for (const f of Object.values(plan.feeds)) mk(f.slot.buffer, f.slot.size);
@@ -406,4 +420,19 @@ export class Runtime {
     }
     this.rng.destroy();
   }
+}
+
+/** Distinct kernels in the order the warm-up first dispatches them (plan steps, then the hooks'). */
+function firstUseOrder(plan: Plan, kernels: readonly KernelSpec[]): KernelSpec[] {
+  const seen = new Set<string>();
+  const out: KernelSpec[] = [];
+  const add = (k: KernelSpec) => {
+    if (!seen.has(k.wgsl)) {
+      seen.add(k.wgsl);
+      out.push(k);
+    }
+  };
+  for (const s of plan.steps) if (s.op === 'dispatch') add(plan.kernels[s.kernel]);
+  kernels.forEach(add);
+  return out;
 }

@@ -97,7 +97,7 @@ type CheckedModel = NonNullable<ReturnType<typeof checkFile>['model']>;
  * deterministic data, and g_step takes the same text and noise, as one
  * iteration's single G forward does. Shared by the bench and scripts/profile-step.ts.
  */
-export async function loadGanStep(model: CheckedModel, batch: number) {
+export async function loadGanStep(model: CheckedModel, batch: number, opts: { warm?: boolean } = {}) {
   const { info } = await getDevice();
   const steps = buildGanSteps(model, batch, planLimits(info.limits, info.features));
   const rt = await Runtime.create(steps.layout);
@@ -105,8 +105,8 @@ export async function loadGanStep(model: CheckedModel, batch: number) {
   const optG = createOptimizer(rt, steps.groups.g, model.train.g);
   const optD = steps.groups.d.map((d) => createOptimizer(rt, d, model.train.d));
   const t0 = performance.now();
-  const dProg = await rt.load(steps.dStep.plan, optD);
-  const gProg = await rt.load(steps.gStep.plan, [optG]);
+  const dProg = await rt.load(steps.dStep.plan, optD, opts);
+  const gProg = await rt.load(steps.gStep.plan, [optG], opts);
   const compileMs = performance.now() - t0;
   const feeds = Object.fromEntries(steps.dStep.feeds.map((f, i) => [f.name, noise(numel(f.shape), i + 1)]));
   const gFeeds = Object.fromEntries(steps.gStep.feeds.map((f) => [f.name, feeds[find(steps.dStep.feeds, f.role).name]]));

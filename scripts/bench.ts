@@ -10,7 +10,8 @@
 // Environment: BENCH_WARMUP (default 2), BENCH_ITERS (default 5),
 // BENCH_SKIP_TFJS=1 to time only our kernels, BENCH_SKIP_STEP=1 to skip the
 // training steps, BENCH_SKIP_COLD=1 to skip the cold-compile measurement (a
-// child process compiling the tiny step with the shader cache off: minutes on lavapipe).
+// child process compiling the tiny step with an empty shader cache, with and
+// without the JIT helper device: minutes on lavapipe).
 import { conv2dBackwardDataKernel, conv2dBackwardWeightKernel, conv2dForwardKernel, conv2dOutputSize, type Conv2dShape } from '../compiler/kernels/conv.ts';
 import { matmulKernel } from '../compiler/kernels/gemm.ts';
 import type { KernelSpec } from '../runtime/format/kernel.ts';
@@ -18,6 +19,9 @@ import { createStorageBuffer } from '../runtime/buffers.ts';
 import { getDevice, gpuInstance } from '../runtime/device.ts';
 import { pipelineCache } from '../runtime/pipelines.ts';
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fmaCeiling } from './bench-ceiling.ts';
 import { STEP_CASES, stepRow, torchStep, type StepRow } from './bench-step.ts';
 
@@ -219,15 +223,35 @@ async function trainingStepRows(): Promise<StepRow[]> {
   return rows;
 }
 
-/** Compile time of the tiny step with Mesa's shader cache off, in a child process. */
-function coldCompile(): { compileMs: number; pipelines: number } | undefined {
+interface ColdCompile {
+  /** With the JIT helper device (runtime/jit-helper.ts), as a first run on a fresh machine gets it. */
+  helper: { compileMs: number; pipelines: number };
+  /** The same without it (GAN_JIT_HELPER=0). */
+  alone: { compileMs: number; pipelines: number };
+}
+
+/**
+ * Compile time of the tiny step on a fresh machine: in a child process with an
+ * empty Mesa shader cache of its own (so nothing compiled earlier is reused,
+ * while the JIT helper's compiles still reach the main device through it),
+ * with and without the JIT helper.
+ */
+function coldCompile(): ColdCompile | undefined {
   if (process.env.BENCH_SKIP_COLD === '1' || process.env.BENCH_SKIP_STEP === '1') return undefined;
-  const out = execFileSync(process.execPath, ['--import', 'tsx', 'scripts/bench-step.ts', '--compile-only', 'tiny'], {
-    env: { ...process.env, MESA_SHADER_CACHE_DISABLE: 'true' },
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return JSON.parse(out.trim().split('\n').at(-1)!);
+  const once = (helper: boolean) => {
+    const dir = mkdtempSync(join(tmpdir(), 'gan-bench-cold-'));
+    try {
+      const out = execFileSync(process.execPath, ['--import', 'tsx', 'scripts/bench-step.ts', '--compile-only', 'tiny'], {
+        env: { ...process.env, MESA_SHADER_CACHE_DIR: dir, MESA_SHADER_CACHE_DISABLE: 'false', GAN_JIT_HELPER: helper ? '1' : '0' },
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      return JSON.parse(out.trim().split('\n').at(-1)!);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  return { helper: once(true), alone: once(false) };
 }
 
 function gflops(flops: number, ms: number | undefined): string {
@@ -258,11 +282,14 @@ function printTable(rows: Row[], ceiling: number): void {
   for (const r of rows) if (r.note) console.log(`  ${r.op} ${r.shape}: ${r.note}`);
 }
 
-function stepNote(r: StepRow, cold?: { compileMs: number; pipelines: number }): string {
+function stepNote(r: StepRow, cold?: ColdCompile): string {
   const top = r.families.slice(0, 6).map((f) => `${f.family} ${(100 * f.share).toFixed(0)}%`).join(', ');
   return (
     `${r.dispatches} dispatches, ${r.pipelines} distinct step kernels, compile ${(r.compileMs / 1000).toFixed(1)} s in this process` +
-    (cold ? ` (cold, shader cache off: ${(cold.compileMs / 1000).toFixed(0)} s for ${cold.pipelines})` : '') +
+    (cold
+      ? ` (cold, empty shader cache: ${(cold.helper.compileMs / 1000).toFixed(0)} s for ${cold.helper.pipelines} with the JIT helper device, ` +
+        `${(cold.alone.compileMs / 1000).toFixed(0)} s without: ${(cold.alone.compileMs / cold.helper.compileMs).toFixed(2)}x)`
+      : '') +
     `; GEMM-class ${(100 * r.gemmShare).toFixed(0)}% of profiled time; by family: ${top}` +
     (r.torch ? `; same step in ${r.torch}` : '')
   );

@@ -1,0 +1,150 @@
+// Which kernels a training step compiles: distinct WGSL per family, and how
+// many would stay distinct if every u32 literal (a size, stride or count) came
+// from a uniform instead. Needs no device (default limits).
+//   npx tsx scripts/kernel-census.ts [--preset tiny] [--set k=v ...] [--batch 4]
+import { buildGanSteps } from '../compiler/gan-step.ts';
+import { checkFile } from '../compiler/index.ts';
+import { DEFAULT_LIMITS } from '../compiler/plan/limits.ts';
+import { kernelFamily } from './bench-step.ts';
+
+const args = process.argv.slice(2);
+const opt = (k: string, d: string) => (args.includes(k) ? args[args.indexOf(k) + 1] : d);
+const set = args.flatMap((a, i) => (args[i - 1] === '--set' ? [a] : []));
+const r = checkFile('models/ms-clip-gan.gan', { preset: opt('--preset', 'tiny'), set });
+if (!r.model) throw new Error('model does not check');
+const steps = buildGanSteps(r.model, Number(opt('--batch', '4')), DEFAULT_LIMITS);
+const kernels = [...steps.dStep.plan.kernels, ...steps.gStep.plan.kernels];
+const fam = new Map<string, { wgsl: Set<string>; generic: Set<string> }>();
+for (const k of kernels) {
+  const f = kernelFamily(k.name);
+  if (!fam.has(f)) fam.set(f, { wgsl: new Set(), generic: new Set() });
+  fam.get(f)!.wgsl.add(k.wgsl);
+  fam.get(f)!.generic.add(process.env.ALLNUM ? k.wgsl.replace(/\b\d+(\.\d+)?(e[-+]?\d+)?[uif]?\b/g, "N") : k.wgsl.replace(/\b\d+u\b/g, "U"));
+}
+let a = 0, b = 0;
+for (const [f, s] of [...fam].sort((x, y) => y[1].wgsl.size - x[1].wgsl.size)) {
+  console.log(`${f.padEnd(22)} ${String(s.wgsl.size).padStart(4)} distinct, ${String(s.generic.size).padStart(4)} without u32 literals`);
+  a += s.wgsl.size; b += s.generic.size;
+}
+console.log(`total ${a} distinct, ${b} without u32 literals; dispatches ${steps.dStep.plan.stats.dispatches + steps.gStep.plan.stats.dispatches}`);
+
+// Only the output count generic (bounds from arrayLength): kernels that differ in nothing else.
+const onlyTotal = new Map<string, Set<string>>();
+for (const k of kernels) {
+  const f = kernelFamily(k.name);
+  const total = /_(\d+)(_acc)?$/.exec(k.name)?.[1];
+  if (!onlyTotal.has(f)) onlyTotal.set(f, new Set());
+  onlyTotal.get(f)!.add(total && k.name.startsWith('fused') ? k.wgsl.replaceAll(`${total}u`, 'T') : k.wgsl);
+}
+console.log('only the total generic:', [...onlyTotal].map(([f, s]) => `${f} ${s.size}`).join(', '));
+
+// --compile: each distinct kernel compiled alone, one after another, timed per
+// family (run with MESA_SHADER_CACHE_DISABLE=true for the cold figure).
+if (args.includes('--compile')) {
+  const { getDevice } = await import('../runtime/device.ts');
+  const { device } = await getDevice();
+  const seen = new Set<string>();
+  const ms = new Map<string, { n: number; ms: number; max: number; maxName: string }>();
+  for (const k of kernels) {
+    if (seen.has(k.wgsl)) continue;
+    seen.add(k.wgsl);
+    const t = performance.now();
+    const module = device.createShaderModule({ code: k.wgsl });
+    await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    const dt = performance.now() - t;
+    const f = kernelFamily(k.name);
+    const e = ms.get(f) ?? { n: 0, ms: 0, max: 0, maxName: '' };
+    e.n++; e.ms += dt;
+    if (dt > e.max) { e.max = dt; e.maxName = k.name; }
+    ms.set(f, e);
+  }
+  let total = 0;
+  for (const [f, e] of [...ms].sort((x, y) => y[1].ms - x[1].ms)) {
+    total += e.ms;
+    console.log(`${f.padEnd(22)} ${String(e.n).padStart(4)} kernels ${(e.ms / 1000).toFixed(1).padStart(6)} s  mean ${(e.ms / e.n).toFixed(0)} ms  max ${e.max.toFixed(0)} ms (${e.maxName})`);
+  }
+  console.log(`compile total ${(total / 1000).toFixed(1)} s, serial`);
+  process.exit(0);
+}
+
+// --jit: lavapipe JIT-compiles a pipeline at its first dispatch, not at
+// creation; time each dispatch twice (first = JIT + run, second = run) and
+// charge the difference per family. Run with MESA_SHADER_CACHE_DISABLE=true.
+if (args.includes('--jit')) {
+  const { loadGanStep } = await import('./bench-step.ts');
+  const s = await loadGanStep(r.model, Number(opt('--batch', '4')), { warm: false });
+  const first = await s.profile();
+  const second = await s.profile();
+  const jit = new Map<string, { n: number; ms: number; max: number; maxName: string }>();
+  const seen = new Set<string>();
+  first.forEach((p, i) => {
+    if (seen.has(p.name)) return;
+    seen.add(p.name);
+    const dt = p.ms - second[i].ms;
+    const f = kernelFamily(p.name);
+    const e = jit.get(f) ?? { n: 0, ms: 0, max: 0, maxName: '' };
+    e.n++; e.ms += dt;
+    if (dt > e.max) { e.max = dt; e.maxName = p.name; }
+    jit.set(f, e);
+  });
+  let total = 0;
+  for (const [f, e] of [...jit].sort((x, y) => y[1].ms - x[1].ms)) {
+    total += e.ms;
+    console.log(`${f.padEnd(22)} ${String(e.n).padStart(4)} kernels ${(e.ms / 1000).toFixed(1).padStart(6)} s JIT  mean ${(e.ms / e.n).toFixed(0)} ms  max ${e.max.toFixed(0)} ms (${e.maxName})`);
+  }
+  console.log(`JIT total ${(total / 1000).toFixed(1)} s (first dispatches minus second)`);
+  s.destroy();
+  process.exit(0);
+}
+
+// --jit2: the step's programs loaded (and warmed: JIT) on two devices at once,
+// in opposite orders, sharing Mesa's on-disk shader cache. Compare the wall
+// time with --jit1 (one device), each with a fresh MESA_SHADER_CACHE_DIR.
+if (args.includes('--jit2') || args.includes('--jit1')) {
+  const { getDevice } = await import('../runtime/device.ts');
+  const { Runtime } = await import('../runtime/executor.ts');
+  const ctx = await getDevice();
+  const t0 = performance.now();
+  const loadOn = async (c: typeof ctx, order: 'dg' | 'gd') => {
+    const rt = await Runtime.create(steps.layout, { ctx: c });
+    const plans = order === 'dg' ? [steps.dStep.plan, steps.gStep.plan] : [steps.gStep.plan, steps.dStep.plan];
+    for (const p of plans) await rt.load(p);
+    console.log(`device ${order} done at ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    return rt;
+  };
+  if (args.includes('--jit2')) {
+    const requiredLimits: Record<string, number> = {};
+    for (const k of ['maxBufferSize', 'maxStorageBufferBindingSize', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup']) requiredLimits[k] = Number(ctx.adapter.limits[k as keyof GPUSupportedLimits]);
+    const dev2 = await ctx.adapter.requestDevice({ requiredLimits });
+    await Promise.all([loadOn(ctx, 'dg'), loadOn({ ...ctx, device: dev2 }, 'gd')]);
+  } else await loadOn(ctx, 'dg');
+  console.log(`wall ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  process.exit(0);
+}
+
+// --helper-first: the JIT helper warms every kernel to completion, then the
+// main device loads the step: does the main device find the helper's compiles
+// in the shader cache? (Run with a fresh MESA_SHADER_CACHE_DIR.)
+if (args.includes('--helper-first')) {
+  const { getDevice } = await import('../runtime/device.ts');
+  const { warmOnHelper } = await import('../runtime/jit-helper.ts');
+  const { Runtime } = await import('../runtime/executor.ts');
+  const ctx = await getDevice();
+  const distinct = [...new Map(kernels.map((k) => [k.wgsl, k])).values()];
+  if (args.includes('--create-first')) {
+    const { pipelineCache } = await import('../runtime/pipelines.ts');
+    await pipelineCache(ctx.device).prepare(distinct);
+    console.log('main device created its pipelines before the helper ran');
+  }
+  let t = performance.now();
+  const job = await warmOnHelper(ctx, distinct);
+  await job?.done;
+  console.log(`helper: ${distinct.length} kernels in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  process.env.GAN_JIT_HELPER = '0';
+  t = performance.now();
+  const rt = await Runtime.create(steps.layout);
+  await rt.load(steps.dStep.plan);
+  await rt.load(steps.gStep.plan);
+  console.log(`main after helper: ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  process.exit(0);
+}
