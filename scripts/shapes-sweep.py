@@ -40,6 +40,7 @@
 #   --d-joint-bn  one D pass over real+wrong+fake (shared BatchNorm statistics);
 #   --ca-gain G   the CA linear initialised with orthogonal gain G instead of 1.
 import argparse
+cfg_text_scale = 1.0
 import copy
 import json
 import math
@@ -120,6 +121,25 @@ def dominant_colour(img, threshold=48.0, min_foreground=0.005, core_share=0.6):
     dist = (rgb[:, None, 0] - PALETTE_RGB[None, :, 0]) ** 2 + (rgb[:, None, 1] - PALETTE_RGB[None, :, 1]) ** 2 + (rgb[:, None, 2] - PALETTE_RGB[None, :, 2]) ** 2
     votes = np.bincount(np.argmin(dist, 1), minlength=len(PALETTE))
     return PALETTE[int(np.argmax(votes))][0]
+
+
+BACKGROUNDS = [("grey", (128, 128, 128)), ("white", (245, 245, 245)), ("black", (15, 15, 15)), ("brown", (110, 75, 45))]
+
+
+def background_agreement(images, captions):
+    """Diagnostic: share of images whose border median is nearest their caption's background colour."""
+    hit = scored = 0
+    for im, cap in zip(images, captions):
+        want = next((n for n, _ in BACKGROUNDS if re.search(r"\b%s\b" % n, cap)), None)
+        if want is None:
+            continue
+        px = ((np.asarray(im, np.float64) + 1) / 2) * 255
+        border = np.concatenate([px[:, 0, :], px[:, -1, :], px[:, :, 0], px[:, :, -1]], axis=1)
+        med = np.median(border, axis=1)
+        got = min(BACKGROUNDS, key=lambda b: sum((med[c] - b[1][c]) ** 2 for c in range(3)))[0]
+        scored += 1
+        hit += got == want
+    return round(hit / scored, 3) if scored else 0.0
 
 
 def colour_agreement(images, captions):
@@ -211,12 +231,16 @@ class Discriminator(nn.Module):
         self.align = nn.Linear(8 * ndf, cfg["clip_dim"]) if cfg["use_align"] else None
         # (not the model's head) a projection-discriminator cond head: uncond logit + <embed(mu), pooled f>
         self.proj_cond = nn.Linear(c, 8 * ndf, bias=False) if cfg.get("proj_cond") else None
+        # (not the model's head) D's own projection of the text instead of G's detached CA mean
+        self.d_text = nn.Linear(cfg["text_dim"], c) if cfg.get("d_text") else None
 
     def forward(self, image, mu, text):
         f = self.encode(image)
         for m in self.extra:
             f = m(f)
         out = {"uncond": self.uncond(f)}
+        if self.d_text is not None:
+            mu = self.d_text(text * cfg_text_scale)
         t = mu.view(mu.shape[0], self.c_dim, 1, 1).repeat(1, 1, f.shape[2], f.shape[3])
         if self.proj_cond is not None:
             out["cond"] = out["uncond"].flatten(1) + (self.proj_cond(mu) * f.mean(dim=(2, 3))).sum(1, keepdim=True)
@@ -377,6 +401,8 @@ def main():
     ap.add_argument("--d-joint-bn", action="store_true", help="(not the trainer's loop) D step on real+wrong+fake as one BatchNorm batch")
     ap.add_argument("--proj-cond", action="store_true", help="(not the model's head) projection-discriminator cond head")
     ap.add_argument("--align-nce", type=float, default=0.0, help="(not the model's term) contrastive align term at this temperature instead of 1 - cos")
+    ap.add_argument("--d-text", action="store_true", help="(not the model's head) D conditions on its own linear projection of the text, not G's CA mean")
+    ap.add_argument("--d-text-scale", type=float, default=1.0)
     ap.add_argument("--ca-gain", type=float, default=1.0, help="(not the compiler's init) orthogonal gain of the CA linear")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--eval-every", type=int, default=100)
@@ -395,7 +421,9 @@ def main():
 
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
-    cfg = dict(res=a.res, ngf=a.ngf, ndf=a.ndf, z_dim=a.z_dim, c_dim=a.c_dim, r_num=a.r_num, text_dim=512, clip_dim=512, use_align=a.align != 0, proj_cond=a.proj_cond)
+    cfg = dict(res=a.res, ngf=a.ngf, ndf=a.ndf, z_dim=a.z_dim, c_dim=a.c_dim, r_num=a.r_num, text_dim=512, clip_dim=512, use_align=a.align != 0, proj_cond=a.proj_cond, d_text=a.d_text)
+    global cfg_text_scale
+    cfg_text_scale = a.d_text_scale
     stage_res = [a.res, 2 * a.res, 4 * a.res]
     data = ShapesData(a.data, a.images, stage_res[-1], stage_res, a.batch, a.seed)
     G = Generator(cfg)
@@ -497,6 +525,7 @@ def main():
                 "ema_dominant_hist": hist(g2(res_emas[0][0])["dominant"]),
                 "live_dominant_hist": hist(g2(res_live)["dominant"]),
                 "caption_vs_noise": round(caption_sensitivity(G, *ev), 3),
+                "live_bg_g2": background_agreement(imgs_live[-1].numpy(), ev_caps),
                 "ms_per_step": round(1000 * train_s / step, 2),
                 "gflops_per_step": round(flops / 1e9, 4),
                 "params": nparams,
@@ -508,7 +537,7 @@ def main():
             print(
                 f"{a.name} step {step}: g2 EMA {rec['ema_g2']:.3f} live {rec['live_g2']:.3f}"
                 + (f" ema{a.ema2} {rec['ema2_g2']:.3f}" if rec["ema2_g2"] is not None else "")
-                + f" | g0 EMA {rec['ema_g0']:.3f} live {rec['live_g0']:.3f} | caption/noise {rec['caption_vs_noise']} | {rec['ms_per_step']} ms/step | {mean_losses}",
+                + f" | g0 EMA {rec['ema_g0']:.3f} live {rec['live_g0']:.3f} | caption/noise {rec['caption_vs_noise']} bg {rec['live_bg_g2']} | {rec['ms_per_step']} ms/step | {mean_losses}",
                 flush=True,
             )
             if a.samples:
