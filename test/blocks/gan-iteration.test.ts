@@ -70,6 +70,8 @@ interface Case {
   file: string;
   set: string[];
   objective: { use_uncond_loss: boolean; uncond: number; real_label: number };
+  /** Architecture switches beyond TINY, for the reference (params of the same name in the model). */
+  arch?: { d_text_cond?: boolean };
 }
 
 const CASES: Case[] = [
@@ -79,6 +81,13 @@ const CASES: Case[] = [
     file: 'models/variants/uncond-loss.gan',
     set: ['objective.uncond=0.5', 'train.real_label=0.9'],
     objective: { use_uncond_loss: true, uncond: 0.5, real_label: 0.9 },
+  },
+  {
+    label: 'D-text-conditioning variant',
+    file: 'models/variants/d-text-cond.gan',
+    set: [],
+    objective: { use_uncond_loss: false, uncond: 1, real_label: 1 },
+    arch: { d_text_cond: true },
   },
 ];
 
@@ -101,6 +110,7 @@ function check(c: Case): CheckedModel {
   const m = r.model!;
   // The reference is built from TINY: the compiler must have resolved the same model.
   for (const k of ['ngf', 'ndf', 'z_dim', 'c_dim', 'text_dim', 'clip_dim', 'r_num', 'use_align'] as const) expect(m.params[k], k).toBe(TINY[k]);
+  expect(m.params.d_text_cond, 'd_text_cond').toBe(c.arch?.d_text_cond ?? false);
   const { objective: o, train: t } = m;
   expect({ kl: o.kl, align: o.align, use_uncond_loss: o.use_uncond_loss, uncond: o.uncond, real_label: t.real_label }).toEqual({
     kl: TINY.kl, align: TINY.align, ...c.objective,
@@ -378,7 +388,7 @@ describe.skipIf(!torchAvailable())('one MS-CLIP-GAN iteration (D0/D1/D2 steps, G
         const xPath = join(dir, `inputs-${ci}.safetensors`);
         writeSafetensors(wPath, weights);
         writeSafetensors(xPath, x);
-        const cfg = { ...TINY, ...c.objective };
+        const cfg = { ...TINY, ...c.objective, ...c.arch };
         // Runs in the Python child while the device plans and runs.
         const t0 = performance.now();
         const ref = (await startTorch()).run(TORCH, {}, { vars: { here: HERE, cfg, weights: wPath, inputs: xPath } }).then((out) => {

@@ -33,6 +33,7 @@
 #   param/P                every parameter after the iteration (D_i's after its Adam step)
 #   state_after_d/B        D's BatchNorm running statistics after the D steps; state/B at the end
 import json
+import math
 import struct
 
 import numpy as np
@@ -351,13 +352,17 @@ class Discriminator(nn.Module):
         self.joint = lrelu3x3(c + 8 * ndf, 8 * ndf)
         self.cond = Logit(8 * ndf)
         self.align = nn.Linear(8 * ndf, cfg["clip_dim"]) if cfg["use_align"] else None
+        # d_text_cond: the cond head reads D's own projection of the text (scaled to unit-variance components), not mu.
+        self.text_proj = nn.Linear(cfg["text_dim"], c) if cfg.get("d_text_cond") else None
+        self.text_scale = math.sqrt(cfg["text_dim"])
 
     def forward(self, image, mu, text):
         f = self.encode(image)
         for m in list(self.downs) + list(self.threes):
             f = m(f)
         out = {"uncond": self.uncond(f)}
-        t = mu.view(mu.shape[0], self.c_dim, 1, 1).repeat(1, 1, f.shape[2], f.shape[3])
+        c = self.text_proj(text * self.text_scale) if self.text_proj is not None else mu
+        t = c.view(c.shape[0], self.c_dim, 1, 1).repeat(1, 1, f.shape[2], f.shape[3])
         out["cond"] = self.cond(self.joint(torch.cat([t, f], 1)))
         if self.align is not None:
             out["align"] = F.cosine_similarity(self.align(f.mean(dim=(2, 3))), text, dim=1)
@@ -370,8 +375,11 @@ class Discriminator(nn.Module):
         for i, m in enumerate(self.threes):
             out.update(m.names(f"{p}/Conv3Lrelu.{i}"))
         out.update(self.uncond.names(p + "/Logit.0"))
-        out.update(self.joint.names(p + "/CondLogit.0/Conv3Lrelu.0"))
-        out.update(self.cond.names(p + "/CondLogit.0/Logit.0"))
+        out.update(self.joint.names(p + "/CondHead.0/CondLogit.0/Conv3Lrelu.0"))
+        out.update(self.cond.names(p + "/CondHead.0/CondLogit.0/Logit.0"))
+        if self.text_proj is not None:
+            out[p + "/CondHead.0/linear.0/weight"] = self.text_proj.weight
+            out[p + "/CondHead.0/linear.0/bias"] = self.text_proj.bias
         if self.align is not None:
             out[p + "/AlignScore.0/linear.0/weight"] = self.align.weight
             out[p + "/AlignScore.0/linear.0/bias"] = self.align.bias
@@ -383,7 +391,7 @@ class Discriminator(nn.Module):
             out.update(m.buffers_by_name(f"{p}/Down.{i}"))
         for i, m in enumerate(self.threes):
             out.update(m.buffers_by_name(f"{p}/Conv3Lrelu.{i}"))
-        out.update(self.joint.buffers_by_name(p + "/CondLogit.0/Conv3Lrelu.0"))
+        out.update(self.joint.buffers_by_name(p + "/CondHead.0/CondLogit.0/Conv3Lrelu.0"))
         return out
 
 

@@ -44,4 +44,12 @@ describe('reference counts', () => {
   it('the v1 conditioning augmentation variant matches the reference G', () => {
     expect(counts(load('models/variants/ca-v1.gan')).G).toEqual([20_846_224, 7_908_884_480]);
   });
+
+  it('the D-text-conditioning variant: G unchanged, each D adds only a Linear(512, c_dim) on the text', () => {
+    const base = counts(load('models/ms-clip-gan.gan'));
+    const c = counts(load('models/variants/d-text-cond.gan'));
+    expect(c.G).toEqual(base.G);
+    const proj = 512 * 128 + 128; // Linear(text_dim, c_dim) with bias
+    for (const d of ['D64', 'D128', 'D256']) expect(c[d]).toEqual([base[d][0] + proj, base[d][1] + 512 * 128]);
+  });
 });
