@@ -1,7 +1,14 @@
 // Which kernels a training step compiles: distinct WGSL per family, and how
-// many would stay distinct if every u32 literal (a size, stride or count) came
-// from a uniform instead. Needs no device (default limits).
+// many would stay distinct if every u32 literal (a size, stride or count), or
+// every numeric literal (ALLNUM=1), came from a uniform instead. Needs no
+// device (default limits).
 //   npx tsx scripts/kernel-census.ts [--preset tiny] [--set k=v ...] [--batch 4]
+// With a device (run with MESA_SHADER_CACHE_DISABLE=true, or a fresh
+// MESA_SHADER_CACHE_DIR, for cold figures):
+//   --compile       each kernel's pipeline creation timed alone, per family
+//   --jit           lavapipe's JIT (at first dispatch) timed per family
+//   --helper-first  the JIT helper compiles everything first, then the main
+//                   device loads: does it find the helper's work in the cache?
 import { buildGanSteps } from '../compiler/gan-step.ts';
 import { checkFile } from '../compiler/index.ts';
 import { DEFAULT_LIMITS } from '../compiler/plan/limits.ts';
@@ -94,31 +101,6 @@ if (args.includes('--jit')) {
   }
   console.log(`JIT total ${(total / 1000).toFixed(1)} s (first dispatches minus second)`);
   s.destroy();
-  process.exit(0);
-}
-
-// --jit2: the step's programs loaded (and warmed: JIT) on two devices at once,
-// in opposite orders, sharing Mesa's on-disk shader cache. Compare the wall
-// time with --jit1 (one device), each with a fresh MESA_SHADER_CACHE_DIR.
-if (args.includes('--jit2') || args.includes('--jit1')) {
-  const { getDevice } = await import('../runtime/device.ts');
-  const { Runtime } = await import('../runtime/executor.ts');
-  const ctx = await getDevice();
-  const t0 = performance.now();
-  const loadOn = async (c: typeof ctx, order: 'dg' | 'gd') => {
-    const rt = await Runtime.create(steps.layout, { ctx: c });
-    const plans = order === 'dg' ? [steps.dStep.plan, steps.gStep.plan] : [steps.gStep.plan, steps.dStep.plan];
-    for (const p of plans) await rt.load(p);
-    console.log(`device ${order} done at ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    return rt;
-  };
-  if (args.includes('--jit2')) {
-    const requiredLimits: Record<string, number> = {};
-    for (const k of ['maxBufferSize', 'maxStorageBufferBindingSize', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup']) requiredLimits[k] = Number(ctx.adapter.limits[k as keyof GPUSupportedLimits]);
-    const dev2 = await ctx.adapter.requestDevice({ requiredLimits });
-    await Promise.all([loadOn(ctx, 'dg'), loadOn({ ...ctx, device: dev2 }, 'gd')]);
-  } else await loadOn(ctx, 'dg');
-  console.log(`wall ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   process.exit(0);
 }
 

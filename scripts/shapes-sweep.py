@@ -401,7 +401,7 @@ def main():
     ap.add_argument("--d-joint-bn", action="store_true", help="(not the trainer's loop) D step on real+wrong+fake as one BatchNorm batch")
     ap.add_argument("--proj-cond", action="store_true", help="(not the model's head) projection-discriminator cond head")
     ap.add_argument("--align-nce", type=float, default=0.0, help="(not the model's term) contrastive align term at this temperature instead of 1 - cos")
-    ap.add_argument("--d-text", action="store_true", help="(not the model's head) D conditions on its own linear projection of the text, not G's CA mean")
+    ap.add_argument("--d-text", action="store_true", help="D conditions on its own linear projection of the text, not G's CA mean (the model's d_text_cond; with --d-text-scale 22.6 = sqrt(512) as there)")
     ap.add_argument("--d-text-scale", type=float, default=1.0)
     ap.add_argument("--ca-gain", type=float, default=1.0, help="(not the compiler's init) orthogonal gain of the CA linear")
     ap.add_argument("--steps", type=int, default=2000)
