@@ -265,7 +265,7 @@ export class Runtime {
         if (s.op !== 'dispatch') return;
         pass.setPipeline(prog.pipelines[i]!);
         pass.setBindGroup(0, prog.groups[i]!);
-        pass.dispatchWorkgroups(...plan.kernels[s.kernel].workgroups);
+        pass.dispatchWorkgroups(...(s.workgroups ?? plan.kernels[s.kernel].workgroups));
       });
       for (const h of hooks) h.warm?.(pass);
       pass.end();
@@ -324,7 +324,7 @@ export class Runtime {
         const p = open();
         p.setPipeline(prog.pipelines[i]!);
         p.setBindGroup(0, prog.groups[i]!);
-        p.dispatchWorkgroups(...plan.kernels[s.kernel].workgroups);
+        p.dispatchWorkgroups(...(s.workgroups ?? plan.kernels[s.kernel].workgroups));
       } else if (s.op === 'copy') {
         close();
         enc.copyBufferToBuffer(this.resolve(s.src.buffer, prog), s.src.offset, this.resolve(s.dst.buffer, prog), s.dst.offset, s.src.size);
@@ -396,12 +396,12 @@ export class Runtime {
       const pass = enc.beginComputePass();
       pass.setPipeline(prog.pipelines[i]!);
       pass.setBindGroup(0, prog.groups[i]!);
-      pass.dispatchWorkgroups(...spec.workgroups);
+      pass.dispatchWorkgroups(...(s.workgroups ?? spec.workgroups));
       pass.end();
       const t0 = performance.now();
       this.device.queue.submit([enc.finish()]);
       await this.idle();
-      rows.push({ name: spec.name, ms: performance.now() - t0, flops: spec.flops ?? 0 });
+      rows.push({ name: spec.name, ms: performance.now() - t0, flops: s.flops ?? spec.flops ?? 0 });
     }
     return rows;
   }

@@ -4,7 +4,10 @@
 // elsewhere are read from storage bindings. The root is either fusible (one
 // invocation per output element) or a reduction (a workgroup tree per output,
 // or one invocation per output when the reduced extent is small), rendered
-// from the op's declared identity and combine step.
+// from the op's declared identity and combine step. The bounds check reads the
+// output count from the output binding (plans bind a value's exact bytes), so
+// kernels that differ only in size share one WGSL and one pipeline; each
+// dispatch step then carries its own grid (runtime/format/plan.ts).
 import type { Node, Value } from '../ir/graph.ts';
 import { numel, sameShape, strides, type Shape } from '../ir/shape.ts';
 import { primitive } from '../ops/registry.ts';
@@ -129,7 +132,7 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
       main = `@compute @workgroup_size(${g.size})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let o = ${g.index('gid')};
-  if (o >= ${total}u) { return; }
+  if (o >= arrayLength(&out0)) { return; }
   let b0 = base(o);
 ${accs}
   for (var r = 0u; r < ${R}u; r++) { let j = b0 + roff(r); ${adds} }
@@ -164,7 +167,7 @@ ${R_.map((k) => `  part${k}[lid] = acc${k};`).join('\n')}
     main = `@compute @workgroup_size(${g.size})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = ${g.index('gid')};
-  if (i >= ${total}u) { return; }
+  if (i >= arrayLength(&out0)) { return; }
 ${R_.map((k) => `  out${k}[i] = ${fs[k]}(i);`).join('\n')}
 }`;
   }

@@ -71,7 +71,10 @@ export function emitDispatches(launches: Launch[], home: ReadonlyMap<number, Slo
         const s = slotOf(a.value);
         return { buffer: s.buffer, offset: s.offset + a.offset, size: a.size };
       });
-      steps.push({ op: 'dispatch', kernel: ki, args, ...(v.kind === 'noise' ? { noise: v.name } : {}) });
+      const shared = kernels[ki];
+      const grid = shared.workgroups.some((n, i) => n !== k.spec.workgroups[i]) ? { workgroups: k.spec.workgroups } : {};
+      const flops = (shared.flops ?? 0) !== (k.spec.flops ?? 0) ? { flops: k.spec.flops ?? 0 } : {};
+      steps.push({ op: 'dispatch', kernel: ki, args, ...(v.kind === 'noise' ? { noise: v.name } : {}), ...grid, ...flops });
     }
   }
   return { kernels, steps };

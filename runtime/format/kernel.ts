@@ -23,7 +23,7 @@ export interface KernelSpec {
   flops?: number;
 }
 
-function workgroupCount(x: unknown, path: string): number {
+export function workgroupCount(x: unknown, path: string): number {
   const n = count(x, path);
   return n >= 1 && n <= MAX_WORKGROUPS_PER_DIM ? n : fail(path, `a workgroup count from 1 to ${MAX_WORKGROUPS_PER_DIM}`, x);
 }

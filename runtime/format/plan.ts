@@ -17,7 +17,7 @@
 // Both carry PLAN_FORMAT_VERSION; serializePlan/parsePlan and
 // serializeLayout/parseLayout are the JSON round trip, and parsing refuses
 // another version or a malformed document with an error naming what is wrong.
-import { readKernelSpec, type KernelSpec } from './kernel.ts';
+import { readKernelSpec, workgroupCount, type KernelSpec } from './kernel.ts';
 import { array, count, fail, fields, FormatError, num, oneOf, parseJson, record, str } from './validate.ts';
 
 /** Bumped whenever a field of Plan, StateLayout or KernelSpec changes meaning or shape. */
@@ -63,7 +63,16 @@ export interface StateLayout {
 }
 
 export type Step =
-  | { op: 'dispatch'; kernel: number; args: Slot[]; /** skipped when this noise is fed */ noise?: string }
+  | {
+      op: 'dispatch';
+      kernel: number;
+      args: Slot[];
+      /** skipped when this noise is fed */
+      noise?: string;
+      /** This launch's grid and FLOPs where they differ from the kernel's (a size-generic kernel serves launches of several sizes). */
+      workgroups?: [number, number, number];
+      flops?: number;
+    }
   | { op: 'copy'; src: Slot; dst: Slot }
   | { op: 'clear'; dst: Slot };
 
@@ -269,7 +278,7 @@ function readPlan(x: unknown, layout?: StateLayout): Plan {
   const steps = array(o.steps, `${what}.steps`, (s, path): Step => {
     const op = oneOf((s as { op?: unknown } | null)?.op, `${path}.op`, ['dispatch', 'copy', 'clear'] as const);
     if (op === 'dispatch') {
-      const f = fields(s, path, ['op', 'kernel', 'args'], ['noise']);
+      const f = fields(s, path, ['op', 'kernel', 'args'], ['noise', 'workgroups', 'flops']);
       const kernel = count(f.kernel, `${path}.kernel`);
       if (kernel >= kernels.length) fail(`${path}.kernel`, `a kernel index below ${kernels.length}`, kernel);
       const args = array(f.args, `${path}.args`, (a, ap) => target(readSlot(a, ap), ap));
@@ -277,6 +286,12 @@ function readPlan(x: unknown, layout?: StateLayout): Plan {
       if (args.length !== bindings) throw new FormatError(`${path}.args: kernel '${kernels[kernel].name}' takes ${bindings} buffers, the step gives ${args.length}`);
       const step: Step = { op, kernel, args };
       if (f.noise !== undefined) step.noise = str(f.noise, `${path}.noise`);
+      if (f.workgroups !== undefined) {
+        const w = array(f.workgroups, `${path}.workgroups`, workgroupCount);
+        if (w.length !== 3) fail(`${path}.workgroups`, 'three workgroup counts [x, y, z]', f.workgroups);
+        step.workgroups = w as [number, number, number];
+      }
+      if (f.flops !== undefined) step.flops = count(f.flops, `${path}.flops`);
       return step;
     }
     if (op === 'copy') {

@@ -48,6 +48,31 @@ describe('plan format round trip', () => {
     expect(back.steps.filter((s) => 'noise' in s).length).toBe(steps.dStep.plan.steps.filter((s) => 'noise' in s).length);
     expect(back.kernels.filter((k) => 'flops' in k).length).toBe(steps.dStep.plan.kernels.filter((k) => 'flops' in k).length);
   });
+
+  it('a size-generic kernel serves launches of several sizes, each step with its own grid', () => {
+    // Fused kernels read their output count from the binding, so the plan shares one kernel between
+    // launches that differ only in size; a step whose grid differs from its kernel's says so.
+    const plan = steps.dStep.plan;
+    const own = plan.steps.filter((s) => s.op === 'dispatch' && s.workgroups !== undefined);
+    expect(own.length).toBeGreaterThan(0);
+    for (const s of own) {
+      if (s.op !== 'dispatch') continue;
+      expect(s.workgroups).not.toEqual(plan.kernels[s.kernel].workgroups);
+      // Elementwise launches: 64 invocations per workgroup cover exactly the output binding's floats.
+      const out = s.args.at(-1)!.size / 4;
+      const k = plan.kernels[s.kernel];
+      if (/^fused_/.test(k.name) && !/_(sum|max|mean)/.test(k.name) && k.wgsl.includes('@workgroup_size(64)')) {
+        const [x, y, z] = s.workgroups!;
+        expect(x * y * z * 64).toBeGreaterThanOrEqual(out);
+        expect((x * y * z - 1) * 64).toBeLessThan(out);
+      }
+    }
+    const back = parsePlan(serializePlan(plan));
+    expect(back.steps.filter((s) => s.op === 'dispatch' && s.workgroups !== undefined).length).toBe(own.length);
+    const i = plan.steps.indexOf(own[0]);
+    expect(() => parsePlan(edited((p) => (p.steps[i].workgroups = [1, 2])))).toThrow(/workgroups: expected three workgroup counts/);
+    expect(() => parsePlan(edited((p) => (p.steps[i].flops = -1)))).toThrow(/steps\[\d+\]\.flops/);
+  });
 });
 
 describe('plan format refuses what it cannot run', () => {
