@@ -79,7 +79,7 @@ function isGemmClass(kernel: string): boolean {
   return /^(matmul|conv2d)_/.test(kernel);
 }
 
-/** conv2d_bwd_weight_n4_... -> conv2d bwd weight; fused_add_mul_1024 -> elementwise; adam_... -> adam. */
+/** conv2d_bwd_weight_n4_... -> conv2d bwd weight; fused_add_mul -> elementwise; adam_... -> adam. */
 export function kernelFamily(kernel: string): string {
   const conv = /^conv2d_(fwd|bwd_data|bwd_weight)/.exec(kernel);
   if (conv) return `conv2d ${conv[1].replace('_', ' ')}`;

@@ -35,16 +35,6 @@ for (const [f, s] of [...fam].sort((x, y) => y[1].wgsl.size - x[1].wgsl.size)) {
 }
 console.log(`total ${a} distinct, ${b} without u32 literals; dispatches ${steps.dStep.plan.stats.dispatches + steps.gStep.plan.stats.dispatches}`);
 
-// Only the output count generic (bounds from arrayLength): kernels that differ in nothing else.
-const onlyTotal = new Map<string, Set<string>>();
-for (const k of kernels) {
-  const f = kernelFamily(k.name);
-  const total = /_(\d+)(_acc)?$/.exec(k.name)?.[1];
-  if (!onlyTotal.has(f)) onlyTotal.set(f, new Set());
-  onlyTotal.get(f)!.add(total && k.name.startsWith('fused') ? k.wgsl.replaceAll(`${total}u`, 'T') : k.wgsl);
-}
-console.log('only the total generic:', [...onlyTotal].map(([f, s]) => `${f} ${s.size}`).join(', '));
-
 // --compile: each distinct kernel compiled alone, one after another, timed per
 // family (run with MESA_SHADER_CACHE_DISABLE=true for the cold figure).
 if (args.includes('--compile')) {

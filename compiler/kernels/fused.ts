@@ -180,7 +180,8 @@ ${R_.map((k) => `  out${k}[i] = ${fs[k]}(i);`).join('\n')}
   const tag = [...new Set(names)].slice(0, 6).join('_');
   return {
     spec: {
-      name: `fused${roots.length > 1 ? `x${roots.length}` : ''}_${tag}_${total}${opts.accumulate ? '_acc' : ''}`,
+      // No size in the name: the WGSL is shared by launches of every size it fits.
+      name: `fused${roots.length > 1 ? `x${roots.length}` : ''}_${tag}${opts.accumulate ? '_acc' : ''}`,
       wgsl,
       bindings: [
         ...leaves.map((_, k) => ({ name: `in${k}`, access: 'read' as const })),
