@@ -15,7 +15,7 @@
 import { MAP_MODE_READ, READBACK_USAGE, STORAGE_USAGE as STORAGE } from './buffers.ts';
 import { getDevice, type GpuContext } from './device.ts';
 import type { KernelSpec } from './format/kernel.ts';
-import type { Plan, Slot, StateLayout } from './format/plan.ts';
+import { dispatchGrid, type Plan, type Slot, type StateLayout } from './format/plan.ts';
 import { initialValues } from './init.ts';
 import { warmOnHelper } from './jit-helper.ts';
 import { pipelineCache, type PipelineCache } from './pipelines.ts';
@@ -265,7 +265,7 @@ export class Runtime {
         if (s.op !== 'dispatch') return;
         pass.setPipeline(prog.pipelines[i]!);
         pass.setBindGroup(0, prog.groups[i]!);
-        pass.dispatchWorkgroups(...(s.workgroups ?? plan.kernels[s.kernel].workgroups));
+        pass.dispatchWorkgroups(...dispatchGrid(plan, s));
       });
       for (const h of hooks) h.warm?.(pass);
       pass.end();
@@ -324,7 +324,7 @@ export class Runtime {
         const p = open();
         p.setPipeline(prog.pipelines[i]!);
         p.setBindGroup(0, prog.groups[i]!);
-        p.dispatchWorkgroups(...(s.workgroups ?? plan.kernels[s.kernel].workgroups));
+        p.dispatchWorkgroups(...dispatchGrid(plan, s));
       } else if (s.op === 'copy') {
         close();
         enc.copyBufferToBuffer(this.resolve(s.src.buffer, prog), s.src.offset, this.resolve(s.dst.buffer, prog), s.dst.offset, s.src.size);
@@ -396,7 +396,7 @@ export class Runtime {
       const pass = enc.beginComputePass();
       pass.setPipeline(prog.pipelines[i]!);
       pass.setBindGroup(0, prog.groups[i]!);
-      pass.dispatchWorkgroups(...(s.workgroups ?? spec.workgroups));
+      pass.dispatchWorkgroups(...dispatchGrid(plan, s));
       pass.end();
       const t0 = performance.now();
       this.device.queue.submit([enc.finish()]);

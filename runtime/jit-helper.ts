@@ -9,13 +9,11 @@
 // order; each then finds in the cache what the other already compiled.
 // Hardware drivers compile at pipeline creation (already in parallel), so the
 // helper exists only on software adapters, and GAN_JIT_HELPER=0 turns it off.
-import type { GpuContext } from './device.ts';
-import { siblingDevice } from './device.ts';
+import { USAGE } from './buffers.ts';
+import { siblingDevice, type GpuContext } from './device.ts';
 import type { KernelSpec } from './format/kernel.ts';
 import { pipelineCache } from './pipelines.ts';
 
-// GPUBufferUsage.STORAGE | UNIFORM, spelled out (the Node global may not exist yet).
-const DUMMY_USAGE = 0x80 | 0x40;
 /** Dispatches per submission: the helper stops within this many kernels of being told to. */
 const CHUNK = 2;
 
@@ -26,6 +24,8 @@ export interface JitJob {
 }
 
 let helper: Promise<GPUDevice | null> | undefined;
+/** Binding k of every helper dispatch: 4 KB, storage or uniform, kept for the helper's life. */
+const dummies: GPUBuffer[] = [];
 
 /** Whether a helper device is used on this context (software adapter, not disabled, shader cache on). */
 export function jitHelperWanted(ctx: GpuContext): boolean {
@@ -50,8 +50,7 @@ export async function warmOnHelper(ctx: GpuContext, specs: readonly KernelSpec[]
   const device = await helperDevice(ctx);
   if (!device || specs.length === 0) return null;
   const cache = pipelineCache(device);
-  const dummies: GPUBuffer[] = [];
-  const dummy = (k: number) => (dummies[k] ??= device.createBuffer({ label: `jit-dummy-${k}`, size: 4096, usage: DUMMY_USAGE }));
+  const dummy = (k: number) => (dummies[k] ??= device.createBuffer({ label: `jit-dummy-${k}`, size: 4096, usage: USAGE.STORAGE | USAGE.UNIFORM }));
   let stopped = false;
   const run = async () => {
     for (let i = 0; i < specs.length && !stopped; i += CHUNK) {

@@ -21,7 +21,7 @@ import { readKernelSpec, workgroupCount, type KernelSpec } from './kernel.ts';
 import { array, count, fail, fields, FormatError, num, oneOf, parseJson, record, str } from './validate.ts';
 
 /** Bumped whenever a field of Plan, StateLayout or KernelSpec changes meaning or shape. */
-export const PLAN_FORMAT_VERSION = 1;
+export const PLAN_FORMAT_VERSION = 2; // 2: a dispatch step may carry its own workgroups and flops
 
 /** How a param or state buffer is initialised. */
 export type Init =
@@ -75,6 +75,13 @@ export type Step =
     }
   | { op: 'copy'; src: Slot; dst: Slot }
   | { op: 'clear'; dst: Slot };
+
+export type DispatchStep = Extract<Step, { op: 'dispatch' }>;
+
+/** The grid a dispatch step launches: its own where it has one, else its kernel's. */
+export function dispatchGrid(plan: Plan, step: DispatchStep): [number, number, number] {
+  return step.workgroups ?? plan.kernels[step.kernel].workgroups;
+}
 
 export interface MemoryReport {
   /** Params, their gradients and state buffers (shared by all programs). */
