@@ -35,32 +35,41 @@ for (const [f, s] of [...fam].sort((x, y) => y[1].wgsl.size - x[1].wgsl.size)) {
 }
 console.log(`total ${a} distinct, ${b} without u32 literals; dispatches ${steps.dStep.plan.stats.dispatches + steps.gStep.plan.stats.dispatches}`);
 
+/** Per-family totals of per-kernel times: count, sum, and the slowest kernel. */
+class FamilyTimes {
+  private readonly by = new Map<string, { n: number; ms: number; max: number; maxName: string }>();
+  add(name: string, ms: number): void {
+    const f = kernelFamily(name);
+    const e = this.by.get(f) ?? { n: 0, ms: 0, max: 0, maxName: '' };
+    e.n++;
+    e.ms += ms;
+    if (ms > e.max) [e.max, e.maxName] = [ms, name];
+    this.by.set(f, e);
+  }
+  /** One line per family, slowest first, then the total. */
+  print(what: string, totalNote: string): void {
+    let total = 0;
+    for (const [f, e] of [...this.by].sort((x, y) => y[1].ms - x[1].ms)) {
+      total += e.ms;
+      console.log(`${f.padEnd(22)} ${String(e.n).padStart(4)} kernels ${(e.ms / 1000).toFixed(1).padStart(6)} s ${what}  mean ${(e.ms / e.n).toFixed(0)} ms  max ${e.max.toFixed(0)} ms (${e.maxName})`);
+    }
+    console.log(`${what} total ${(total / 1000).toFixed(1)} s ${totalNote}`);
+  }
+}
+
 // --compile: each distinct kernel compiled alone, one after another, timed per
 // family (run with MESA_SHADER_CACHE_DISABLE=true for the cold figure).
 if (args.includes('--compile')) {
   const { getDevice } = await import('../runtime/device.ts');
   const { device } = await getDevice();
-  const seen = new Set<string>();
-  const ms = new Map<string, { n: number; ms: number; max: number; maxName: string }>();
-  for (const k of kernels) {
-    if (seen.has(k.wgsl)) continue;
-    seen.add(k.wgsl);
+  const times = new FamilyTimes();
+  for (const k of new Map(kernels.map((k) => [k.wgsl, k])).values()) {
     const t = performance.now();
     const module = device.createShaderModule({ code: k.wgsl });
     await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-    const dt = performance.now() - t;
-    const f = kernelFamily(k.name);
-    const e = ms.get(f) ?? { n: 0, ms: 0, max: 0, maxName: '' };
-    e.n++; e.ms += dt;
-    if (dt > e.max) { e.max = dt; e.maxName = k.name; }
-    ms.set(f, e);
+    times.add(k.name, performance.now() - t);
   }
-  let total = 0;
-  for (const [f, e] of [...ms].sort((x, y) => y[1].ms - x[1].ms)) {
-    total += e.ms;
-    console.log(`${f.padEnd(22)} ${String(e.n).padStart(4)} kernels ${(e.ms / 1000).toFixed(1).padStart(6)} s  mean ${(e.ms / e.n).toFixed(0)} ms  max ${e.max.toFixed(0)} ms (${e.maxName})`);
-  }
-  console.log(`compile total ${(total / 1000).toFixed(1)} s, serial`);
+  times.print('compile', '(serial)');
   process.exit(0);
 }
 
@@ -72,24 +81,15 @@ if (args.includes('--jit')) {
   const s = await loadGanStep(r.model, Number(opt('--batch', '4')), { warm: false });
   const first = await s.profile();
   const second = await s.profile();
-  const jit = new Map<string, { n: number; ms: number; max: number; maxName: string }>();
+  // Only a kernel's first dispatch pays its JIT (a kernel serves several launches).
+  const times = new FamilyTimes();
   const seen = new Set<string>();
   first.forEach((p, i) => {
     if (seen.has(p.name)) return;
     seen.add(p.name);
-    const dt = p.ms - second[i].ms;
-    const f = kernelFamily(p.name);
-    const e = jit.get(f) ?? { n: 0, ms: 0, max: 0, maxName: '' };
-    e.n++; e.ms += dt;
-    if (dt > e.max) { e.max = dt; e.maxName = p.name; }
-    jit.set(f, e);
+    times.add(p.name, p.ms - second[i].ms);
   });
-  let total = 0;
-  for (const [f, e] of [...jit].sort((x, y) => y[1].ms - x[1].ms)) {
-    total += e.ms;
-    console.log(`${f.padEnd(22)} ${String(e.n).padStart(4)} kernels ${(e.ms / 1000).toFixed(1).padStart(6)} s JIT  mean ${(e.ms / e.n).toFixed(0)} ms  max ${e.max.toFixed(0)} ms (${e.maxName})`);
-  }
-  console.log(`JIT total ${(total / 1000).toFixed(1)} s (first dispatches minus second)`);
+  times.print('JIT', '(first dispatches minus second)');
   s.destroy();
   process.exit(0);
 }

@@ -40,7 +40,6 @@
 #   --d-joint-bn  one D pass over real+wrong+fake (shared BatchNorm statistics);
 #   --ca-gain G   the CA linear initialised with orthogonal gain G instead of 1.
 import argparse
-cfg_text_scale = 1.0
 import copy
 import json
 import math
@@ -233,6 +232,7 @@ class Discriminator(nn.Module):
         self.proj_cond = nn.Linear(c, 8 * ndf, bias=False) if cfg.get("proj_cond") else None
         # (not the model's head) D's own projection of the text instead of G's detached CA mean
         self.d_text = nn.Linear(cfg["text_dim"], c) if cfg.get("d_text") else None
+        self.d_text_scale = cfg.get("d_text_scale", 1.0)
 
     def forward(self, image, mu, text):
         f = self.encode(image)
@@ -240,7 +240,7 @@ class Discriminator(nn.Module):
             f = m(f)
         out = {"uncond": self.uncond(f)}
         if self.d_text is not None:
-            mu = self.d_text(text * cfg_text_scale)
+            mu = self.d_text(text * self.d_text_scale)
         t = mu.view(mu.shape[0], self.c_dim, 1, 1).repeat(1, 1, f.shape[2], f.shape[3])
         if self.proj_cond is not None:
             out["cond"] = out["uncond"].flatten(1) + (self.proj_cond(mu) * f.mean(dim=(2, 3))).sum(1, keepdim=True)
@@ -421,9 +421,7 @@ def main():
 
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
-    cfg = dict(res=a.res, ngf=a.ngf, ndf=a.ndf, z_dim=a.z_dim, c_dim=a.c_dim, r_num=a.r_num, text_dim=512, clip_dim=512, use_align=a.align != 0, proj_cond=a.proj_cond, d_text=a.d_text)
-    global cfg_text_scale
-    cfg_text_scale = a.d_text_scale
+    cfg = dict(res=a.res, ngf=a.ngf, ndf=a.ndf, z_dim=a.z_dim, c_dim=a.c_dim, r_num=a.r_num, text_dim=512, clip_dim=512, use_align=a.align != 0, proj_cond=a.proj_cond, d_text=a.d_text, d_text_scale=a.d_text_scale)
     stage_res = [a.res, 2 * a.res, 4 * a.res]
     data = ShapesData(a.data, a.images, stage_res[-1], stage_res, a.batch, a.seed)
     G = Generator(cfg)
