@@ -8,7 +8,9 @@
 # (`names()` below, written out per module), so weights can be exchanged as a
 # safetensors file.
 #
-# iteration(cfg, weights, inputs, dtype) runs the StackGAN-v2 loop once:
+# iteration(cfg, weights, inputs, dtype) runs the StackGAN-v2 loop once
+# (iterations(...) runs it several times with the same optimizers and an EMA,
+# for test/train/trainer-parity.test.ts):
 #   one G forward (train mode: G's BatchNorm running stats move once);
 #   for each stage i: D_i on (real_i, mu), (wrong_i, mu), (fake_i.detach(), mu),
 #     mu detached, errD_i -> gradients of D_i -> Adam step of D_i;
@@ -441,16 +443,13 @@ def adam(params, settings):
     return torch.optim.Adam(params, lr=settings["lr"], betas=tuple(settings["betas"]), eps=settings["eps"], weight_decay=0)
 
 
-def iteration(cfg, weights_path, inputs_path, float64=True):
-    """One D step per stage and one G step; returns a dict of named tensors (see the test)."""
-    dtype = torch.float64 if float64 else torch.float32
-    y, u, kl_w, align_w = cfg["real_label"], cfg["uncond"] if cfg["use_uncond_loss"] else 0.0, cfg["kl"], cfg["align"]
+def build(cfg, weights_path, dtype):
+    """G and D0..D2 in train mode, loaded from the weights file; (netG, netsD, params, buffers) by our names."""
     netG = Generator(cfg).to(dtype)
     netsD = [Discriminator(cfg, i).to(dtype) for i in range(3)]
-    dnames = ["d0", "d1", "d2"]
     params = {**netG.names()}
     buffers = {**netG.buffers_by_name()}
-    for name, d in zip(dnames, netsD):
+    for name, d in zip(DNAMES, netsD):
         params.update(d.names(name))
         buffers.update(d.buffers_by_name(name))
     # Every tensor of each module is named exactly once, and the file has exactly these.
@@ -462,17 +461,25 @@ def iteration(cfg, weights_path, inputs_path, float64=True):
         for k, t in {**params, **buffers}.items():
             assert tuple(t.shape) == tuple(w[k].shape), (k, tuple(t.shape), tuple(w[k].shape))
             t.copy_(w[k].to(dtype))
-    x = {k: v.to(dtype) for k, v in read_safetensors(inputs_path).items()}
-    text, z, eps = x["text"], x["z"], x["eps"]
     netG.train()
     for d in netsD:
         d.train()
-    out = {}
+    return netG, netsD, params, buffers
+
+
+DNAMES = ["d0", "d1", "d2"]
+
+
+def step(cfg, nets, optD, optG, x, out):
+    """One iteration on inputs x (text, z, eps, real.gI, wrong.gI); writes named results into out."""
+    netG, netsD, params, buffers = nets
+    y, u, kl_w, align_w = cfg["real_label"], cfg["uncond"] if cfg["use_uncond_loss"] else 0.0, cfg["kl"], cfg["align"]
+    text, z, eps = x["text"], x["z"], x["eps"]
 
     # One G forward for the whole iteration (StackGAN-v2 trainer.py).
     fakes, mu, logvar = netG(text, z, eps)
 
-    for i, (name, netD) in enumerate(zip(dnames, netsD)):
+    for i, (name, netD, opt) in enumerate(zip(DNAMES, netsD, optD)):
         real = netD(x[f"real.g{i}"], mu.detach(), text)
         wrong = netD(x[f"wrong.g{i}"], mu.detach(), text)
         fake = netD(fakes[i].detach(), mu.detach(), text)
@@ -485,7 +492,7 @@ def iteration(cfg, weights_path, inputs_path, float64=True):
             g = torch.zeros_like(params[k]) if g is None else g
             out["grad/" + k] = g
             params[k].grad = g.detach().clone()
-        adam([params[k] for k in names], cfg["d"]).step()
+        opt.step()
         out[f"loss/{name}"] = errD
         for k, (t, wt) in terms.items():
             out[f"term/{name}/{k}"] = t
@@ -499,7 +506,7 @@ def iteration(cfg, weights_path, inputs_path, float64=True):
             out["state_after_d/" + k] = b.clone()
 
     terms = {}
-    for i, (name, netD) in enumerate(zip(dnames, netsD)):
+    for i, (name, netD) in enumerate(zip(DNAMES, netsD)):
         fake = netD(fakes[i], mu, text)  # mu not detached: the cond head's gradient reaches CA
         for h, v in fake.items():
             out[f"g.{name}.fake.{h}"] = v
@@ -512,15 +519,69 @@ def iteration(cfg, weights_path, inputs_path, float64=True):
     for k, g in zip(gnames, grads):
         out["grad/" + k] = g
         params[k].grad = g.detach().clone()
-    adam([params[k] for k in gnames], cfg["g"]).step()
+    optG.step()
     out["loss/G"] = errG
     for k, (t, wt) in terms.items():
         out["term/G/" + k] = t
         out["weight/G/" + k] = torch.tensor(wt)
     for i, img in enumerate(fakes):
         out[f"image/g{i}"] = img
+
+
+def optimizers(cfg, nets):
+    """One Adam per D_i and one for G, over the params by our names (the order is immaterial to Adam)."""
+    _, _, params, _ = nets
+    optD = [adam([p for k, p in params.items() if k.startswith(n + "/")], cfg["d"]) for n in DNAMES]
+    optG = adam([p for k, p in params.items() if k.startswith("G/")], cfg["g"])
+    return optD, optG
+
+
+def iteration(cfg, weights_path, inputs_path, float64=True):
+    """One D step per stage and one G step; returns a dict of named tensors (see the test)."""
+    dtype = torch.float64 if float64 else torch.float32
+    nets = build(cfg, weights_path, dtype)
+    x = {k: v.to(dtype) for k, v in read_safetensors(inputs_path).items()}
+    optD, optG = optimizers(cfg, nets)
+    out = {}
+    step(cfg, nets, optD, optG, x, out)
+    _, _, params, buffers = nets
     for k, p in params.items():
         out["param/" + k] = p
     for k, b in buffers.items():
         out["state/" + k] = b
+    return {k: v.detach() for k, v in out.items()}
+
+
+def iterations(cfg, weights_path, inputs_path, steps, float64=True):
+    """`steps` iterations with the same optimizers (Adam's moments and step count carry over) and,
+    when cfg["g_ema"] > 0, runtime/train/ema.ts's bias-corrected EMA of G's params
+    (acc = d acc + (1 - d) p after each G step; average = acc / (1 - d^t)).
+    Inputs are named "sK/text", "sK/real.g0", ... for K = 1..steps. Returns per step
+    "sK/loss/NET" and "sK/term/NET/TERM"; at the end "param/P", "state/B" and "ema/P"."""
+    dtype = torch.float64 if float64 else torch.float32
+    nets = build(cfg, weights_path, dtype)
+    xs = {k: v.to(dtype) for k, v in read_safetensors(inputs_path).items()}
+    optD, optG = optimizers(cfg, nets)
+    _, _, params, buffers = nets
+    gnames = [k for k in params if k.startswith("G/")]
+    decay = cfg.get("g_ema", 0)
+    acc = {k: torch.zeros_like(params[k]) for k in gnames}
+    out = {}
+    for s in range(1, steps + 1):
+        x = {k[len(f"s{s}/"):]: v for k, v in xs.items() if k.startswith(f"s{s}/")}
+        o = {}
+        step(cfg, nets, optD, optG, x, o)
+        for k, v in o.items():
+            if k.startswith(("loss/", "term/")):
+                out[f"s{s}/{k}"] = v
+        with torch.no_grad():
+            for k in gnames:
+                acc[k].mul_(decay).add_(params[k], alpha=1 - decay)
+    for k, p in params.items():
+        out["param/" + k] = p
+    for k, b in buffers.items():
+        out["state/" + k] = b
+    if decay > 0:
+        for k in gnames:
+            out["ema/" + k] = acc[k] / (1 - decay**steps)
     return {k: v.detach() for k, v in out.items()}
