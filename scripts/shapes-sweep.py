@@ -189,9 +189,10 @@ class Generator(nn.Module):
         self.g0 = InitStage(ngf, c, cfg["z_dim"], cfg["res"])
         self.g1 = NextStage(ngf, c, cfg["r_num"], ngf // 2)
         self.g2 = NextStage(ngf // 2, c, cfg["r_num"], ngf // 4)
+        self.ca_text_scale = cfg.get("ca_text_scale", 1.0)
 
     def forward(self, text, z, eps):
-        c_hat, mu, logvar = self.ca(text, eps)
+        c_hat, mu, logvar = self.ca(text * self.ca_text_scale, eps)
         h0, img0 = self.g0(c_hat, z)
         h1, img1 = self.g1(h0, c_hat)
         _, img2 = self.g2(h1, c_hat)
@@ -304,6 +305,7 @@ class ShapesData:
         rows = [json.loads(l) for l in open(os.path.join(data_dir, "captions.jsonl")) if l.strip()]
         self.captions = [r["captions"] for r in rows]
         self.classes = np.array([r["class"] for r in rows])
+        self.attrs = [(r["colour"], r["shape"], r["size"], r["background"]) for r in rows]
         self.N, self.K, self.D = self.emb.shape
         imgs = torch.from_numpy(np.load(images_npy)).permute(0, 3, 1, 2).float()  # [N, 3, 64, 64], 0..255
         assert imgs.shape[0] == self.N
@@ -360,6 +362,40 @@ def flops_per_step(G, Ds, text, z, eps, reals, cfg):
     return 2 * 3 * total[0]
 
 
+def swap_pairs(data, n=96, seed=4321):
+    """For n images: a partner that differs only in colour, and one that differs only in background."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in rng.permutation(data.N):
+        c, k, z, b = data.attrs[i]
+        col = [j for j, a in enumerate(data.attrs) if a[0] != c and a[1:] == (k, z, b)]
+        bgs = [j for j, a in enumerate(data.attrs) if a[:3] == (c, k, z) and a[3] != b]
+        if col and bgs:
+            out.append((i, int(rng.choice(col)), int(rng.choice(bgs))))
+        if len(out) == n:
+            break
+    return out
+
+
+@torch.no_grad()
+def d_swap_gaps(Ds, data, stage_res, pairs):
+    """Diagnostic: how much each D's cond head prefers a real image's own caption over one that
+    differs only in colour, and only in background: mean sigmoid(true) - mean sigmoid(swapped).
+    Near 0: that D cannot tell such pairs apart (and gives G no signal for that attribute)."""
+    L = data.L
+    o = (data.base.shape[-1] - L) // 2
+    idx = [p[0] for p in pairs]
+    crop = data.base[idx, :, o : o + L, o : o + L].float() / 127.5 - 1
+    own, col, bg = (data.emb[[p[j] for p in pairs], 0] for j in range(3))
+    gaps = []
+    for D, R in zip(Ds, stage_res):
+        img = crop if R == L else F.interpolate(crop, size=(R, R), mode="bilinear", align_corners=False, antialias=True)
+        p = lambda t: torch.sigmoid(D(img, None, t)["cond"]).mean().item()  # noqa: E731
+        base = p(own)
+        gaps.append((round(base - p(col), 3), round(base - p(bg), 3)))
+    return gaps
+
+
 def evaluate(G, captions, text, z, eps):
     """Agreement at every stage of G (BatchNorm in eval mode) on fixed captions and noise."""
     G.eval()
@@ -403,6 +439,7 @@ def main():
     ap.add_argument("--align-nce", type=float, default=0.0, help="(not the model's term) contrastive align term at this temperature instead of 1 - cos")
     ap.add_argument("--d-text", action="store_true", help="D conditions on its own linear projection of the text, not G's CA mean (the model's d_text_cond; with --d-text-scale 22.6 = sqrt(512) as there)")
     ap.add_argument("--d-text-scale", type=float, default=1.0)
+    ap.add_argument("--ca-text-scale", type=float, default=1.0, help="the CA reads text * S (22.6 = sqrt(512): unit-variance components)")
     ap.add_argument("--ca-gain", type=float, default=1.0, help="(not the compiler's init) orthogonal gain of the CA linear")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--eval-every", type=int, default=100)
@@ -421,7 +458,7 @@ def main():
 
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
-    cfg = dict(res=a.res, ngf=a.ngf, ndf=a.ndf, z_dim=a.z_dim, c_dim=a.c_dim, r_num=a.r_num, text_dim=512, clip_dim=512, use_align=a.align != 0, proj_cond=a.proj_cond, d_text=a.d_text, d_text_scale=a.d_text_scale)
+    cfg = dict(res=a.res, ngf=a.ngf, ndf=a.ndf, z_dim=a.z_dim, c_dim=a.c_dim, r_num=a.r_num, text_dim=512, clip_dim=512, use_align=a.align != 0, proj_cond=a.proj_cond, d_text=a.d_text, d_text_scale=a.d_text_scale, ca_text_scale=a.ca_text_scale)
     stage_res = [a.res, 2 * a.res, 4 * a.res]
     data = ShapesData(a.data, a.images, stage_res[-1], stage_res, a.batch, a.seed)
     G = Generator(cfg)
@@ -446,6 +483,7 @@ def main():
     if a.check_metric:
         check_metric_dump(a.check_metric, a.images, data, pick)
 
+    pairs = swap_pairs(data) if a.d_text else None
     config = {k: v for k, v in vars(a).items() if k not in ("data", "images", "out", "samples", "check_metric", "name")}
     noise = torch.Generator().manual_seed(a.seed + 1)
     u, y = a.uncond, a.real_label
@@ -524,6 +562,7 @@ def main():
                 "live_dominant_hist": hist(g2(res_live)["dominant"]),
                 "caption_vs_noise": round(caption_sensitivity(G, *ev), 3),
                 "live_bg_g2": background_agreement(imgs_live[-1].numpy(), ev_caps),
+                "d_gaps_colour_bg": d_swap_gaps(Ds, data, stage_res, pairs) if pairs else None,
                 "ms_per_step": round(1000 * train_s / step, 2),
                 "gflops_per_step": round(flops / 1e9, 4),
                 "params": nparams,
@@ -535,7 +574,9 @@ def main():
             print(
                 f"{a.name} step {step}: g2 EMA {rec['ema_g2']:.3f} live {rec['live_g2']:.3f}"
                 + (f" ema{a.ema2} {rec['ema2_g2']:.3f}" if rec["ema2_g2"] is not None else "")
-                + f" | g0 EMA {rec['ema_g0']:.3f} live {rec['live_g0']:.3f} | caption/noise {rec['caption_vs_noise']} bg {rec['live_bg_g2']} | {rec['ms_per_step']} ms/step | {mean_losses}",
+                + f" | g0 EMA {rec['ema_g0']:.3f} live {rec['live_g0']:.3f} | caption/noise {rec['caption_vs_noise']} bg {rec['live_bg_g2']}"
+                + (f" | D gaps colour/bg {rec['d_gaps_colour_bg']}" if pairs else "")
+                + f" | {rec['ms_per_step']} ms/step | {mean_losses}",
                 flush=True,
             )
             if a.samples:
