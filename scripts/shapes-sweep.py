@@ -317,6 +317,10 @@ class ShapesData:
         self.epoch_rng = np.random.default_rng(seed + 1000)
         self.order, self.cursor = self.epoch_rng.permutation(self.N), 0
         self.others = [np.flatnonzero(self.classes != c) for c in range(self.classes.max() + 1)]
+        # (not the trainer's choice) hard negatives: another class on the same background
+        bgs = np.array([a[3] for a in self.attrs])
+        self.hard = [np.flatnonzero((self.classes != self.classes[i]) & (bgs == bgs[i])) for i in range(self.N)]
+        self.p_hard = 0.0
 
     def crops(self, idx):
         n = self.base.shape[-1] - self.L + 1
@@ -334,7 +338,7 @@ class ShapesData:
         idx = self.order[self.cursor : self.cursor + self.B]
         self.cursor += self.B
         ks = self.rng.integers(self.K, size=self.B)
-        wrong = [self.rng.choice(self.others[self.classes[i]]) for i in idx]
+        wrong = [self.rng.choice(self.hard[i] if self.p_hard and self.rng.random() < self.p_hard else self.others[self.classes[i]]) for i in idx]
         return self.emb[idx, ks], self.crops(idx), self.crops(wrong)
 
 
@@ -409,6 +413,7 @@ def caption_sensitivity(G, text, z, eps, n=16):
     """How much g2's pixels move with the caption vs with the noise (BatchNorm in eval mode):
     the mean over pixels of the std across n captions at fixed noise, over the std across n
     noise draws at a fixed caption. Near 0: G ignores its caption."""
+    n = min(n, text.shape[0])
     G.eval()
     with torch.no_grad():
         by_caption = G(text[:n], z[:1].repeat(n, 1), eps[:1].repeat(n, 1))[0][-1]
@@ -439,6 +444,7 @@ def main():
     ap.add_argument("--align-nce", type=float, default=0.0, help="(not the model's term) contrastive align term at this temperature instead of 1 - cos")
     ap.add_argument("--d-text", action="store_true", help="D conditions on its own linear projection of the text, not G's CA mean (the model's d_text_cond; with --d-text-scale 22.6 = sqrt(512) as there)")
     ap.add_argument("--d-text-scale", type=float, default=1.0)
+    ap.add_argument("--wrong-same-bg", type=float, default=0.0, help="(not the trainer's choice) share of wrong images drawn from another class on the same background")
     ap.add_argument("--ca-text-scale", type=float, default=1.0, help="the CA reads text * S (22.6 = sqrt(512): unit-variance components)")
     ap.add_argument("--ca-gain", type=float, default=1.0, help="(not the compiler's init) orthogonal gain of the CA linear")
     ap.add_argument("--steps", type=int, default=2000)
@@ -455,12 +461,15 @@ def main():
     ap.add_argument("--samples", default="", help="folder: save the final g2 samples (EMA, live) as .npy")
     ap.add_argument("--check-metric", default="", help="folder: write images + the port's answers for the TS comparison")
     a = ap.parse_args()
+    if a.n_eval < 2:
+        ap.error("--n-eval must be at least 2 (the caption/noise ratio takes a spread over samples)")
 
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
     cfg = dict(res=a.res, ngf=a.ngf, ndf=a.ndf, z_dim=a.z_dim, c_dim=a.c_dim, r_num=a.r_num, text_dim=512, clip_dim=512, use_align=a.align != 0, proj_cond=a.proj_cond, d_text=a.d_text, d_text_scale=a.d_text_scale, ca_text_scale=a.ca_text_scale)
     stage_res = [a.res, 2 * a.res, 4 * a.res]
     data = ShapesData(a.data, a.images, stage_res[-1], stage_res, a.batch, a.seed)
+    data.p_hard = a.wrong_same_bg
     G = Generator(cfg)
     Ds = [Discriminator(cfg, i) for i in range(3)]
     for net in [G, *Ds]:
