@@ -71,7 +71,7 @@ interface Case {
   set: string[];
   objective: { use_uncond_loss: boolean; uncond: number; real_label: number };
   /** Architecture switches beyond TINY, for the reference (params of the same name in the model). */
-  arch?: { d_text_cond?: boolean };
+  arch?: { d_text_cond?: boolean; ca_text_scale?: number };
 }
 
 const CASES: Case[] = [
@@ -83,11 +83,11 @@ const CASES: Case[] = [
     objective: { use_uncond_loss: true, uncond: 0.5, real_label: 0.9 },
   },
   {
-    label: 'D-text-conditioning variant',
+    label: 'D-text-conditioning variant, CA reading text * sqrt(text_dim)',
     file: 'models/variants/d-text-cond.gan',
-    set: [],
+    set: ['ca_text_scale=sqrt(text_dim)'],
     objective: { use_uncond_loss: false, uncond: 1, real_label: 1 },
-    arch: { d_text_cond: true },
+    arch: { d_text_cond: true, ca_text_scale: Math.sqrt(512) },
   },
 ];
 
@@ -111,6 +111,7 @@ function check(c: Case): CheckedModel {
   // The reference is built from TINY: the compiler must have resolved the same model.
   for (const k of ['ngf', 'ndf', 'z_dim', 'c_dim', 'text_dim', 'clip_dim', 'r_num', 'use_align'] as const) expect(m.params[k], k).toBe(TINY[k]);
   expect(m.params.d_text_cond, 'd_text_cond').toBe(c.arch?.d_text_cond ?? false);
+  expect(m.params.ca_text_scale, 'ca_text_scale').toBe(c.arch?.ca_text_scale ?? 1);
   const { objective: o, train: t } = m;
   expect({ kl: o.kl, align: o.align, use_uncond_loss: o.use_uncond_loss, uncond: o.uncond, real_label: t.real_label }).toEqual({
     kl: TINY.kl, align: TINY.align, ...c.objective,
@@ -381,8 +382,10 @@ describe.skipIf(!torchAvailable())('one MS-CLIP-GAN iteration (D0/D1/D2 steps, G
         // The CA's weights scaled up so that mu and logvar are O(0.3), as after
         // some training, instead of O(0.04) at initialisation: there KL is ~1e-3
         // and its term would move errG and the CA's gradient too little for
-        // its weight to be checked by more than the weight output.
-        for (const [i, v] of weights[CA_WEIGHT].data.entries()) weights[CA_WEIGHT].data[i] = v * 8;
+        // its weight to be checked by more than the weight output. (With the
+        // text scaled up by ca_text_scale, the weights are scaled down by as much.)
+        const caBoost = 8 / (c.arch?.ca_text_scale ?? 1);
+        for (const [i, v] of weights[CA_WEIGHT].data.entries()) weights[CA_WEIGHT].data[i] = v * caBoost;
         const x = inputs();
         const wPath = join(dir, `weights-${ci}.safetensors`);
         const xPath = join(dir, `inputs-${ci}.safetensors`);

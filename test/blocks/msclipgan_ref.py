@@ -247,9 +247,10 @@ class Generator(nn.Module):
         self.g0 = InitStage(ngf, c, cfg["z_dim"])
         self.g1 = NextStage(ngf, c, cfg["r_num"], ngf // 2)
         self.g2 = NextStage(ngf // 2, c, cfg["r_num"], ngf // 4)
+        self.ca_text_scale = cfg.get("ca_text_scale", 1.0)  # the model's param ca_text_scale
 
     def forward(self, text, z, eps):
-        c_hat, mu, logvar = self.ca(text, eps)
+        c_hat, mu, logvar = self.ca(text * self.ca_text_scale, eps)
         h0, img0 = self.g0(c_hat, z)
         h1, img1 = self.g1(h0, c_hat)
         _, img2 = self.g2(h1, c_hat)

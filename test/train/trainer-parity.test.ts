@@ -161,7 +161,7 @@ describe.skipIf(!torchAvailable())('the trainer over several iterations vs the P
     const tr = m.train;
     const cfg = {
       ngf: m.params.ngf, ndf: m.params.ndf, z_dim: m.params.z_dim, c_dim: m.params.c_dim, text_dim: m.params.text_dim, clip_dim: m.params.clip_dim,
-      r_num: m.params.r_num, use_align: m.params.use_align, d_text_cond: m.params.d_text_cond,
+      r_num: m.params.r_num, use_align: m.params.use_align, d_text_cond: m.params.d_text_cond, ca_text_scale: m.params.ca_text_scale,
       kl: o.kl, align: o.align, use_uncond_loss: o.use_uncond_loss, uncond: o.uncond, real_label: tr.real_label, g_ema: tr.g_ema,
       g: adamOf(tr.g), d: adamOf(tr.d),
     };
