@@ -12,8 +12,9 @@ data=data/shapes
 run=runs/ms-clip-gan-cpu
 model=models/ms-clip-gan.gan
 
-# The data: generated on first use into a temporary folder, renamed when whole.
-if [ ! -f "$data/embeddings.npy" ]; then
+# The data: generated on first use into a temporary folder, renamed when whole;
+# made again when it predates group ids (the preset's wrong_same_group needs them).
+if [ ! -f "$data/embeddings.npy" ] || ! head -n 1 "$data/captions.jsonl" | grep -q '"group"'; then
   rm -rf "$data.tmp"
   gan data shapes --out "$data.tmp"
   rm -rf "$data"

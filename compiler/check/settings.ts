@@ -77,6 +77,8 @@ export interface TrainConfig {
   d_every: number;
   real_label: number;
   g_ema: number;
+  /** Share of wrong images from the real image's own data group (hard negatives). */
+  wrong_same_group: number;
   seed: number;
 }
 
@@ -232,6 +234,7 @@ export const trainSchema: SectionSchema<TrainConfig> = {
   d_every: { doc: 'update the discriminators on every k-th generator step only', default: num(1), check: isInt(1), read: readNum },
   real_label: { doc: 'target for real samples (< 1 smooths labels)', default: num(1), check: isNum(0, 1, true), read: readNum },
   g_ema: { doc: 'EMA decay of generator weights (0 = off)', default: num(0.999), check: isNum(0, 1), read: readNum },
+  wrong_same_group: { doc: 'share of wrong images drawn from the real image\'s own data group (hard negatives; needs "group" in captions.jsonl)', default: num(0), check: isNum(0, 1), read: readNum },
   seed: { doc: 'random seed', default: num(0), check: isInt(0), read: readNum },
 };
 

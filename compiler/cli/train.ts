@@ -130,7 +130,7 @@ export async function runTrain(file: string, opts: TrainCliOptions): Promise<num
   // 3. the data, validated before anything trains
   let source: BatchSource;
   try {
-    source = await openDataset(opts.data, { batch, resolutions, seed, textDim: text?.shape[1] });
+    source = await openDataset(opts.data, { batch, resolutions, seed, textDim: text?.shape[1], wrongSameGroup: m.train.wrong_same_group });
   } catch (e) {
     if (e instanceof DataError) {
       process.stderr.write(`gan: ${e.message}\n`);

@@ -31,6 +31,7 @@ const DOCUMENTED: { train: TrainConfig; objective: ObjectiveConfig } = {
     d_every: 1,
     real_label: 1, // no smoothing unless asked ("a real label y < 1 means ...")
     g_ema: 0.999, // "G EMA | 0.999 per G step"
+    wrong_same_group: 0, // README settings list: wrong images as StackGAN draws them unless asked
     seed: 0,
   },
   objective: {

@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { openDataset, type DatasetLoader } from '../../runtime/train/data/loader.ts';
 import { readNpy, writeNpy } from '../../runtime/train/data/npy.ts';
 import type { TrainBatch } from '../../runtime/train/data/types.ts';
-import { makeShapes } from './data-helpers.ts';
+import { copyOf, makeShapes } from './data-helpers.ts';
 
 let dir: string;
 const RES = [16, 32, 64];
@@ -100,6 +100,44 @@ describe('openDataset batches', () => {
     const loader = src as unknown as { wrongIndex(i: number): number };
     for (let i = 0; i < 24; i++) for (let t = 0; t < 20; t++) expect(classes[loader.wrongIndex(i)]).not.toBe(classes[i]);
     await src.close();
+  });
+
+  it('draw a share wrong_same_group of wrong images from the real image\'s own group, of another class', async () => {
+    const lines = (await import('node:fs')).readFileSync(join(dir, 'captions.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { class: number; group: number });
+    const draws = async (share: number) => {
+      const src = await openDataset(dir, { batch: B, resolutions: RES, seed: 11, textDim: 32, wrongSameGroup: share });
+      const loader = src as unknown as { wrongIndex(i: number): number };
+      let same = 0;
+      let all = 0;
+      for (let i = 0; i < lines.length; i++) {
+        if (!lines.some((o, j) => j !== i && o.group === lines[i].group && o.class !== lines[i].class)) continue;
+        for (let t = 0; t < 20; t++) {
+          const j = loader.wrongIndex(i);
+          expect(lines[j].class).not.toBe(lines[i].class);
+          all++;
+          if (lines[j].group === lines[i].group) same++;
+        }
+      }
+      await src.close();
+      return same / all;
+    };
+    expect(await draws(1)).toBe(1);
+    // Half of them by the share, and a quarter of the rest by chance (4 groups): about 0.62.
+    const half = await draws(0.5);
+    expect(half).toBeGreaterThan(0.5);
+    expect(half).toBeLessThan(0.75);
+    // Without the share, as often as chance has it (4 backgrounds).
+    expect(await draws(0)).toBeLessThan(0.4);
+  });
+
+  it('refuse a wrong_same_group share when captions.jsonl gives no groups', async () => {
+    const d = copyOf(dir);
+    const path = join(d, 'captions.jsonl');
+    const fs = await import('node:fs');
+    fs.writeFileSync(path, fs.readFileSync(path, 'utf8').trim().split('\n').map((l) => { const o = JSON.parse(l); delete o.group; return JSON.stringify(o); }).join('\n') + '\n');
+    await expect(openDataset(d, { batch: B, resolutions: RES, seed: 1, textDim: 32, wrongSameGroup: 0.5 })).rejects.toThrow(`${path}: a share 0.5 of wrong images from the same group needs a "group" id on every line (none given)`);
+    // No share: groups are not needed.
+    await (await openDataset(d, { batch: B, resolutions: RES, seed: 1, textDim: 32 })).close();
   });
 
   it('are the same for the same seed, cached or decoded on demand, and differ for another seed', async () => {

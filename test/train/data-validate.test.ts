@@ -31,6 +31,8 @@ describe('dataset validation', () => {
     expect(r.problems).toEqual([]);
     expect(r.dataset).toMatchObject({ n: 8, k: 3, d: 16 });
     expect(r.dataset!.classes).toHaveLength(8);
+    expect(r.dataset!.groups).toEqual(r.dataset!.records.map((x) => x.group));
+    expect(new Set(r.dataset!.groups).size).toBeGreaterThan(1);
   });
 
   it('embedding width differs from the model text input', async () => {
@@ -100,6 +102,23 @@ describe('dataset validation', () => {
     expect(p).toContain(`${c}:3: "class" must be a non-negative integer, got -1`);
     expect(p).toContain(`${c}:5: "00004.png" is already listed on line 4`);
     expect(p).toContain(`${c}:6: "class" is given for 3 of 4 images; give it for all or none`);
+  });
+
+  it('group ids: non-negative integers, for all images or none', async () => {
+    const d = copyOf(good);
+    editLines(d, (l) => {
+      const a = JSON.parse(l[0]);
+      a.group = 1.5;
+      l[0] = JSON.stringify(a);
+      const b = JSON.parse(l[2]);
+      delete b.group;
+      l[2] = JSON.stringify(b);
+      return l;
+    });
+    const p = (await problems(d)).join('\n');
+    const c = join(d, 'captions.jsonl');
+    expect(p).toContain(`${c}:1: "group" must be a non-negative integer, got 1.5`);
+    expect(p).toContain(`${c}:3: "group" is given for 6 of 7 images; give it for all or none`);
   });
 
   it('K disagrees between captions and embeddings, by line', async () => {

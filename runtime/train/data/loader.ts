@@ -3,7 +3,8 @@
 // randomly cropped to the largest stage and randomly flipped left-right; one
 // copy per stage resolution is made by downscaling that crop, values in
 // [-1, 1], NCHW float32. One of the image's K captions is drawn per sample;
-// the "wrong" image is another image, of another class when classes are given.
+// the "wrong" image is another image, of another class when classes are given
+// (and, for a share wrongSameGroup of them, of the real image's own group).
 //
 // Every random choice comes from the seed: the order of each epoch from a
 // stream seeded by (seed, epoch), the per-sample choices from one stream whose
@@ -63,6 +64,8 @@ export class DatasetLoader implements BatchSource {
   private delivered: Cursor | null = null;
   /** Indices by class, for drawing a wrong image of another class. */
   private readonly otherClassCount: number[] | null;
+  /** Per image, how many images of its group could be its wrong image (another class, or another image). */
+  private readonly groupWrongCount: number[] | null;
 
   constructor(
     private readonly ds: ValidDataset,
@@ -84,6 +87,21 @@ export class DatasetLoader implements BatchSource {
       for (const c of ds.classes) perClass.set(c, (perClass.get(c) ?? 0) + 1);
       this.otherClassCount = ds.classes.map((c) => ds.n - perClass.get(c)!);
     } else this.otherClassCount = null;
+    const share = opts.wrongSameGroup ?? 0;
+    if (!(share >= 0 && share <= 1)) throw new DataError([`wrongSameGroup must be in [0, 1], got ${share}`]);
+    if (share > 0 && !ds.groups) {
+      throw new DataError([`${ds.dir}/captions.jsonl: a share ${share} of wrong images from the same group needs a "group" id on every line (none given)`]);
+    }
+    if (share > 0 && ds.groups) {
+      const key = (i: number) => `${ds.groups![i]}/${ds.classes ? ds.classes[i] : i}`;
+      const perGroup = new Map<number, number>();
+      const perKey = new Map<string, number>();
+      for (let i = 0; i < ds.n; i++) {
+        perGroup.set(ds.groups[i], (perGroup.get(ds.groups[i]) ?? 0) + 1);
+        perKey.set(key(i), (perKey.get(key(i)) ?? 0) + 1);
+      }
+      this.groupWrongCount = ds.groups.map((g, i) => perGroup.get(g)! - perKey.get(key(i))!);
+    } else this.groupWrongCount = null;
   }
 
   /** Decodes and resizes every image into memory when they fit under the cap. */
@@ -134,11 +152,20 @@ export class DatasetLoader implements BatchSource {
     return { index, x, y, flip: this.rng.int(2) === 1 };
   }
 
-  /** Another image; of another class when classes are given and one exists. */
+  /** Another image; of another class when classes are given and one exists; of the same group for a share wrongSameGroup. */
   private wrongIndex(index: number): number {
     const n = this.size;
     if (n === 1) return index;
     const classes = this.ds.classes;
+    // Drawn only when a share is set, so runs without one keep their exact stream.
+    if (this.groupWrongCount && this.groupWrongCount[index] > 0 && this.rng.float() < this.opts.wrongSameGroup!) {
+      const groups = this.ds.groups!;
+      let r = this.rng.int(this.groupWrongCount[index]);
+      for (let j = 0; j < n; j++) {
+        if (groups[j] === groups[index] && (classes ? classes[j] !== classes[index] : j !== index) && r-- === 0) return j;
+      }
+      throw new Error('unreachable: same-group count out of step');
+    }
     if (!classes || this.otherClassCount![index] === 0) {
       const r = this.rng.int(n - 1);
       return r >= index ? r + 1 : r;

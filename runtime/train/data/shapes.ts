@@ -125,7 +125,7 @@ export async function generateShapes(opts: ShapesOptions): Promise<ShapesResult>
     const caps = shapeCaptions(s);
     caps.forEach((c, k) => emb.set(embedCaption(c, dim), (i * K + k) * dim));
     lines.push(
-      JSON.stringify({ file, captions: caps, class: shapeClass(s), colour: SHAPE_COLOURS[s.colour].name, shape: SHAPE_KINDS[s.kind], size: SHAPE_SIZES[s.size], background: BACKGROUNDS[s.background].name }),
+      JSON.stringify({ file, captions: caps, class: shapeClass(s), group: s.background, colour: SHAPE_COLOURS[s.colour].name, shape: SHAPE_KINDS[s.kind], size: SHAPE_SIZES[s.size], background: BACKGROUNDS[s.background].name }),
     );
     const raw = drawShape(s, side, jitter);
     writes.push(sharp(raw, { raw: { width: side, height: side, channels: 3 } }).png().toFile(join(opts.out, 'images', file)));

@@ -39,4 +39,11 @@ export interface OpenDatasetOptions {
   seed: number;
   /** The model's `text` input width; a different embedding width is refused. */
   textDim?: number;
+  /**
+   * Share (0..1) of wrong images drawn from the real image's own group
+   * (captions.jsonl "group": hard negatives, e.g. the same background, so the
+   * discriminator must tell pairs apart by what differs); the rest as usual.
+   * Needs group ids; 0 (the default) draws exactly as without groups.
+   */
+  wrongSameGroup?: number;
 }

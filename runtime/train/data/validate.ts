@@ -25,6 +25,8 @@ export interface CaptionRecord {
   file: string;
   captions: string[];
   class?: number;
+  /** Images of one group are hard negatives for each other (see OpenDatasetOptions.wrongSameGroup). */
+  group?: number;
   /** 1-based line in captions.jsonl. */
   line: number;
 }
@@ -41,6 +43,8 @@ export interface ValidDataset {
   d: number;
   /** Class id per image, or null when captions.jsonl gives none. */
   classes: number[] | null;
+  /** Group id per image (images that are hard negatives for each other), or null when none is given. */
+  groups: number[] | null;
   /** Image sizes from the headers. */
   widths: number[];
   heights: number[];
@@ -68,7 +72,7 @@ class Problems {
 
 function parseCaptions(path: string, problems: Problems): CaptionRecord[] | null {
   if (!existsSync(path)) {
-    problems.add(`${path}: missing (one JSON line per image: {"file": ..., "captions": [...], "class"?: int})`);
+    problems.add(`${path}: missing (one JSON line per image: {"file": ..., "captions": [...], "class"?: int, "group"?: int})`);
     return null;
   }
   const size = statSync(path).size;
@@ -78,7 +82,7 @@ function parseCaptions(path: string, problems: Problems): CaptionRecord[] | null
   }
   const records: CaptionRecord[] = [];
   const seen = new Map<string, number>();
-  let classesGiven = 0;
+  const given = { class: 0, group: 0 };
   readFileSync(path, 'utf8')
     .split('\n')
     .forEach((text, i) => {
@@ -102,18 +106,22 @@ function parseCaptions(path: string, problems: Problems): CaptionRecord[] | null
       if (!Array.isArray(o.captions) || o.captions.length === 0 || !o.captions.every((c) => typeof c === 'string')) {
         return problems.add(`${where}: "captions" must be a non-empty array of strings`);
       }
-      if (o.class !== undefined && (!Number.isInteger(o.class) || (o.class as number) < 0)) {
-        return problems.add(`${where}: "class" must be a non-negative integer, got ${JSON.stringify(o.class)}`);
+      for (const k of ['class', 'group'] as const) {
+        if (o[k] !== undefined && (!Number.isInteger(o[k]) || (o[k] as number) < 0)) {
+          return problems.add(`${where}: "${k}" must be a non-negative integer, got ${JSON.stringify(o[k])}`);
+        }
       }
       const before = seen.get(norm);
       if (before !== undefined) return problems.add(`${where}: ${JSON.stringify(o.file)} is already listed on line ${before}`);
       seen.set(norm, line);
-      if (o.class !== undefined) classesGiven++;
-      records.push({ file: o.file, captions: o.captions as string[], class: o.class as number | undefined, line });
+      for (const k of ['class', 'group'] as const) if (o[k] !== undefined) given[k]++;
+      records.push({ file: o.file, captions: o.captions as string[], class: o.class as number | undefined, group: o.group as number | undefined, line });
     });
-  if (classesGiven > 0 && classesGiven < records.length) {
-    const missing = records.find((r) => r.class === undefined)!;
-    problems.add(`${path}:${missing.line}: "class" is given for ${classesGiven} of ${records.length} images; give it for all or none`);
+  for (const k of ['class', 'group'] as const) {
+    if (given[k] > 0 && given[k] < records.length) {
+      const missing = records.find((r) => r[k] === undefined)!;
+      problems.add(`${path}:${missing.line}: "${k}" is given for ${given[k]} of ${records.length} images; give it for all or none`);
+    }
   }
   return records;
 }
@@ -218,5 +226,6 @@ export async function validateDataset(dir: string, opts: ValidateOptions = {}): 
 
   if (problems.any || !records || !emb) return { dataset: null, problems: problems.all() };
   const classes = records.length > 0 && records[0].class !== undefined ? records.map((r) => r.class!) : null;
-  return { dataset: { dir, images, records, embeddings: emb.data, n: emb.n, k: emb.k, d: emb.d, classes, widths, heights }, problems: [] };
+  const groups = records.length > 0 && records[0].group !== undefined ? records.map((r) => r.group!) : null;
+  return { dataset: { dir, images, records, embeddings: emb.data, n: emb.n, k: emb.k, d: emb.d, classes, groups, widths, heights }, problems: [] };
 }
