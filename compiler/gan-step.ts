@@ -34,8 +34,11 @@
 // (no wrong pass) and its G term is BCE(fake_u, 1).
 // MS-CLIP-GAN's alignment head (cosine of image and text features) adds
 // align_w * mean(1 - align(real)) to errD and align_w * mean(1 - align(fake))
-// to errG. CLIP-image guidance and perceptual/colour terms are not lowered yet
-// (see `unsupported`).
+// to errG. StackGAN-v2's colour consistency (objective.colour = c > 0) adds,
+// for each stage refining an earlier one, c * (MSE(mu, mu') + 5 MSE(cov, cov'))
+// to errG: mu and cov the per-image mean and 3x3 covariance of the stage's
+// pixels, mu' and cov' those of the earlier stage's image, detached.
+// CLIP-image guidance and the perceptual term are not lowered yet (see `unsupported`).
 import { paramGrads } from './autodiff.ts';
 import type { CheckedModel, NetworkInfo } from './check/model.ts';
 import { objectiveInEffect } from './check/settings.ts';
@@ -79,12 +82,34 @@ interface Weights {
   u: number;
   kl: number;
   align: number;
+  colour: number;
 }
 
 function weights(m: CheckedModel): Weights {
   const o = m.objective;
   if (o.adversarial !== 'bce') throw new Error(`adversarial loss '${o.adversarial}' is not supported yet`);
-  return { y: m.train.real_label, u: o.use_uncond_loss ? o.uncond : 0, kl: o.kl, align: o.align };
+  return { y: m.train.real_label, u: o.use_uncond_loss ? o.uncond : 0, kl: o.kl, align: o.align, colour: o.colour };
+}
+
+/** Per-image pixel mean [B, C] and covariance [B, C, C] (over H x W, divided by H W) of an NCHW image. */
+function colourStats(b: GraphBuilder, x: Value): { mu: Value; cov: Value } {
+  const [n, c, h, w] = x.shape;
+  const mu = b.mean(x, [2, 3], true);
+  const d = b.reshape(b.sub(x, b.expand(mu, x.shape)), [n, c, h * w]);
+  const full = [n, c, c, h * w];
+  const cov = b.mean(b.mul(b.expand(b.reshape(d, [n, c, 1, h * w]), full), b.expand(b.reshape(d, [n, 1, c, h * w]), full)), [3]);
+  return { mu: b.reshape(mu, [n, c]), cov };
+}
+
+/** StackGAN-v2's colour-consistency term of an image with the (detached) image of the stage it refines, unweighted. */
+function colourTerm(b: GraphBuilder, image: Value, earlier: Value): Value {
+  const a = colourStats(b, image);
+  const e = colourStats(b, b.detach(earlier));
+  const mse = (p: Value, q: Value) => {
+    const d = b.sub(p, q);
+    return b.mean(b.mul(d, d));
+  };
+  return b.add(mse(a.mu, e.mu), b.mul(mse(a.cov, e.cov), 5));
 }
 
 /** One term of a network's loss: a head's logits on one pass, judged against a target (or an align head). */
@@ -268,6 +293,12 @@ function buildG(m: CheckedModel, batch: number, w: Weights): { s: StepGraph; gra
     const fake = dPass(s, d, batch, 'fake', G.outputs[`${stage}.image`], cond);
     for (const t of gTerms(d.heads, w)) terms.push({ name: `G.${stage}.${t.term}`, v: termValue(b, fake[t.head], t), term: t.term, stage, weight: t.weight });
   }
+  if (w.colour !== 0) {
+    for (const st of g.stages) {
+      if (!st.from) continue;
+      terms.push({ name: `G.${st.name}.colour`, v: colourTerm(b, G.outputs[`${st.name}.image`], G.outputs[`${st.from}.image`]), term: 'colour', stage: st.name, weight: w.colour });
+    }
+  }
   // The KL is always an output (a trainer logs it); it joins errG with a non-zero weight.
   if (G.outputs.kl) {
     if (w.kl !== 0) terms.push({ name: 'G.kl', v: G.outputs.kl, term: 'kl', weight: w.kl });
@@ -283,7 +314,6 @@ function unsupportedTerms(m: CheckedModel): string[] {
   const out: string[] = [];
   if (o.clip_guidance) out.push('clip_guidance (needs the frozen CLIP image encoder)');
   if (o.perceptual) out.push('perceptual');
-  if (o.colour) out.push('colour');
   for (const n of m.networks) {
     for (const l of Object.keys(n.losses)) if (!(n.kind === 'generator' && l === 'kl')) out.push(`loss '${l}' of ${n.name} (no objective weight reads it)`);
   }

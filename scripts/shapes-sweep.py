@@ -61,6 +61,7 @@ from msclipgan_ref import (  # noqa: E402  (the parity-test modules, reused as t
     ToImage,
     UpBlock,
     bce,
+    colour_term,
     d_terms,
     down,
     g_terms,
@@ -444,6 +445,7 @@ def main():
     ap.add_argument("--align-nce", type=float, default=0.0, help="(not the model's term) contrastive align term at this temperature instead of 1 - cos")
     ap.add_argument("--d-text", action="store_true", help="D conditions on its own linear projection of the text, not G's CA mean (the model's d_text_cond; with --d-text-scale 22.6 = sqrt(512) as there)")
     ap.add_argument("--d-text-scale", type=float, default=1.0)
+    ap.add_argument("--colour", type=float, default=0.0, help="StackGAN-v2 colour-consistency weight (objective.colour; 50 in its unconditional configs)")
     ap.add_argument("--wrong-same-bg", type=float, default=0.0, help="(not the trainer's choice) share of wrong images drawn from another class on the same background")
     ap.add_argument("--ca-text-scale", type=float, default=1.0, help="the CA reads text * S (22.6 = sqrt(512): unit-variance components)")
     ap.add_argument("--ca-gain", type=float, default=1.0, help="(not the compiler's init) orthogonal gain of the CA linear")
@@ -537,6 +539,9 @@ def main():
             if a.align_nce and f"g{i}/align_fake" in terms:
                 terms[f"g{i}/align_fake"] = (align_nce(out["proj"], text, a.align_nce), a.align)
         terms["kl"] = (kl_normal(mu, logvar), a.kl)
+        if a.colour:
+            for i in (1, 2):
+                terms[f"g{i}/colour"] = (colour_term(fakes[i], fakes[i - 1]), a.colour)
         errG = weighted_sum(terms)
         optG.zero_grad(set_to_none=True)
         errG.backward()

@@ -8,7 +8,8 @@ export type LossTerm =
   | 'cond_real' | 'cond_wrong' | 'cond_fake'
   | 'uncond_real' | 'uncond_wrong' | 'uncond_fake'
   | 'align_real' | 'align_fake'
-  | 'kl';
+  | 'kl'
+  | 'colour'; // StackGAN-v2's colour consistency of a stage with the one it refines
 
 /** Which of a discriminator's three forward passes. */
 export type Pass = 'real' | 'wrong' | 'fake';

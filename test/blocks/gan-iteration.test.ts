@@ -6,7 +6,8 @@
 // Model: models/ms-clip-gan.gan at its tiny preset (CA, stages g0/g1/g2 at
 // 64/128/256, discriminators d0/d1/d2 with uncond, cond and align heads), and
 // the uncond-loss variant with an uncond weight of 0.5 and real labels smoothed
-// to 0.9. Both sides start from the same weights and BatchNorm buffers
+// to 0.9 and StackGAN-v2's colour consistency at weight 50, and the D-text
+// variant with the CA reading scaled text. Both sides start from the same weights and BatchNorm buffers
 // (exchanged as a safetensors file, names mapped explicitly in the reference)
 // and see the same text, noise z, CA sample, and real and wrong images per stage.
 //
@@ -69,7 +70,7 @@ interface Case {
   label: string;
   file: string;
   set: string[];
-  objective: { use_uncond_loss: boolean; uncond: number; real_label: number };
+  objective: { use_uncond_loss: boolean; uncond: number; real_label: number; colour?: number };
   /** Architecture switches beyond TINY, for the reference (params of the same name in the model). */
   arch?: { d_text_cond?: boolean; ca_text_scale?: number };
 }
@@ -77,10 +78,10 @@ interface Case {
 const CASES: Case[] = [
   { label: 'tiny preset (uncond loss off)', file: 'models/ms-clip-gan.gan', set: [], objective: { use_uncond_loss: false, uncond: 1, real_label: 1 } },
   {
-    label: 'uncond-loss variant, uncond 0.5, real_label 0.9',
+    label: 'uncond-loss variant, uncond 0.5, real_label 0.9, colour consistency 50',
     file: 'models/variants/uncond-loss.gan',
-    set: ['objective.uncond=0.5', 'train.real_label=0.9'],
-    objective: { use_uncond_loss: true, uncond: 0.5, real_label: 0.9 },
+    set: ['objective.uncond=0.5', 'train.real_label=0.9', 'objective.colour=50'],
+    objective: { use_uncond_loss: true, uncond: 0.5, real_label: 0.9, colour: 50 },
   },
   {
     label: 'D-text-conditioning variant, CA reading text * sqrt(text_dim)',
@@ -113,8 +114,8 @@ function check(c: Case): CheckedModel {
   expect(m.params.d_text_cond, 'd_text_cond').toBe(c.arch?.d_text_cond ?? false);
   expect(m.params.ca_text_scale, 'ca_text_scale').toBe(c.arch?.ca_text_scale ?? 1);
   const { objective: o, train: t } = m;
-  expect({ kl: o.kl, align: o.align, use_uncond_loss: o.use_uncond_loss, uncond: o.uncond, real_label: t.real_label }).toEqual({
-    kl: TINY.kl, align: TINY.align, ...c.objective,
+  expect({ kl: o.kl, align: o.align, use_uncond_loss: o.use_uncond_loss, uncond: o.uncond, real_label: t.real_label, colour: o.colour }).toEqual({
+    kl: TINY.kl, align: TINY.align, colour: 0, ...c.objective,
   });
   for (const g of ['g', 'd'] as const) expect(t[g]).toMatchObject({ kind: 'adam', ...TINY[g] });
   return m;

@@ -436,6 +436,18 @@ def g_terms(fake, u, align_w):
     return t
 
 
+def colour_term(img, earlier):
+    """StackGAN-v2's colour consistency of a stage's images with the (detached) images of the stage
+    it refines: MSE of the per-image pixel means + 5 MSE of the 3x3 pixel covariances (unweighted)."""
+    def stats(x):
+        mu = x.mean(dim=(2, 3), keepdim=True)
+        h = (x - mu).flatten(2)
+        return mu, h @ h.transpose(1, 2) / h.shape[2]
+    mu1, cov1 = stats(img)
+    mu2, cov2 = stats(earlier.detach())
+    return F.mse_loss(mu1, mu2) + 5 * F.mse_loss(cov1, cov2)
+
+
 def weighted_sum(terms):
     return sum(w * t for t, w in terms.values())
 
@@ -513,6 +525,9 @@ def step(cfg, nets, optD, optG, x, out):
             out[f"g.{name}.fake.{h}"] = v
         for k, tw in g_terms(fake, u, align_w).items():
             terms[f"g{i}/{k}"] = tw
+    if cfg.get("colour", 0):
+        for i in (1, 2):
+            terms[f"g{i}/colour"] = (colour_term(fakes[i], fakes[i - 1]), cfg["colour"])
     terms["kl"] = (kl_normal(mu, logvar), kl_w)
     errG = weighted_sum(terms)
     gnames = [k for k in params if k.startswith("G/")]

@@ -126,12 +126,12 @@ describe('trainer', () => {
   }, 60_000);
 
   it('refuses unsupported terms with strict and warns without', async () => {
-    const withColour = { ...S, unsupported: ['colour'] };
-    await expect(Trainer.create(withColour, source(), { strict: true })).rejects.toThrow(/--strict: .*colour/);
+    const withPerceptual = { ...S, unsupported: ['perceptual'] };
+    await expect(Trainer.create(withPerceptual, source(), { strict: true })).rejects.toThrow(/--strict: .*perceptual/);
     const warnings: string[] = [];
-    const t = await Trainer.create(withColour, source(), { warn: (m) => warnings.push(m) });
+    const t = await Trainer.create(withPerceptual, source(), { warn: (m) => warnings.push(m) });
     t.destroy();
-    expect(warnings).toEqual(['warning: training without colour (not implemented yet; recorded in the checkpoint sidecar)']);
+    expect(warnings).toEqual(['warning: training without perceptual (not implemented yet; recorded in the checkpoint sidecar)']);
   }, 60_000);
 
   it('refuses data whose embedding width differs from the model', async () => {
