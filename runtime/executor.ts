@@ -12,10 +12,10 @@
 // from a reusable ring and mapped asynchronously, so callers that do not await
 // the returned promise never wait on the GPU. The runtime knows nothing about
 // ops: it only imports the plan format.
-import { MAP_MODE_READ, READBACK_USAGE, STORAGE_USAGE as STORAGE } from './buffers.ts';
+import { MAP_MODE_READ, READBACK_USAGE, STORAGE_USAGE as STORAGE, UNIFORM_USAGE } from './buffers.ts';
 import { getDevice, type GpuContext } from './device.ts';
-import type { KernelSpec } from './format/kernel.ts';
-import { dispatchGrid, type Plan, type Slot, type StateLayout } from './format/plan.ts';
+import { paramBytes, paramsBinding, type KernelSpec } from './format/kernel.ts';
+import { dispatchGrid, dispatchParams, type Plan, type Slot, type StateLayout } from './format/plan.ts';
 import { initialValues } from './init.ts';
 import { warmOnHelper } from './jit-helper.ts';
 import { pipelineCache, type PipelineCache } from './pipelines.ts';
@@ -48,6 +48,9 @@ export class Program {
   pipelines: (GPUComputePipeline | null)[] = [];
   readonly local = new Map<string, GPUBuffer>();
   readonly ring: Staging[] = [];
+  /** Every dispatch's params (size-generic kernels), written once at load; per step its byte offset there, or -1. */
+  params: GPUBuffer | null = null;
+  paramOffsets: number[] = [];
   constructor(readonly plan: Plan) {}
 }
 
@@ -246,6 +249,7 @@ export class Runtime {
     const mk = (name: string, size: number) => prog.local.set(name, this.device.createBuffer({ label: name, size: Math.max(4, size), usage: STORAGE }));
     for (const f of Object.values(plan.feeds)) mk(f.slot.buffer, f.slot.size);
     for (const o of Object.values(plan.outputs)) mk(o.slot.buffer, o.slot.size);
+    this.writeParams(prog);
     // The transient pool is shared by all programs: grow it, then rebind everyone.
     let grown = false;
     plan.transients.forEach((size, i) => {
@@ -275,17 +279,61 @@ export class Runtime {
     return prog;
   }
 
+  /**
+   * One uniform buffer holding the params of every dispatch of a size-generic
+   * kernel, each distinct word list once, at offsets aligned to the device's
+   * minUniformBufferOffsetAlignment; written once (params never change).
+   */
+  private writeParams(prog: Program): void {
+    const align = this.device.limits.minUniformBufferOffsetAlignment;
+    const at = new Map<string, number>();
+    const chunks: Uint32Array[] = [];
+    let end = 0;
+    prog.paramOffsets = prog.plan.steps.map((s) => {
+      if (s.op !== 'dispatch') return -1;
+      const words = dispatchParams(prog.plan, s);
+      if (!words) return -1;
+      const key = words.join(',');
+      let offset = at.get(key);
+      if (offset === undefined) {
+        offset = Math.ceil(end / align) * align;
+        const bytes = paramBytes(words);
+        const chunk = new Uint32Array((offset - end) / 4 + bytes.length);
+        chunk.set(bytes, (offset - end) / 4);
+        chunks.push(chunk);
+        end = offset + bytes.byteLength;
+        at.set(key, offset);
+      }
+      return offset;
+    });
+    if (end === 0) return;
+    const all = new Uint32Array(end / 4);
+    let o = 0;
+    for (const c of chunks) {
+      all.set(c, o);
+      o += c.length;
+    }
+    prog.params = this.device.createBuffer({ label: `${prog.plan.name}-params`, size: end, usage: UNIFORM_USAGE });
+    this.device.queue.writeBuffer(prog.params, 0, all.buffer, all.byteOffset, all.byteLength);
+  }
+
   private bind(prog: Program): void {
     prog.pipelines = prog.plan.steps.map((s) => (s.op === 'dispatch' ? this.cache.pipeline(prog.plan.kernels[s.kernel]) : null));
-    prog.groups = prog.plan.steps.map((s) => {
+    prog.groups = prog.plan.steps.map((s, i) => {
       if (s.op !== 'dispatch') return null;
       const spec = prog.plan.kernels[s.kernel];
       const pipeline = this.cache.pipeline(spec);
-      return this.device.createBindGroup({
-        label: spec.name,
-        layout: pipeline.getBindGroupLayout(0),
-        entries: s.args.map((a, binding) => ({ binding, resource: { buffer: this.resolve(a.buffer, prog), offset: a.offset, size: a.size } })),
-      });
+      // The args bind the storage bindings in order; the uniform binding (if any) takes the step's params.
+      const uniform = paramsBinding(spec);
+      const entries: GPUBindGroupEntry[] = s.args.map((a, k) => ({
+        binding: uniform >= 0 && k >= uniform ? k + 1 : k,
+        resource: { buffer: this.resolve(a.buffer, prog), offset: a.offset, size: a.size },
+      }));
+      if (uniform >= 0) {
+        const words = paramBytes(dispatchParams(prog.plan, s)!);
+        entries.push({ binding: uniform, resource: { buffer: prog.params!, offset: prog.paramOffsets[i], size: words.byteLength } });
+      }
+      return this.device.createBindGroup({ label: spec.name, layout: pipeline.getBindGroupLayout(0), entries });
     });
   }
 
@@ -417,6 +465,7 @@ export class Runtime {
     for (const p of this.programs) {
       for (const b of p.local.values()) b.destroy();
       for (const r of p.ring) r.buffer.destroy();
+      p.params?.destroy();
     }
     this.rng.destroy();
   }

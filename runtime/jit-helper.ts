@@ -24,8 +24,15 @@ export interface JitJob {
 }
 
 let helper: Promise<GPUDevice | null> | undefined;
-/** Binding k of every helper dispatch: 4 KB, storage or uniform, kept for the helper's life. */
+/** Storage binding k of every helper dispatch: 4 KB, kept for the helper's life (kernels write them). */
 const dummies: GPUBuffer[] = [];
+/**
+ * Every uniform binding's buffer: 4 KB of zeros that no kernel can write (it
+ * is never bound as storage). A size-generic kernel reads its sizes there, and
+ * sizes of zero mean no work; a storage dummy would hand it whatever another
+ * kernel wrote there, e.g. a float's bits as a loop count.
+ */
+let zeros: GPUBuffer | undefined;
 
 /** Whether a helper device is used on this context (software adapter, not disabled, shader cache on). */
 export function jitHelperWanted(ctx: GpuContext): boolean {
@@ -43,14 +50,16 @@ function helperDevice(ctx: GpuContext): Promise<GPUDevice | null> {
 /**
  * Starts dispatching `specs` (distinct kernels, in the order the helper should
  * compile them) once each on the helper device, one workgroup over small
- * dummy buffers (bounds-checked accesses, so any kernel is safe to run so).
+ * dummy buffers (bounds-checked accesses, so any kernel is safe to run so;
+ * uniform bindings read zeros, so size-generic kernels return at once).
  * Returns null where no helper is used.
  */
 export async function warmOnHelper(ctx: GpuContext, specs: readonly KernelSpec[]): Promise<JitJob | null> {
   const device = await helperDevice(ctx);
   if (!device || specs.length === 0) return null;
   const cache = pipelineCache(device);
-  const dummy = (k: number) => (dummies[k] ??= device.createBuffer({ label: `jit-dummy-${k}`, size: 4096, usage: USAGE.STORAGE | USAGE.UNIFORM }));
+  const dummy = (k: number) => (dummies[k] ??= device.createBuffer({ label: `jit-dummy-${k}`, size: 4096, usage: USAGE.STORAGE }));
+  zeros ??= device.createBuffer({ label: 'jit-dummy-uniform', size: 4096, usage: USAGE.UNIFORM });
   let stopped = false;
   const run = async () => {
     for (let i = 0; i < specs.length && !stopped; i += CHUNK) {
@@ -61,7 +70,7 @@ export async function warmOnHelper(ctx: GpuContext, specs: readonly KernelSpec[]
       const pass = enc.beginComputePass();
       for (const spec of chunk) {
         pass.setPipeline(cache.pipeline(spec));
-        pass.setBindGroup(0, cache.bindGroup(spec, spec.bindings.map((_, k) => dummy(k))));
+        pass.setBindGroup(0, cache.bindGroup(spec, spec.bindings.map((b, k) => (b.access === 'uniform' ? zeros! : dummy(k)))));
         pass.dispatchWorkgroups(1, 1, 1);
       }
       pass.end();

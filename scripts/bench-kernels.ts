@@ -23,8 +23,8 @@ import {
   type Conv2dShape,
 } from '../compiler/kernels/conv.ts';
 import type { GemmTiling } from '../compiler/kernels/gemm.ts';
-import type { KernelSpec } from '../runtime/format/kernel.ts';
-import { createStorageBuffer } from '../runtime/buffers.ts';
+import { paramBytes, type KernelSpec } from '../runtime/format/kernel.ts';
+import { createStorageBuffer, createUniformBuffer } from '../runtime/buffers.ts';
 import { getDevice } from '../runtime/device.ts';
 import { pipelineCache } from '../runtime/pipelines.ts';
 
@@ -116,7 +116,7 @@ for (const s of shapes) {
     const t0 = performance.now();
     await cache.prepare([spec]);
     const compileMs = performance.now() - t0;
-    const buffers = spec.bindings.map((b, i) => createStorageBuffer(device, filled(sizes[b.name], i), b.name));
+    const buffers = spec.bindings.map((b, i) => (b.access === 'uniform' ? createUniformBuffer(device, paramBytes(spec.params ?? []), b.name) : createStorageBuffer(device, filled(sizes[b.name], i), b.name)));
     subjects.push({ v, spec, buffers, compileMs, ts: [] as number[] });
   }
   const run = async (spec: KernelSpec, buffers: GPUBuffer[]) => {

@@ -14,8 +14,8 @@
 // without the JIT helper device: minutes on lavapipe).
 import { conv2dBackwardDataKernel, conv2dBackwardWeightKernel, conv2dForwardKernel, conv2dOutputSize, type Conv2dShape } from '../compiler/kernels/conv.ts';
 import { matmulKernel } from '../compiler/kernels/gemm.ts';
-import type { KernelSpec } from '../runtime/format/kernel.ts';
-import { createStorageBuffer } from '../runtime/buffers.ts';
+import { paramBytes, type KernelSpec } from '../runtime/format/kernel.ts';
+import { createStorageBuffer, createUniformBuffer } from '../runtime/buffers.ts';
 import { getDevice, gpuInstance } from '../runtime/device.ts';
 import { pipelineCache } from '../runtime/pipelines.ts';
 import { execFileSync } from 'node:child_process';
@@ -82,7 +82,7 @@ async function oursSubject(spec: KernelSpec, sizes: Record<string, number>): Pro
   const { device } = await getDevice();
   const cache = pipelineCache(device);
   await cache.prepare([spec]);
-  const buffers = spec.bindings.map((b, i) => createStorageBuffer(device, filled(sizes[b.name], i), b.name));
+  const buffers = spec.bindings.map((b, i) => (b.access === 'uniform' ? createUniformBuffer(device, paramBytes(spec.params ?? []), b.name) : createStorageBuffer(device, filled(sizes[b.name], i), b.name)));
   return {
     run: async () => {
       const encoder = device.createCommandEncoder();

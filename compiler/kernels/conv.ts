@@ -34,6 +34,7 @@
 import { convOutSize } from '../ir/shape.ts';
 import { chooseTiling, gemmKernel, kContiguousLane, TILE_COLS, type GemmProblem, type GemmTiling } from './gemm.ts';
 import type { KernelSpec } from '../../runtime/format/kernel.ts';
+import { SizeParams } from './sizes.ts';
 import { NO_FEATURES, type KernelTarget } from './target.ts';
 
 export interface Conv2dShape {
@@ -109,6 +110,16 @@ function tag(g: ConvGeometry): string {
   return `n${g.N}_c${g.Ci}_${g.Co}_h${g.H}x${g.W}_k${g.KH}x${g.KW}_s${g.SH}x${g.SW}_p${g.PH}x${g.PW}`;
 }
 
+/**
+ * The part of a geometry that shapes a kernel's code (kernel size, stride,
+ * padding), for kernel names: every conv kernel is size-generic (batch,
+ * channels and map sizes come from its params, sizes.ts), so its name must
+ * describe every launch sharing its WGSL.
+ */
+function structure(g: ConvGeometry): string {
+  return `k${g.KH}x${g.KW}_s${g.SH}x${g.SW}_p${g.PH}x${g.PW}`;
+}
+
 /** Storage declarations in binding order; `vec4Names` are bound as array<vec4<f32>>. */
 function declare(bindings: KernelSpec['bindings'], vec4Names: string[] = []): string {
   return bindings
@@ -154,15 +165,15 @@ function liveTaps(K: number, S: number, P: number, inSize: number, outSize: numb
  * Counters for k = (ci, kh, kw) over the live taps [kh0, kh1) x [kw0, kw1):
  * xOff = ci*H*W + kh*W + kw, wOff = ci*KH*KW + kh*KW + kw (and kh, kw themselves).
  */
-function tapCounters(g: ConvGeometry, [kh0, kh1]: [number, number], [kw0, kw1]: [number, number]): { init: string; advance: string } {
+function tapCounters(g: ConvGeometry, sz: SizeParams, [kh0, kh1]: [number, number], [kw0, kw1]: [number, number]): { init: string; advance: string } {
   const HW = g.H * g.W;
   const TH = kh1 - kh0;
   const TW = kw1 - kw0;
   return {
-    init: `var kh = ${i32(kh0)};\nvar kw = ${i32(kw0)};\nvar xOff = ${i32(kh0 * g.W + kw0)};\nvar wOff = ${u(kh0 * g.KW + kw0)};`,
+    init: `var kh = ${i32(kh0)};\nvar kw = ${i32(kw0)};\nvar xOff = ${i32(kh0)} * ${sz.i('W_I', g.W)} + ${i32(kw0)};\nvar wOff = ${u(kh0 * g.KW + kw0)};`,
     advance: `kw += 1i; xOff += 1i; wOff += 1u;
-if (kw == ${i32(kw1)}) { kw = ${i32(kw0)}; kh += 1i; xOff += ${i32(g.W - TW)}; wOff += ${u(g.KW - TW)};
-  if (kh == ${i32(kh1)}) { kh = ${i32(kh0)}; xOff += ${i32(HW - TH * g.W)}; wOff += ${u(g.KH * g.KW - TH * g.KW)}; } }`,
+if (kw == ${i32(kw1)}) { kw = ${i32(kw0)}; kh += 1i; xOff += ${sz.i('X_ROW_NEXT', g.W - TW)}; wOff += ${u(g.KW - TW)};
+  if (kh == ${i32(kh1)}) { kh = ${i32(kh0)}; xOff += ${sz.i('X_CH_NEXT', HW - TH * g.W)}; wOff += ${u(g.KH * g.KW - TH * g.KW)}; } }`,
   };
 }
 
@@ -269,38 +280,41 @@ function forwardGemm(g: ConvGeometry, bias: boolean, tiling?: GemmTiling): Kerne
   const vectorised = !trimmed && K % 4 === 0;
   const step = vectorised ? 4 : 1;
   const bindings = forwardBindings(bias);
+  const sz = new SizeParams();
+  const [H, W, OW, OHW_, K_] = [sz.u('H', g.H), sz.u('W', g.W), sz.u('OW', g.OW), sz.u('OHW', OHW), sz.u('K', K)];
   // Over the live taps only, a tap at a time, with a weight counter.
-  const live = tapCounters(g, kh, kw);
+  const live = tapCounters(g, sz, kh, kw);
   return gemmKernel({
-    name: `conv2d_fwd_${tag(g)}${bias ? '_bias' : ''}${liveTag(g, kh, kw)}`,
+    name: `conv2d_fwd_${structure(g)}${bias ? '_bias' : ''}${liveTag(g, kh, kw)}${vectorised ? '_v4' : ''}`,
     rows: g.N * OHW,
     cols: g.Co,
     groups: 1,
     bindings,
+    sizes: sz,
     declarations: `${declare(bindings, vectorised ? ['w'] : [])}\n${paddedLoader('x')}`,
-    rowSetup: (i) => `let img${i} = row${i} / ${u(OHW)};
-let pix${i} = row${i} % ${u(OHW)};
-let ih${i} = i32(pix${i} / ${u(g.OW)} * ${u(g.SH)}) - ${i32(g.PH)};
-let iw${i} = i32(pix${i} % ${u(g.OW)} * ${u(g.SW)}) - ${i32(g.PW)};
-let xBase${i} = i32(img${i} * ${u(g.Ci * HW)}) + ih${i} * ${i32(g.W)} + iw${i};
-let yBase${i} = img${i} * ${u(g.Co * OHW)} + pix${i};`,
+    rowSetup: (i) => `let img${i} = row${i} / ${OHW_};
+let pix${i} = row${i} % ${OHW_};
+let ih${i} = i32(pix${i} / ${OW} * ${u(g.SH)}) - ${i32(g.PH)};
+let iw${i} = i32(pix${i} % ${OW} * ${u(g.SW)}) - ${i32(g.PW)};
+let xBase${i} = i32(img${i} * ${sz.u('CI_HW', g.Ci * HW)}) + ih${i} * ${sz.i('W_I', g.W)} + iw${i};
+let yBase${i} = img${i} * ${sz.u('CO_OHW', g.Co * OHW)} + pix${i};`,
     // Counters for k = (ci, kh, kw): xOff = ci*H*W + kh*W + kw.
     loop: trimmed
-      ? { init: live.init, iterations: u(g.Ci * (kh[1] - kh[0]) * (kw[1] - kw[0])), step: 1, advance: live.advance }
+      ? { init: live.init, iterations: sz.u('ITERS', g.Ci * (kh[1] - kh[0]) * (kw[1] - kw[0])), step: 1, advance: live.advance }
       : {
           init: 'var kh = 0i;\nvar kw = 0i;\nvar xOff = 0i;',
-          iterations: u(K / step),
+          iterations: sz.u('ITERS', K / step),
           step,
           subAdvance: `kw += 1i; xOff += 1i;
-if (kw == ${i32(g.KW)}) { kw = 0i; kh += 1i; xOff += ${i32(g.W - g.KW)};
-  if (kh == ${i32(g.KH)}) { kh = 0i; xOff += ${i32(HW - g.KH * g.W)}; } }`,
+if (kw == ${i32(g.KW)}) { kw = 0i; kh += 1i; xOff += ${sz.i('X_ROW_NEXT', g.W - g.KW)};
+  if (kh == ${i32(g.KH)}) { kh = 0i; xOff += ${sz.i('X_CH_NEXT', HW - g.KH * g.W)}; } }`,
           advance: '',
         },
-    uniformAt: (i) => `load_x(xBase${i} + xOff, u32(ih${i} + kh) < ${u(g.H)} && u32(iw${i} + kw) < ${u(g.W)})`,
+    uniformAt: (i) => `load_x(xBase${i} + xOff, u32(ih${i} + kh) < ${H} && u32(iw${i} + kw) < ${W})`,
     lane: trimmed
-      ? { loads: [...Array(TILE_COLS).keys()].map((j) => ({ expr: `w[col${j} * ${u(K)} + wOff]`, at: 0 })), element: (j) => `lv${j}` }
-      : kContiguousLane((col) => `${col} * ${u(K)} + k`, step, vectorised, 'w'),
-    store: (i, col, value) => `y[yBase${i} + ${col} * ${u(OHW)}] = ${value}${bias ? ` + bias[${col}]` : ''};`,
+      ? { loads: [...Array(TILE_COLS).keys()].map((j) => ({ expr: `w[col${j} * ${K_} + wOff]`, at: 0 })), element: (j) => `lv${j}` }
+      : kContiguousLane((col) => `${col} * ${K_} + k`, step, vectorised, 'w'),
+    store: (i, col, value) => `y[yBase${i} + ${col} * ${OHW_}] = ${value}${bias ? ` + bias[${col}]` : ''};`,
     flops: conv2dFlops(g),
   }, tiling);
 }
@@ -319,37 +333,40 @@ function forwardPixels(g: ConvGeometry, bias: boolean, tiling?: GemmTiling): Ker
   const kw = liveTaps(g.KW, g.SW, g.PW, g.W, g.OW);
   const vecStore = OHW % 4 === 0;
   const bindings = forwardBindings(bias);
-  const live = tapCounters(g, kh, kw);
+  const sz = new SizeParams();
+  const [H, W, OW, OHW_] = [sz.u('H', g.H), sz.u('W', g.W), sz.u('OW', g.OW), sz.u('OHW', OHW)];
+  const live = tapCounters(g, sz, kh, kw);
   const laneSetup = [...Array(TILE_COLS).keys()]
-    .map((j) => `let pimg${j} = col${j} / ${u(OHW)};
-let ppix${j} = col${j} % ${u(OHW)};
-let pih${j} = i32(ppix${j} / ${u(g.OW)} * ${u(g.SH)}) - ${i32(g.PH)};
-let piw${j} = i32(ppix${j} % ${u(g.OW)} * ${u(g.SW)}) - ${i32(g.PW)};
-let px${j} = i32(pimg${j} * ${u(g.Ci * HW)}) + pih${j} * ${i32(g.W)} + piw${j};
-let py${j} = pimg${j} * ${u(g.Co * OHW)} + ppix${j};`)
+    .map((j) => `let pimg${j} = col${j} / ${OHW_};
+let ppix${j} = col${j} % ${OHW_};
+let pih${j} = i32(ppix${j} / ${OW} * ${u(g.SH)}) - ${i32(g.PH)};
+let piw${j} = i32(ppix${j} % ${OW} * ${u(g.SW)}) - ${i32(g.PW)};
+let px${j} = i32(pimg${j} * ${sz.u('CI_HW', g.Ci * HW)}) + pih${j} * ${sz.i('W_I', g.W)} + piw${j};
+let py${j} = pimg${j} * ${sz.u('CO_OHW', g.Co * OHW)} + ppix${j};`)
     .join('\n');
   return gemmKernel({
-    name: `conv2d_fwd_${tag(g)}${bias ? '_bias' : ''}${liveTag(g, kh, kw)}_pixels`,
+    name: `conv2d_fwd_${structure(g)}${bias ? '_bias' : ''}${liveTag(g, kh, kw)}${vecStore ? '_v4' : ''}_pixels`,
     rows: g.Co,
     cols: g.N * OHW,
     groups: 1,
     laneGather: true,
     bindings,
+    sizes: sz,
     declarations: `${declare(bindings, vecStore ? ['y'] : [])}\n${paddedLoader('x')}`,
-    rowSetup: (i) => `let wRow${i} = row${i} * ${u(K)};`,
+    rowSetup: (i) => `let wRow${i} = row${i} * ${sz.u('K', K)};`,
     laneSetup,
-    loop: { init: live.init, iterations: u(g.Ci * (kh[1] - kh[0]) * (kw[1] - kw[0])), step: 1, advance: live.advance },
+    loop: { init: live.init, iterations: sz.u('ITERS', g.Ci * (kh[1] - kh[0]) * (kw[1] - kw[0])), step: 1, advance: live.advance },
     uniformAt: (i) => `w[wRow${i} + wOff]`,
     lane: {
       loads: [...Array(TILE_COLS).keys()].map((j) => ({
-        expr: `load_x(px${j} + xOff, u32(pih${j} + kh) < ${u(g.H)} && u32(piw${j} + kw) < ${u(g.W)})`,
+        expr: `load_x(px${j} + xOff, u32(pih${j} + kh) < ${H} && u32(piw${j} + kw) < ${W})`,
         at: 0,
       })),
       element: (j) => `lv${j}`,
     },
-    store: (i, _col, value, j) => `y[py${j} + row${i} * ${u(OHW)}] = ${value}${bias ? ` + bias[row${i}]` : ''};`,
+    store: (i, _col, value, j) => `y[py${j} + row${i} * ${OHW_}] = ${value}${bias ? ` + bias[row${i}]` : ''};`,
     storeVec4: vecStore
-      ? (i, q, value) => `y[(py${4 * q} + row${i} * ${u(OHW)}) / 4u] = ${value}${bias ? ` + vec4<f32>(bias[row${i}])` : ''};`
+      ? (i, q, value) => `y[(py${4 * q} + row${i} * ${OHW_}) / 4u] = ${value}${bias ? ` + vec4<f32>(bias[row${i}])` : ''};`
       : undefined,
     flops: conv2dFlops(g),
   }, tiling);
@@ -418,9 +435,13 @@ function windowedPass(p: WindowedPass): KernelSpec {
   const firstA0 = cMin - lead;
   const lastA0 = (p.dstW - TILE_COLS) * p.cs + cMin - lead;
   const alwaysInRow = (v: number) => firstA0 + 4 * v >= 0 && lastA0 + 4 * v + 3 < p.srcW;
+  // Sizes come from the params (size-generic); which masks exist is code, but
+  // depends on the sizes only through the padding and stride (the source and
+  // destination widths are tied by them), so launches of one structure share it.
+  const sz = new SizeParams();
   const colMasks = [...Array(windowVecs).keys()]
     .filter((v) => !alwaysInRow(v))
-    .map((v) => `let colOk${v} = vec4<u32>(vec4<i32>(a0 + ${i32(4 * v)}) + vec4<i32>(0i, 1i, 2i, 3i)) < vec4<u32>(${u(p.srcW)});`)
+    .map((v) => `let colOk${v} = vec4<u32>(vec4<i32>(a0 + ${i32(4 * v)}) + vec4<i32>(0i, 1i, 2i, 3i)) < vec4<u32>(${sz.u('SRC_W', p.srcW)});`)
     .join('\n');
   const windowMask = (v: number) => (alwaysInRow(v) ? 'vec4<bool>(rowOk)' : `colOk${v} & vec4<bool>(rowOk)`);
   // Halo sharing through subgroup shuffles (lavapipe: per-lane vec4 loads are
@@ -437,7 +458,8 @@ function windowedPass(p: WindowedPass): KernelSpec {
   // the halo itself. Kernels using it need the 'subgroups' device feature.
   const shuffle = p.subgroups && p.cs === 1 && windowVecs === 4 && cMin - lead === -4 && 64 % p.dstW === 0 && p.srcW <= p.dstW
     && !alwaysInRow(0) && !alwaysInRow(3);
-  const windowLoad = (v: number) => `select(vec4<f32>(0.0), ${p.src}[min(u32(max(xv + ${i32(v)}, 0i)), ${u(lastVec)})], ${windowMask(v)})`;
+  const LAST_VEC = sz.u('LAST_VEC', lastVec);
+  const windowLoad = (v: number) => `select(vec4<f32>(0.0), ${p.src}[min(u32(max(xv + ${i32(v)}, 0i)), ${LAST_VEC})], ${windowMask(v)})`;
   // Window vec4 v lives in lv{lvOf[v]} (own vec4s are loaded first, the shuffled halo after).
   const lvOf = shuffle ? [2, 0, 1, 3] : [...Array(windowVecs).keys()];
   const plainOrder = shuffle ? [1, 2, 0, 3] : [...Array(windowVecs).keys()];
@@ -456,6 +478,7 @@ function windowedPass(p: WindowedPass): KernelSpec {
     cols: g.N * dstHW,
     groups: 1,
     bindings: p.bindings,
+    sizes: sz,
     declarations: `${shuffle ? 'enable subgroups;\n' : ''}${declare(p.bindings, [p.src, p.dst])}`,
     entryParams: shuffle ? '@builtin(subgroup_size) sgSize: u32, @builtin(subgroup_invocation_id) sgId: u32' : undefined,
     // With subgroups of 8 or more the workgroup's 8 invocations are one subgroup:
@@ -463,12 +486,12 @@ function windowedPass(p: WindowedPass): KernelSpec {
     // sgOk is uniform (a constant on lavapipe, so the fallback folds away).
     laneIndex: shuffle ? 'select(lid.x, sgId, sgSize >= 8u)' : undefined,
     rowSetup: () => '',
-    laneSetup: `let img = col0 / ${u(dstHW)};
-let pix = col0 % ${u(dstHW)};
-let sr0 = i32(pix / ${u(p.dstW)} * ${u(p.rs)}) + ${i32(p.r0)};
-let a0 = i32(pix % ${u(p.dstW)} * ${u(p.cs)}) + ${i32(cMin - lead)};
-let srcLane = i32(img * ${u(p.srcChannels * srcHW)}) + sr0 * ${i32(p.srcW)} + a0;
-let dstLane = img * ${u(p.channels * dstHW)} + pix;
+    laneSetup: `let img = col0 / ${sz.u('DST_HW', dstHW)};
+let pix = col0 % DST_HW;
+let sr0 = i32(pix / ${sz.u('DST_W', p.dstW)} * ${u(p.rs)}) + ${i32(p.r0)};
+let a0 = i32(pix % DST_W * ${u(p.cs)}) + ${i32(cMin - lead)};
+let srcLane = i32(img * ${sz.u('SRC_CH_HW', p.srcChannels * srcHW)}) + sr0 * ${sz.i('SRC_W_I', p.srcW)} + a0;
+let dstLane = img * ${sz.u('DST_CH_HW', p.channels * dstHW)} + pix;
 ${colMasks}`,
     // One iteration per (source channel, kernel row kh), the KW taps unrolled.
     // (Unrolling all KH*KW taps per iteration was measured: slower, and 4-12 s of JIT.)
@@ -478,13 +501,13 @@ ${colMasks}`,
     // row and wraps (u32) below the channel's start before the channel advance.
     loop: {
       init: `var kh = 0i;\nvar srcOff = 0i;\nvar wOff = ${u(p.weightFlip ? KHW - g.KW : 0)};`,
-      iterations: u(p.srcChannels * g.KH),
+      iterations: sz.u('ITERS', p.srcChannels * g.KH),
       step: g.KW,
-      prelude: `let rowOk = u32(sr0 ${along} kh) < ${u(p.srcH)};\nlet xv = (srcLane + srcOff) / 4i;`,
-      advance: `kh += 1i; srcOff ${along}= ${i32(p.srcW)}; wOff ${p.weightFlip ? '-' : '+'}= ${u(g.KW)};
-if (kh == ${i32(g.KH)}) { kh = 0i; srcOff += ${i32(srcHW)} ${p.rk > 0 ? '-' : '+'} ${i32(g.KH * p.srcW)}; wOff += ${u(p.weightFlip ? p.weightSrcStride + KHW : p.weightSrcStride - KHW)}; }`,
+      prelude: `let rowOk = u32(sr0 ${along} kh) < ${sz.u('SRC_H', p.srcH)};\nlet xv = (srcLane + srcOff) / 4i;`,
+      advance: `kh += 1i; srcOff ${along}= SRC_W_I; wOff ${p.weightFlip ? '-' : '+'}= ${u(g.KW)};
+if (kh == ${i32(g.KH)}) { kh = 0i; srcOff += ${sz.i('SRC_NEXT', srcHW + (p.rk > 0 ? -1 : 1) * g.KH * p.srcW)}; wOff += ${sz.u('W_NEXT', p.weightFlip ? p.weightSrcStride + KHW : p.weightSrcStride - KHW)}; }`,
     },
-    uniformAt: (i, kw) => `w[row${i} * ${u(p.weightRowStride)} + wOff + ${u(p.weightFlip ? g.KW - 1 - kw : kw)}]`,
+    uniformAt: (i, kw) => `w[row${i} * ${sz.u('W_ROW', p.weightRowStride)} + wOff + ${u(p.weightFlip ? g.KW - 1 - kw : kw)}]`,
     lane: {
       loads: laneLoads.map((expr) => ({ expr, at: 0 })),
       alternative: sharedHalo,
@@ -495,7 +518,7 @@ if (kh == ${i32(g.KH)}) { kh = 0i; srcOff += ${i32(srcHW)} ${p.rk > 0 ? '-' : '+
     },
     store: () => '',
     storeVec4: (i, q, value) =>
-      `${p.dst}[(dstLane + row${i} * ${u(dstHW)}) / 4u + ${u(q)}] = ${value}${p.bias ? ` + vec4<f32>(bias[row${i}])` : ''};`,
+      `${p.dst}[(dstLane + row${i} * DST_HW) / 4u + ${u(q)}] = ${value}${p.bias ? ` + vec4<f32>(bias[row${i}])` : ''};`,
     flops: conv2dFlops(g),
   });
 }
@@ -504,7 +527,7 @@ if (kh == ${i32(g.KH)}) { kh = 0i; srcOff += ${i32(srcHW)} ${p.rk > 0 ? '-' : '+
 function forwardWindowed(g: ConvGeometry, bias: boolean, subgroups: boolean): KernelSpec {
   const KHW = g.KH * g.KW;
   return windowedPass({
-    name: `conv2d_fwd_${tag(g)}${bias ? '_bias' : ''}_win`,
+    name: `conv2d_fwd_${structure(g)}${bias ? '_bias' : ''}_win`,
     subgroups,
     g,
     bindings: [
@@ -621,7 +644,7 @@ const BWD_DATA_BINDINGS: KernelSpec['bindings'] = [
 function backwardDataWindowed(g: ConvGeometry, subgroups: boolean): KernelSpec {
   const KHW = g.KH * g.KW;
   return windowedPass({
-    name: `conv2d_bwd_data_${tag(g)}_win`,
+    name: `conv2d_bwd_data_${structure(g)}_win`,
     subgroups,
     g,
     bindings: BWD_DATA_BINDINGS,
@@ -681,7 +704,7 @@ function perPhase(values: number[], index: string, suffix: 'u' | 'i'): string {
  * computed in WGSL as before; else (maps smaller than the kernel) they come
  * from tables of the live taps, and the name gets `_live`.
  */
-function phaseLoop(g: ConvGeometry): { groupSetup: string; loop: GemmProblem['loop']; live: string } {
+function phaseLoop(g: ConvGeometry, sz: SizeParams): { groupSetup: string; loop: GemmProblem['loop']; live: string } {
   const OHW = g.OH * g.OW;
   const KHW = g.KH * g.KW;
   const th = phaseTaps(g.KH, g.SH, g.PH, g.H, g.OH);
@@ -696,9 +719,9 @@ function phaseLoop(g: ConvGeometry): { groupSetup: string; loop: GemmProblem['lo
   const trimmed = !same(th, all(g.KH, g.SH, g.PH)) || !same(tw, all(g.KW, g.SW, g.PW));
   const loop = {
     init: 'var co = 0u;\nvar kh = kh0;\nvar kw = kw0;\nvar dh = dh0;\nvar dw = dw0;',
-    iterations: `${u(g.Co)} * tapsH * tapsW`,
+    iterations: `${sz.u('CO', g.Co)} * tapsH * tapsW`,
     step: 1,
-    prelude: `let dyOff = i32(co * ${u(OHW)}) + dh * ${i32(g.OW)} + dw;\nlet wOff = co * ${u(g.Ci * KHW)} + kh * ${u(g.KW)} + kw;`,
+    prelude: `let dyOff = i32(co * ${sz.u('OHW', OHW)}) + dh * ${sz.i('OW_I', g.OW)} + dw;\nlet wOff = co * ${sz.u('CI_KHW', g.Ci * KHW)} + kh * ${u(g.KW)} + kw;`,
     advance: `kw += ${u(g.SW)}; dw -= 1i;
 if (kw >= ${trimmed ? 'kwEnd' : u(g.KW)}) { kw = kw0; dw = dw0; kh += ${u(g.SH)}; dh -= 1i;
   if (kh >= ${trimmed ? 'khEnd' : u(g.KH)}) { kh = kh0; dh = dh0; co += 1u; } }`,
@@ -752,29 +775,32 @@ function backwardData(g: ConvGeometry, tiling?: GemmTiling): KernelSpec {
   // rows past a smaller phase's edge are computed and not stored).
   const HQ = Math.ceil(g.H / g.SH);
   const WQ = Math.ceil(g.W / g.SW);
-  const phases = phaseLoop(g);
+  const sz = new SizeParams();
+  const phases = phaseLoop(g, sz);
+  const [HQWQ, WQ_, OH, OW, H, W] = [sz.u('HQWQ', HQ * WQ), sz.u('WQ', WQ), sz.u('OH', g.OH), sz.u('OW', g.OW), sz.u('H', g.H), sz.u('W', g.W)];
   return gemmKernel({
-    name: `conv2d_bwd_data_${tag(g)}${phases.live}`,
+    name: `conv2d_bwd_data_${structure(g)}${phases.live}`,
     rows: g.N * HQ * WQ,
     cols: g.Ci,
     groups: g.SH * g.SW,
     bindings: BWD_DATA_BINDINGS,
+    sizes: sz,
     declarations: `${declare(BWD_DATA_BINDINGS)}\n${paddedLoader('dy')}`,
     groupSetup: phases.groupSetup,
-    rowSetup: (i) => `let img${i} = row${i} / ${u(HQ * WQ)};
-let ihq${i} = i32(row${i} % ${u(HQ * WQ)} / ${u(WQ)});
-let iwq${i} = i32(row${i} % ${u(WQ)});
+    rowSetup: (i) => `let img${i} = row${i} / ${HQWQ};
+let ihq${i} = i32(row${i} % ${HQWQ} / ${WQ_});
+let iwq${i} = i32(row${i} % ${WQ_});
 let ih${i} = u32(ihq${i}) * ${u(g.SH)} + ph;
 let iw${i} = u32(iwq${i}) * ${u(g.SW)} + pw;
-let dyBase${i} = i32(img${i} * ${u(g.Co * OHW)}) + ihq${i} * ${i32(g.OW)} + iwq${i};
-let dxBase${i} = img${i} * ${u(g.Ci * HW)} + ih${i} * ${u(g.W)} + iw${i};`,
+let dyBase${i} = i32(img${i} * ${sz.u('CO_OHW', g.Co * OHW)}) + ihq${i} * OW_I + iwq${i};
+let dxBase${i} = img${i} * ${sz.u('CI_HW', g.Ci * HW)} + ih${i} * ${W} + iw${i};`,
     loop: phases.loop,
-    uniformAt: (i) => `load_dy(dyBase${i} + dyOff, u32(ihq${i} + dh) < ${u(g.OH)} && u32(iwq${i} + dw) < ${u(g.OW)})`,
+    uniformAt: (i) => `load_dy(dyBase${i} + dyOff, u32(ihq${i} + dh) < ${OH} && u32(iwq${i} + dw) < ${OW})`,
     lane: {
       loads: [...Array(TILE_COLS).keys()].map((j) => ({ expr: `w[wOff + col${j} * ${u(KHW)}]`, at: 0 })),
       element: (j) => `lv${j}`,
     },
-    store: (i, col, value) => `if (ih${i} < ${u(g.H)} && iw${i} < ${u(g.W)}) { dx[dxBase${i} + ${col} * ${u(HW)}] = ${value}; }`,
+    store: (i, col, value) => `if (ih${i} < ${H} && iw${i} < ${W}) { dx[dxBase${i} + ${col} * ${sz.u('HW', HW)}] = ${value}; }`,
     flops: conv2dFlops(g),
   }, tiling);
 }
@@ -792,23 +818,26 @@ function backwardDataPixels(g: ConvGeometry, tiling?: GemmTiling): KernelSpec {
   const HQ = Math.ceil(g.H / g.SH);
   const WQ = Math.ceil(g.W / g.SW);
   const vecStore = g.SH === 1 && g.SW === 1 && HW % 4 === 0;
-  const phases = phaseLoop(g);
+  const sz = new SizeParams();
+  const phases = phaseLoop(g, sz);
+  const [HQWQ, WQ_, OH, OW, H, W, HW_] = [sz.u('HQWQ', HQ * WQ), sz.u('WQ', WQ), sz.u('OH', g.OH), sz.u('OW', g.OW), sz.u('H', g.H), sz.u('W', g.W), sz.u('HW', HW)];
   const laneSetup = [...Array(TILE_COLS).keys()]
-    .map((j) => `let pimg${j} = col${j} / ${u(HQ * WQ)};
-let pihq${j} = i32(col${j} % ${u(HQ * WQ)} / ${u(WQ)});
-let piwq${j} = i32(col${j} % ${u(WQ)});
+    .map((j) => `let pimg${j} = col${j} / ${HQWQ};
+let pihq${j} = i32(col${j} % ${HQWQ} / ${WQ_});
+let piwq${j} = i32(col${j} % ${WQ_});
 let pih${j} = u32(pihq${j}) * ${u(g.SH)} + ph;
 let piw${j} = u32(piwq${j}) * ${u(g.SW)} + pw;
-let pdy${j} = i32(pimg${j} * ${u(g.Co * OHW)}) + pihq${j} * ${i32(g.OW)} + piwq${j};
-let pdx${j} = pimg${j} * ${u(g.Ci * HW)} + pih${j} * ${u(g.W)} + piw${j};`)
+let pdy${j} = i32(pimg${j} * ${sz.u('CO_OHW', g.Co * OHW)}) + pihq${j} * OW_I + piwq${j};
+let pdx${j} = pimg${j} * ${sz.u('CI_HW', g.Ci * HW)} + pih${j} * ${W} + piw${j};`)
     .join('\n');
   return gemmKernel({
-    name: `conv2d_bwd_data_${tag(g)}${phases.live}_pixels`,
+    name: `conv2d_bwd_data_${structure(g)}${phases.live}${vecStore ? '_v4' : ''}_pixels`,
     rows: g.Ci,
     cols: g.N * HQ * WQ,
     groups: g.SH * g.SW,
     laneGather: true,
     bindings: BWD_DATA_BINDINGS,
+    sizes: sz,
     declarations: `${declare(BWD_DATA_BINDINGS, vecStore ? ['dx'] : [])}\n${paddedLoader('dy')}`,
     groupSetup: phases.groupSetup,
     rowSetup: (i) => `let wRow${i} = row${i} * ${u(KHW)};`,
@@ -817,13 +846,13 @@ let pdx${j} = pimg${j} * ${u(g.Ci * HW)} + pih${j} * ${u(g.W)} + piw${j};`)
     uniformAt: (i) => `w[wRow${i} + wOff]`,
     lane: {
       loads: [...Array(TILE_COLS).keys()].map((j) => ({
-        expr: `load_dy(pdy${j} + dyOff, u32(pihq${j} + dh) < ${u(g.OH)} && u32(piwq${j} + dw) < ${u(g.OW)})`,
+        expr: `load_dy(pdy${j} + dyOff, u32(pihq${j} + dh) < ${OH} && u32(piwq${j} + dw) < ${OW})`,
         at: 0,
       })),
       element: (j) => `lv${j}`,
     },
-    store: (i, _col, value, j) => `if (pih${j} < ${u(g.H)} && piw${j} < ${u(g.W)}) { dx[pdx${j} + row${i} * ${u(HW)}] = ${value}; }`,
-    storeVec4: vecStore ? (i, q, value) => `dx[(pdx${4 * q} + row${i} * ${u(HW)}) / 4u] = ${value};` : undefined,
+    store: (i, _col, value, j) => `if (pih${j} < ${H} && piw${j} < ${W}) { dx[pdx${j} + row${i} * ${HW_}] = ${value}; }`,
+    storeVec4: vecStore ? (i, q, value) => `dx[(pdx${4 * q} + row${i} * ${HW_}) / 4u] = ${value};` : undefined,
     flops: conv2dFlops(g),
   }, tiling);
 }
@@ -842,29 +871,32 @@ function backwardDataDense(g: ConvGeometry, tiling?: GemmTiling): KernelSpec {
   const KHW = g.KH * g.KW;
   const cols = g.Ci * HW;
   const vecStore = cols % 4 === 0;
+  const sz = new SizeParams();
+  const [HW_, W, CO, COLS] = [sz.u('HW', HW), sz.u('W', g.W), sz.u('CO', g.Co), sz.u('CI_HW', cols)];
   const laneSetup = [...Array(TILE_COLS).keys()]
-    .map((j) => `let dkh${j} = col${j} % ${u(HW)} / ${u(g.W)} + ${u(g.PH)};
-let dkw${j} = col${j} % ${u(g.W)} + ${u(g.PW)};
+    .map((j) => `let dkh${j} = col${j} % ${HW_} / ${W} + ${u(g.PH)};
+let dkw${j} = col${j} % ${W} + ${u(g.PW)};
 let dok${j} = dkh${j} < ${u(g.KH)} && dkw${j} < ${u(g.KW)};
-let dw${j} = select(0u, col${j} / ${u(HW)} * ${u(KHW)} + dkh${j} * ${u(g.KW)} + dkw${j}, dok${j});`)
+let dw${j} = select(0u, col${j} / ${HW_} * ${u(KHW)} + dkh${j} * ${u(g.KW)} + dkw${j}, dok${j});`)
     .join('\n');
   return gemmKernel({
-    name: `conv2d_bwd_data_${tag(g)}_dense`,
+    name: `conv2d_bwd_data_${structure(g)}${vecStore ? '_v4' : ''}_dense`,
     rows: g.N,
     cols,
     groups: 1,
     bindings: BWD_DATA_BINDINGS,
+    sizes: sz,
     declarations: declare(BWD_DATA_BINDINGS, vecStore ? ['dx'] : []),
-    rowSetup: (i) => `let dyRow${i} = row${i} * ${u(g.Co)};`,
+    rowSetup: (i) => `let dyRow${i} = row${i} * ${CO};`,
     laneSetup,
-    loop: { init: 'var wOff = 0u;', iterations: u(g.Co), step: 1, advance: `wOff += ${u(g.Ci * KHW)};` },
+    loop: { init: 'var wOff = 0u;', iterations: CO, step: 1, advance: `wOff += ${sz.u('CI_KHW', g.Ci * KHW)};` },
     uniformAt: (i) => `dy[dyRow${i} + k]`,
     lane: {
       loads: [...Array(TILE_COLS).keys()].map((j) => ({ expr: `select(0.0, w[wOff + dw${j}], dok${j})`, at: 0 })),
       element: (j) => `lv${j}`,
     },
-    store: (i, col, value) => `dx[row${i} * ${u(cols)} + ${col}] = ${value};`,
-    storeVec4: vecStore ? (i, q, value) => `dx[(row${i} * ${u(cols)} + firstCol) / 4u + ${u(q)}] = ${value};` : undefined,
+    store: (i, col, value) => `dx[row${i} * ${COLS} + ${col}] = ${value};`,
+    storeVec4: vecStore ? (i, q, value) => `dx[(row${i} * ${COLS} + firstCol) / 4u + ${u(q)}] = ${value};` : undefined,
     flops: conv2dFlops(g),
   }, tiling);
 }
@@ -935,14 +967,14 @@ const BWD_WEIGHT_BINDINGS: KernelSpec['bindings'] = [
  * Counters for k = (n, oh, ow), advanced once per k: ihs = oh*SH, iws = ow*SW,
  * xOff = n*Ci*H*W + ihs*W + iws, dyOff = n*Co*OH*OW + oh*OW + ow.
  */
-function pixelCounters(g: ConvGeometry): { init: string; advance: string } {
+function pixelCounters(g: ConvGeometry, sz: SizeParams): { init: string; advance: string } {
   const HW = g.H * g.W;
   const OHW = g.OH * g.OW;
   return {
     init: 'var ow = 0u;\nvar oh = 0u;\nvar ihs = 0i;\nvar iws = 0i;\nvar xOff = 0i;\nvar dyOff = 0u;',
     advance: `ow += 1u; iws += ${i32(g.SW)}; xOff += ${i32(g.SW)}; dyOff += 1u;
-if (ow == ${u(g.OW)}) { ow = 0u; iws = 0i; oh += 1u; ihs += ${i32(g.SH)}; xOff += ${i32(g.SH * g.W - g.OW * g.SW)};
-  if (oh == ${u(g.OH)}) { oh = 0u; ihs = 0i; xOff += ${i32(g.Ci * HW - g.OH * g.SH * g.W)}; dyOff += ${u((g.Co - 1) * OHW)}; } }`,
+if (ow == ${sz.u('OW', g.OW)}) { ow = 0u; iws = 0i; oh += 1u; ihs += ${i32(g.SH)}; xOff += ${sz.i('X_ROW_NEXT', g.SH * g.W - g.OW * g.SW)};
+  if (oh == ${sz.u('OH', g.OH)}) { oh = 0u; ihs = 0i; xOff += ${sz.i('X_IMG_NEXT', g.Ci * HW - g.OH * g.SH * g.W)}; dyOff += ${sz.u('DY_IMG_NEXT', (g.Co - 1) * OHW)}; } }`,
   };
 }
 
@@ -958,15 +990,17 @@ function backwardWeightTaps(g: ConvGeometry, accumulate: boolean, tiling?: GemmT
   const KHW = g.KH * g.KW;
   const taps = g.Ci * KHW;
   const vecStore = taps % 4 === 0;
-  const counters = pixelCounters(g);
+  const sz = new SizeParams();
+  const counters = pixelCounters(g, sz);
+  const [H, W, TAPS] = [sz.u('H', g.H), sz.u('W', g.W), sz.u('TAPS', taps)];
   const laneSetup = [...Array(TILE_COLS).keys()]
     .map((j) => `let tci${j} = col${j} / ${u(KHW)};
 let tkh${j} = i32(col${j} % ${u(KHW)} / ${u(g.KW)}) - ${i32(g.PH)};
 let tkw${j} = i32(col${j} % ${u(g.KW)}) - ${i32(g.PW)};
-let tx${j} = i32(tci${j} * ${u(HW)}) + tkh${j} * ${i32(g.W)} + tkw${j};`)
+let tx${j} = i32(tci${j} * ${sz.u('HW', HW)}) + tkh${j} * ${sz.i('W_I', g.W)} + tkw${j};`)
     .join('\n');
   return gemmKernel({
-    name: `conv2d_bwd_weight_${tag(g)}_taps${accumulate ? '_acc' : ''}`,
+    name: `conv2d_bwd_weight_${structure(g)}${vecStore ? '_v4' : ''}_taps${accumulate ? '_acc' : ''}`,
     rows: g.Co,
     cols: taps,
     groups: 1,
@@ -975,20 +1009,21 @@ let tx${j} = i32(tci${j} * ${u(HW)}) + tkh${j} * ${i32(g.W)} + tkw${j};`)
     // n8 c64->64 h32 176 -> 125, n8 c128->128 h16 147 -> 105, n8 c64->128 h32 156 -> 108.
     laneGather: true,
     bindings: BWD_WEIGHT_BINDINGS,
+    sizes: sz,
     declarations: `${declare(BWD_WEIGHT_BINDINGS, vecStore ? ['dw'] : [])}\n${paddedLoader('x')}`,
-    rowSetup: (i) => `let dyRow${i} = row${i} * ${u(OHW)};`,
+    rowSetup: (i) => `let dyRow${i} = row${i} * ${sz.u('OHW', OHW)};`,
     laneSetup,
-    loop: { init: counters.init, iterations: u(g.N * OHW), step: 1, advance: counters.advance },
+    loop: { init: counters.init, iterations: sz.u('ITERS', g.N * OHW), step: 1, advance: counters.advance },
     uniformAt: (i) => `dy[dyRow${i} + dyOff]`,
     lane: {
       loads: [...Array(TILE_COLS).keys()].map((j) => ({
-        expr: `load_x(tx${j} + xOff, u32(ihs + tkh${j}) < ${u(g.H)} && u32(iws + tkw${j}) < ${u(g.W)})`,
+        expr: `load_x(tx${j} + xOff, u32(ihs + tkh${j}) < ${H} && u32(iws + tkw${j}) < ${W})`,
         at: 0,
       })),
       element: (j) => `lv${j}`,
     },
-    store: (i, col, value) => `dw[row${i} * ${u(taps)} + ${col}] ${accumulate ? '+=' : '='} ${value};`,
-    storeVec4: vecStore ? (i, q, value) => `dw[(row${i} * ${u(taps)} + firstCol) / 4u + ${u(q)}] ${accumulate ? '+=' : '='} ${value};` : undefined,
+    store: (i, col, value) => `dw[row${i} * ${TAPS} + ${col}] ${accumulate ? '+=' : '='} ${value};`,
+    storeVec4: vecStore ? (i, q, value) => `dw[(row${i} * ${TAPS} + firstCol) / 4u + ${u(q)}] ${accumulate ? '+=' : '='} ${value};` : undefined,
     flops: conv2dFlops(g),
   }, tiling);
 }
@@ -1006,29 +1041,32 @@ function backwardWeightGemm(g: ConvGeometry, accumulate: boolean, tiling?: GemmT
   const vectorised = OHW % 4 === 0;
   const step = vectorised ? 4 : 1;
   const bindings = BWD_WEIGHT_BINDINGS;
-  const counters = pixelCounters(g);
+  const sz = new SizeParams();
+  const counters = pixelCounters(g, sz);
+  const [H, W, OHW_] = [sz.u('H', g.H), sz.u('W', g.W), sz.u('OHW', OHW)];
   return gemmKernel({
-    name: `conv2d_bwd_weight_${tag(g)}${accumulate ? '_acc' : ''}`,
+    name: `conv2d_bwd_weight_${structure(g)}${vectorised ? '_v4' : ''}${accumulate ? '_acc' : ''}`,
     rows: g.Ci * KHW,
     cols: g.Co,
     groups: 1,
     bindings,
+    sizes: sz,
     declarations: `${declare(bindings, vectorised ? ['dy'] : [])}\n${paddedLoader('x')}`,
     rowSetup: (i) => `let ci${i} = row${i} / ${u(KHW)};
 let kh${i} = i32(row${i} % ${u(KHW)} / ${u(g.KW)}) - ${i32(g.PH)};
 let kw${i} = i32(row${i} % ${u(g.KW)}) - ${i32(g.PW)};
-let xBase${i} = i32(ci${i} * ${u(HW)}) + kh${i} * ${i32(g.W)} + kw${i};`,
+let xBase${i} = i32(ci${i} * ${sz.u('HW', HW)}) + kh${i} * ${sz.i('W_I', g.W)} + kw${i};`,
     // The lane loads read dyOff at the first of 4 k.
     loop: {
       init: counters.init,
-      iterations: u((g.N * OHW) / step),
+      iterations: sz.u('ITERS', (g.N * OHW) / step),
       step,
       subAdvance: counters.advance,
       advance: '',
     },
-    uniformAt: (i) => `load_x(xBase${i} + xOff, u32(ihs + kh${i}) < ${u(g.H)} && u32(iws + kw${i}) < ${u(g.W)})`,
-    lane: kContiguousLane((col) => `dyOff + ${col} * ${u(OHW)}`, step, vectorised, 'dy'),
-    store: (i, col, value) => `dw[${col} * ${u(g.Ci * KHW)} + row${i}] ${accumulate ? '+=' : '='} ${value};`,
+    uniformAt: (i) => `load_x(xBase${i} + xOff, u32(ihs + kh${i}) < ${H} && u32(iws + kw${i}) < ${W})`,
+    lane: kContiguousLane((col) => `dyOff + ${col} * ${OHW_}`, step, vectorised, 'dy'),
+    store: (i, col, value) => `dw[${col} * ${sz.u('TAPS', g.Ci * KHW)} + row${i}] ${accumulate ? '+=' : '='} ${value};`,
     flops: conv2dFlops(g),
   }, tiling);
 }

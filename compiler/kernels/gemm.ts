@@ -28,9 +28,10 @@
 // owns the loop nest, the accumulators, the tile sizes and the dispatch shape.
 import { MAX_WORKGROUPS_PER_DIM as MAX_GROUPS_PER_DIM } from '../../runtime/format/grid.ts';
 import type { KernelSpec } from '../../runtime/format/kernel.ts';
+import { SizeParams } from './sizes.ts';
 
 export interface GemmProblem {
-  /** Kernel name; tile sizes are appended. */
+  /** Kernel name; tile sizes (and for a size-generic kernel the workgroup size) are appended. */
   name: string;
   /** Extent of the uniform side (rows of C) in each group. */
   rows: number;
@@ -102,6 +103,13 @@ export interface GemmProblem {
   storeVec4?(i: number, q: number, value: string): string;
   /** Useful floating-point operations of one dispatch (2 per multiply-add). */
   flops: number;
+  /**
+   * A size-generic kernel: the sizes its loaders named here, to which the
+   * skeleton adds its own (rows, columns, tile counts) instead of baking
+   * them in; the kernel gets a uniform binding after `bindings` and carries
+   * the words as its params (sizes.ts).
+   */
+  sizes?: SizeParams;
 }
 
 /** One lane-side load per iteration: a WGSL expression, emitted before sub-step `at`. */
@@ -170,24 +178,34 @@ export function gemmKernel(p: GemmProblem, tiling: GemmTiling = chooseTiling(p.r
   // cache: measured 3-7% faster on lavapipe for the 3x3 convs.
   const rowsFast = !!p.laneWindow && gridZ === 1;
 
+  // Sizes that only index: literals, or run-time values of a size-generic kernel.
+  const sz = p.sizes;
+  const ROWS = sz ? sz.u('ROWS', p.rows) : u(p.rows);
+  const COLS = sz ? sz.u('COLS', p.cols) : u(p.cols);
+  const ROWS_LAST = sz ? `${ROWS} - 1u` : u(p.rows - 1);
+  const COLS_LAST = sz ? `${COLS} - 1u` : u(p.cols - 1);
+  const ROW_TILES = sz ? sz.u('ROW_TILES', rowTiles) : u(rowTiles);
+  const TILES = sz ? sz.u('TILES', uniformTiles) : u(uniformTiles);
+  const GRID_Y = sz && !rowsFast ? sz.u('GRID_Y', gridY) : u(gridY);
+
   const lines: string[] = [];
   const emit = (s: string, indent = 1) => {
     for (const l of s.split('\n')) if (l.trim()) lines.push('  '.repeat(indent) + l.trim());
   };
 
   // Per-invocation set-up: which group and rows (uniform), which columns (per lane).
-  emit(rowsFast ? 'let tile = wid.x;' : `let tile = wid.y + wid.z * ${u(gridY)};`);
-  emit(`if (tile >= ${u(uniformTiles)}) { return; }`);
-  emit(`let group = tile / ${u(rowTiles)};`);
-  emit(`let firstRow = (tile % ${u(rowTiles)}) * ${u(TM)};`);
+  emit(rowsFast ? 'let tile = wid.x;' : `let tile = wid.y + wid.z * ${GRID_Y};`);
+  emit(`if (tile >= ${TILES}) { return; }`);
+  emit(`let group = tile / ${ROW_TILES};`);
+  emit(`let firstRow = (tile % ${ROW_TILES}) * ${u(TM)};`);
   emit(`let firstCol = (${rowsFast ? 'wid.y' : 'wid.x'} * ${u(lanes)} + ${p.laneIndex ?? 'lid.x'}) * ${u(TN)};`);
   emit(p.groupSetup ?? '');
   for (let i = 0; i < TM; i++) {
-    emit(`let row${i} = min(firstRow + ${u(i)}, ${u(p.rows - 1)});`);
+    emit(`let row${i} = min(firstRow + ${u(i)}, ${ROWS_LAST});`);
     emit(p.rowSetup(i));
   }
   // Columns clamped so loads stay in range; stores check the real column.
-  for (let j = 0; j < TN; j++) emit(`let col${j} = min(firstCol + ${u(j)}, ${u(p.cols - 1)});`);
+  for (let j = 0; j < TN; j++) emit(`let col${j} = min(firstCol + ${u(j)}, ${COLS_LAST});`);
   emit(p.laneSetup ?? '');
   for (let i = 0; i < TM; i++) for (let q = 0; q < vecs; q++) emit(`var acc${i}_${q} = vec4<f32>(0.0);`);
 
@@ -232,16 +250,16 @@ export function gemmKernel(p: GemmProblem, tiling: GemmTiling = chooseTiling(p.r
   // Epilogue: rows are uniform (one branch per workgroup), columns per lane.
   if (p.storeVec4 && p.cols % 4 !== 0) throw new Error(`gemm '${p.name}': storeVec4 needs cols % 4 == 0 (cols ${p.cols})`);
   for (let i = 0; i < TM; i++) {
-    emit(`if (firstRow + ${u(i)} < ${u(p.rows)}) {`);
+    emit(`if (firstRow + ${u(i)} < ${ROWS}) {`);
     for (let q = 0; q < vecs; q++) {
       if (p.storeVec4) {
-        emit(`if (firstCol + ${u(4 * q)} < ${u(p.cols)}) {`, 2);
+        emit(`if (firstCol + ${u(4 * q)} < ${COLS}) {`, 2);
         emit(p.storeVec4(i, q, `acc${i}_${q}`), 3);
         emit('}', 2);
         continue;
       }
       for (let j = 4 * q; j < 4 * q + 4; j++) {
-        emit(`if (firstCol + ${u(j)} < ${u(p.cols)}) {`, 2);
+        emit(`if (firstCol + ${u(j)} < ${COLS}) {`, 2);
         emit(p.store(i, `(firstCol + ${u(j)})`, `acc${i}_${q}[${j & 3}]`, j), 3);
         emit('}', 2);
       }
@@ -249,20 +267,25 @@ export function gemmKernel(p: GemmProblem, tiling: GemmTiling = chooseTiling(p.r
     emit('}');
   }
 
-  const wgsl = `// ${p.name}: ${p.groups} x [${p.rows} x ${p.cols}], tile ${TM}x${TN}, ${lanes} lanes, k step ${step}
-${p.declarations.trim()}
+  // A size-generic kernel's header names no size (its text serves every launch).
+  const shape = sz ? '' : `${p.groups} x [${p.rows} x ${p.cols}], `;
+  const prologue = sz ? sz.prologue().split('\n').map((l) => `  ${l}`) : [];
+  const wgsl = `// ${p.name}: ${shape}tile ${TM}x${TN}, ${lanes} lanes, k step ${step}
+${p.declarations.trim()}${sz ? `\n${sz.declaration(p.bindings.length)}` : ''}
 
 @compute @workgroup_size(${lanes})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${p.entryParams ? `, ${p.entryParams}` : ''}) {
-${lines.join('\n')}
+${[...prologue, ...lines].join('\n')}
 }
 `;
   return {
-    name: `${p.name}_t${TM}x${TN}`,
+    // A size-generic kernel serves launches whose tilings pick different workgroup sizes: the name says which.
+    name: `${p.name}_t${TM}x${TN}${sz ? `_w${lanes}` : ''}`,
     wgsl,
-    bindings: p.bindings,
+    bindings: sz ? [...p.bindings, SizeParams.binding] : p.bindings,
     workgroups: rowsFast ? [gridY, gridX, 1] : [gridX, gridY, gridZ],
     flops: p.flops,
+    ...(sz ? { params: sz.words() } : {}),
   };
 }
 

@@ -74,7 +74,9 @@ export function emitDispatches(launches: Launch[], home: ReadonlyMap<number, Slo
       const shared = kernels[ki];
       const grid = shared.workgroups.some((n, i) => n !== k.spec.workgroups[i]) ? { workgroups: k.spec.workgroups } : {};
       const flops = (shared.flops ?? 0) !== (k.spec.flops ?? 0) ? { flops: k.spec.flops ?? 0 } : {};
-      steps.push({ op: 'dispatch', kernel: ki, args, ...(v.kind === 'noise' ? { noise: v.name } : {}), ...grid, ...flops });
+      // A size-generic kernel reads its sizes from params: a launch of another size carries its own.
+      const params = k.spec.params && k.spec.params.join(',') !== (shared.params ?? []).join(',') ? { params: k.spec.params } : {};
+      steps.push({ op: 'dispatch', kernel: ki, args, ...(v.kind === 'noise' ? { noise: v.name } : {}), ...grid, ...flops, ...params });
     }
   }
   return { kernels, steps };

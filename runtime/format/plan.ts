@@ -1,8 +1,10 @@
 // The plan format: what the compiler produces (compiler/plan/) and the runtime
 // executes (runtime/executor.ts), as plain JSON-able data.
 //
-// A Plan is one program: its kernels (WGSL with shapes baked in, deduplicated),
-// the steps that run them in order with the buffer range each binding uses,
+// A Plan is one program: its kernels (WGSL with shapes baked in, or read at run
+// time from a uniform binding; deduplicated), the steps that run them in order
+// with the buffer range each binding uses (and the u32 words, 'params', of a
+// size-generic kernel's uniform binding),
 // its feeds and outputs, and the memory it needs. State shared by every program
 // of a model lives in a StateLayout: the params of one optimizer group packed
 // into "arena" buffers (so one optimizer dispatch covers a whole network), a
@@ -17,11 +19,11 @@
 // Both carry PLAN_FORMAT_VERSION; serializePlan/parsePlan and
 // serializeLayout/parseLayout are the JSON round trip, and parsing refuses
 // another version or a malformed document with an error naming what is wrong.
-import { readKernelSpec, workgroupCount, type KernelSpec } from './kernel.ts';
+import { paramsBinding, paramWord, readKernelSpec, workgroupCount, type KernelSpec } from './kernel.ts';
 import { array, count, fail, fields, FormatError, num, oneOf, parseJson, record, str } from './validate.ts';
 
 /** Bumped whenever a field of Plan, StateLayout or KernelSpec changes meaning or shape. */
-export const PLAN_FORMAT_VERSION = 2; // 2: a dispatch step may carry its own workgroups and flops
+export const PLAN_FORMAT_VERSION = 3; // 2: a dispatch step may carry its own workgroups and flops; 3: kernels and steps may carry params (u32 words of a uniform binding)
 
 /** How a param or state buffer is initialised. */
 export type Init =
@@ -72,6 +74,8 @@ export type Step =
       /** This launch's grid and FLOPs where they differ from the kernel's (a size-generic kernel serves launches of several sizes). */
       workgroups?: [number, number, number];
       flops?: number;
+      /** This launch's params (the words of its kernel's uniform binding) where they differ from the kernel's. */
+      params?: number[];
     }
   | { op: 'copy'; src: Slot; dst: Slot }
   | { op: 'clear'; dst: Slot };
@@ -81,6 +85,17 @@ export type DispatchStep = Extract<Step, { op: 'dispatch' }>;
 /** The grid a dispatch step launches: its own where it has one, else its kernel's. */
 export function dispatchGrid(plan: Plan, step: DispatchStep): [number, number, number] {
   return step.workgroups ?? plan.kernels[step.kernel].workgroups;
+}
+
+/**
+ * The params a dispatch step binds: its own where it has one, else its
+ * kernel's; null for a kernel without a uniform binding. A step's `args` bind
+ * the kernel's other bindings, in order; the executor binds these words, from
+ * a buffer it writes once at load, at the uniform binding.
+ */
+export function dispatchParams(plan: Plan, step: DispatchStep): number[] | null {
+  const spec = plan.kernels[step.kernel];
+  return paramsBinding(spec) < 0 ? null : (step.params ?? spec.params ?? []);
 }
 
 export interface MemoryReport {
@@ -285,12 +300,15 @@ function readPlan(x: unknown, layout?: StateLayout): Plan {
   const steps = array(o.steps, `${what}.steps`, (s, path): Step => {
     const op = oneOf((s as { op?: unknown } | null)?.op, `${path}.op`, ['dispatch', 'copy', 'clear'] as const);
     if (op === 'dispatch') {
-      const f = fields(s, path, ['op', 'kernel', 'args'], ['noise', 'workgroups', 'flops']);
+      const f = fields(s, path, ['op', 'kernel', 'args'], ['noise', 'workgroups', 'flops', 'params']);
       const kernel = count(f.kernel, `${path}.kernel`);
       if (kernel >= kernels.length) fail(`${path}.kernel`, `a kernel index below ${kernels.length}`, kernel);
       const args = array(f.args, `${path}.args`, (a, ap) => target(readSlot(a, ap), ap));
-      const bindings = kernels[kernel].bindings.length;
-      if (args.length !== bindings) throw new FormatError(`${path}.args: kernel '${kernels[kernel].name}' takes ${bindings} buffers, the step gives ${args.length}`);
+      const spec = kernels[kernel];
+      const uniform = paramsBinding(spec) >= 0;
+      // The uniform binding takes the params, not a slot.
+      const bindings = spec.bindings.length - (uniform ? 1 : 0);
+      if (args.length !== bindings) throw new FormatError(`${path}.args: kernel '${spec.name}' takes ${bindings} buffers, the step gives ${args.length}`);
       const step: Step = { op, kernel, args };
       if (f.noise !== undefined) step.noise = str(f.noise, `${path}.noise`);
       if (f.workgroups !== undefined) {
@@ -299,6 +317,12 @@ function readPlan(x: unknown, layout?: StateLayout): Plan {
         step.workgroups = w as [number, number, number];
       }
       if (f.flops !== undefined) step.flops = count(f.flops, `${path}.flops`);
+      if (f.params !== undefined) {
+        if (!uniform) throw new FormatError(`${path}.params: kernel '${spec.name}' has no uniform binding to hold params`);
+        step.params = array(f.params, `${path}.params`, paramWord);
+      } else if (uniform && spec.params === undefined) {
+        throw new FormatError(`${path}: kernel '${spec.name}' reads params, and neither the step nor the kernel has them`);
+      }
       return step;
     }
     if (op === 'copy') {

@@ -69,9 +69,9 @@ const CASES: Case[] = [
 ];
 
 /** The variant a kernel is, by its name. */
-const variantOf = (name: string): BackwardWeightVariant => (/_taps_t\d+x\d+$/.test(name) ? 'taps' : 'gemm');
-const forwardVariantOf = (name: string): ForwardVariant => (/_win(_sg)?_t\d+x\d+$/.test(name) ? 'win' : /_pixels_t\d+x\d+$/.test(name) ? 'pixels' : 'gemm');
-const dataVariantOf = (name: string): BackwardDataVariant => (/_dense_t\d+x\d+$/.test(name) ? 'dense' : forwardVariantOf(name));
+const variantOf = (name: string): BackwardWeightVariant => (/_taps_t\d+x\d+_w\d+$/.test(name) ? 'taps' : 'gemm');
+const forwardVariantOf = (name: string): ForwardVariant => (/_win(_sg)?_t\d+x\d+_w\d+$/.test(name) ? 'win' : /_pixels_t\d+x\d+_w\d+$/.test(name) ? 'pixels' : 'gemm');
+const dataVariantOf = (name: string): BackwardDataVariant => (/_dense_t\d+x\d+_w\d+$/.test(name) ? 'dense' : forwardVariantOf(name));
 
 describe('conv2d backward-weight variant choice', () => {
   const shape = (Ci: number, Co: number, k: number): Conv2dShape => ({ batch: 4, inChannels: Ci, outChannels: Co, height: 32, width: 32, kernel: k, stride: 1, padding: 1 });

@@ -1,19 +1,25 @@
 // Runs one KernelSpec on the shared device with host data bound by name, and
 // reads back the read_write bindings. For tests only: it allocates per call.
 import type { KernelSpec } from '../../runtime/format/kernel.ts';
-import { createStorageBuffer, readBuffer } from '../../runtime/buffers.ts';
+import { createStorageBuffer, createUniformBuffer, readBuffer } from '../../runtime/buffers.ts';
+import { paramBytes } from '../../runtime/format/kernel.ts';
 import { getDevice } from '../../runtime/device.ts';
 import { pipelineCache } from '../../runtime/pipelines.ts';
 
 /**
  * `data` gives each binding's initial contents (a Float32Array), or for an
- * output its length in floats (zero-filled). Returns the read_write bindings.
+ * output its length in floats (zero-filled); a uniform binding gets the
+ * kernel's params (size-generic kernels). Returns the read_write bindings.
  */
 export async function runKernel(spec: KernelSpec, data: Record<string, Float32Array | number>): Promise<Record<string, Float32Array>> {
   const { device } = await getDevice();
   const cache = pipelineCache(device);
   await cache.prepare([spec]);
   const buffers = spec.bindings.map((b) => {
+    if (b.access === 'uniform') {
+      if (!spec.params) throw new Error(`kernel '${spec.name}': uniform binding '${b.name}' but no params`);
+      return createUniformBuffer(device, paramBytes(spec.params), b.name);
+    }
     const init = data[b.name];
     if (init === undefined) throw new Error(`kernel '${spec.name}': no data for binding '${b.name}'`);
     return createStorageBuffer(device, init, b.name);

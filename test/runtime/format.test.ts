@@ -75,6 +75,42 @@ describe('plan format round trip', () => {
   });
 });
 
+describe('params of size-generic kernels (format 3)', () => {
+  const plan = () => steps.dStep.plan;
+  const uniform = (k: number) => plan().kernels[k].bindings.some((b) => b.access === 'uniform');
+
+  it('a kernel with a uniform binding carries the params of its first launch; steps of other sizes their own', () => {
+    const generic = plan().kernels.filter((_, k) => uniform(k));
+    expect(generic.length).toBeGreaterThan(0);
+    for (const k of generic) expect(k.params?.length).toBeGreaterThan(0);
+    const own = plan().steps.filter((s) => s.op === 'dispatch' && s.params !== undefined);
+    expect(own.length).toBeGreaterThan(0);
+    for (const s of own) if (s.op === 'dispatch') expect(s.params).not.toEqual(plan().kernels[s.kernel].params);
+    // The uniform binding takes the params, not a slot.
+    for (const s of plan().steps) if (s.op === 'dispatch' && uniform(s.kernel)) expect(s.args.length).toBe(plan().kernels[s.kernel].bindings.length - 1);
+    const back = parsePlan(serializePlan(plan()), steps.layout);
+    expect(back.steps.filter((s) => s.op === 'dispatch' && s.params !== undefined).length).toBe(own.length);
+    expect(back.kernels.filter((k) => k.params !== undefined).length).toBe(generic.length);
+  });
+
+  it('refuses params that are not u32 words, on kernels without a uniform binding, or missing', () => {
+    const steps_ = plan().steps;
+    const own = steps_.findIndex((s) => s.op === 'dispatch' && s.params !== undefined);
+    expect(() => parsePlan(edited((p) => (p.steps[own].params = [1, -1])))).toThrow(new RegExp(`steps\\[${own}\\]\\.params\\[1\\]: expected a non-negative integer, got -1`));
+    expect(() => parsePlan(edited((p) => (p.steps[own].params = [2 ** 32])))).toThrow(new RegExp(`steps\\[${own}\\]\\.params\\[0\\]: expected a u32 word`));
+    const plain = steps_.findIndex((s) => s.op === 'dispatch' && !uniform(s.kernel));
+    expect(() => parsePlan(edited((p) => (p.steps[plain].params = [1])))).toThrow(new RegExp(`steps\\[${plain}\\]\\.params: kernel '.+' has no uniform binding`));
+    const k = (steps_[plain] as { kernel: number }).kernel;
+    expect(() => parsePlan(edited((p) => (p.kernels[k].params = [1])))).toThrow(new RegExp(`kernels\\[${k}\\]\\.params: kernel '.+' has no uniform binding`));
+    // A step without its own params uses its kernel's: with neither, it cannot run.
+    const shared = steps_.findIndex((s) => s.op === 'dispatch' && uniform(s.kernel) && s.params === undefined);
+    const g = (steps_[shared] as { kernel: number }).kernel;
+    expect(() => parsePlan(edited((p) => delete p.kernels[g].params))).toThrow(new RegExp(`steps\\[${shared}\\]: kernel '.+' reads params, and neither the step nor the kernel has them`));
+    // A slot for the uniform binding is one too many.
+    expect(() => parsePlan(edited((p) => p.steps[shared].args.push(p.steps[shared].args[0])))).toThrow(/takes \d+ buffers, the step gives/);
+  });
+});
+
 describe('plan format refuses what it cannot run', () => {
   it('another format version, or no version at all', () => {
     expect(() => parsePlan(edited((p) => (p.version = PLAN_FORMAT_VERSION + 1)))).toThrow(
