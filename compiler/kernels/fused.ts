@@ -15,6 +15,7 @@ import { f32 } from '../ops/op.ts';
 import { keptShape, type ReduceAttrs } from '../ops/reduce.ts';
 import { gridFor, groupsFor } from '../../runtime/format/grid.ts';
 import type { KernelSpec } from '../../runtime/format/kernel.ts';
+import { SizeParams } from './sizes.ts';
 
 export interface FusedKernel {
   spec: KernelSpec;
@@ -103,6 +104,7 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
   const outShape = root.output.shape;
   const total = numel(outShape);
   const R_ = roots.map((_, k) => k);
+  const sizes = new SizeParams();
 
   const algebra = primitive(root.op).reduce;
   if (algebra) {
@@ -117,12 +119,26 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
     const ks = strides(kept);
     const reducedDims = axes.filter((a) => x[a] > 1);
     const R = reducedDims.reduce((p, a) => p * x[a], 1);
-    const baseTerms = kept.map((d, a) => (d > 1 ? `((o / ${ks[a]}u) % ${d}u) * ${xs[a]}u` : '')).filter(Boolean);
+    // The extents and strides are run-time sizes (the Sizes uniform): reductions
+    // that differ only in them share one WGSL. Which dims are kept or reduced
+    // (the number of terms) stays in the code. Names count terms, not axes.
+    const keptDims = kept.flatMap((d, a) => (d > 1 ? [a] : []));
+    const baseTerms = keptDims.map((a, t) => {
+      // The last kept dim has stride 1 in the output; the first needs no modulo (o < its count).
+      let c = t === keptDims.length - 1 ? 'o' : `(o / ${sizes.u(`OS${t}`, ks[a])})`;
+      if (t > 0) c = `(${c} % ${sizes.u(`OE${t}`, kept[a])})`;
+      return `${c} * ${sizes.u(`OX${t}`, xs[a])}`;
+    });
     const rShape = reducedDims.map((a) => x[a]);
     const rs = strides(rShape);
-    const offTerms = reducedDims.map((a, j) => `((r / ${rs[j]}u) % ${rShape[j]}u) * ${xs[a]}u`);
-    fns.push(`fn base(o: u32) -> u32 { return ${baseTerms.join(' + ') || '0u'}; }`);
-    fns.push(`fn roff(r: u32) -> u32 { return ${offTerms.join(' + ') || '0u'}; }`);
+    const offTerms = reducedDims.map((a, j) => {
+      let c = j === reducedDims.length - 1 ? 'r' : `(r / ${sizes.u(`RS${j}`, rs[j])})`;
+      if (j > 0) c = `(${c} % ${sizes.u(`RE${j}`, rShape[j])})`;
+      return `${c} * ${sizes.u(`RX${j}`, xs[a])}`;
+    });
+    const RN = sizes.u('RN', R);
+    const baseExpr = baseTerms.join(' + ') || '0u';
+    const roffExpr = offTerms.join(' + ') || '0u';
     flops = numel(x) * roots.length;
     const accs = R_.map((k) => `  var acc${k} = ${f32(identity)};`).join('\n');
     const adds = R_.map((k) => `acc${k} = ${combine(`acc${k}`, `${srcs[k]}(j)`)};`).join(' ');
@@ -133,9 +149,10 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let o = ${g.index('gid')};
   if (o >= arrayLength(&out0)) { return; }
-  let b0 = base(o);
+${sizes.prologue().replace(/^/gm, '  ')}
+  let b0 = ${baseExpr};
 ${accs}
-  for (var r = 0u; r < ${R}u; r++) { let j = b0 + roff(r); ${adds} }
+  for (var r = 0u; r < ${RN}; r++) { let j = b0 + ${roffExpr}; ${adds} }
 ${R_.map((k) => `  ${store(k, `acc${k}`)}`).join('\n')}
 }`;
     } else {
@@ -146,9 +163,10 @@ ${R_.map((k) => `  ${store(k, `acc${k}`)}`).join('\n')}
 @compute @workgroup_size(${REDUCE_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let o = ${g.index('wid')};
-  let b0 = base(o);
+${sizes.prologue().replace(/^/gm, '  ')}
+  let b0 = ${baseExpr};
 ${accs}
-  for (var r = lid; r < ${R}u; r += ${REDUCE_WG}u) { let j = b0 + roff(r); ${adds} }
+  for (var r = lid; r < ${RN}; r += ${REDUCE_WG}u) { let j = b0 + ${roffExpr}; ${adds} }
 ${R_.map((k) => `  part${k}[lid] = acc${k};`).join('\n')}
   workgroupBarrier();
   for (var s = ${REDUCE_WG / 2}u; s > 0u; s >>= 1u) {
@@ -176,6 +194,7 @@ ${R_.map((k) => `  out${k}[i] = ${fs[k]}(i);`).join('\n')}
   if (leaves.some((v) => v.node && rootIds.has(v.node.id))) throw new Error('internal: fused root read as a leaf');
   const decls = leaves.map((_, k) => `@group(0) @binding(${k}) var<storage, read> in${k}: array<f32>;`);
   R_.forEach((k) => decls.push(`@group(0) @binding(${leaves.length + k}) var<storage, read_write> out${k}: array<f32>;`));
+  if (!sizes.empty) decls.push(sizes.declaration(leaves.length + roots.length));
   const wgsl = `${decls.join('\n')}\n\n${fns.join('\n\n')}\n\n${main}\n`;
   const tag = [...new Set(names)].slice(0, 6).join('_');
   return {
@@ -186,9 +205,11 @@ ${R_.map((k) => `  out${k}[i] = ${fs[k]}(i);`).join('\n')}
       bindings: [
         ...leaves.map((_, k) => ({ name: `in${k}`, access: 'read' as const })),
         ...R_.map((k) => ({ name: `out${k}`, access: 'read_write' as const })),
+        ...(sizes.empty ? [] : [SizeParams.binding]),
       ],
       workgroups,
       flops,
+      ...(sizes.empty ? {} : { params: sizes.words() }),
     },
     leaves,
   };
