@@ -117,32 +117,56 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
     const kept = keptShape(x, axes);
     const xs = strides(x);
     const ks = strides(kept);
-    const reducedDims = axes.filter((a) => x[a] > 1);
-    const R = reducedDims.reduce((p, a) => p * x[a], 1);
+    const R = axes.reduce((p, a) => p * x[a], 1);
     // The extents and strides are run-time sizes (the Sizes uniform): reductions
-    // that differ only in them share one WGSL. Which dims are kept or reduced
-    // (the number of terms) stays in the code. Names count terms, not axes.
-    const keptDims = kept.flatMap((d, a) => (d > 1 ? [a] : []));
-    const baseTerms = keptDims.map((a, t) => {
-      // The last kept dim has stride 1 in the output; the first needs no modulo (o < its count).
-      let c = t === keptDims.length - 1 ? 'o' : `(o / ${sizes.u(`OS${t}`, ks[a])})`;
-      if (t > 0) c = `(${c} % ${sizes.u(`OE${t}`, kept[a])})`;
-      return `${c} * ${sizes.u(`OX${t}`, xs[a])}`;
+    // that differ only in them share one WGSL. What stays in the code is the
+    // structure: the runs of kept and of reduced dims, outermost first. Dims of
+    // one kind next to each other (size-1 dims dropped) are one run, with one
+    // extent and the innermost's stride in x: fewer terms, and each run costs
+    // a run-time division, which (unlike a literal one) the JIT cannot turn
+    // into a multiply. Names count runs, not axes.
+    const runs: { reduced: boolean; extent: number; stride: number }[] = [];
+    x.forEach((d, a) => {
+      if (d === 1) return;
+      const reduced = axes.includes(a);
+      const last = runs.at(-1);
+      if (last && last.reduced === reduced) {
+        last.extent *= d;
+        last.stride = xs[a];
+      } else runs.push({ reduced, extent: d, stride: xs[a] });
     });
-    const rShape = reducedDims.map((a) => x[a]);
-    const rs = strides(rShape);
-    const offTerms = reducedDims.map((a, j) => {
-      let c = j === reducedDims.length - 1 ? 'r' : `(r / ${sizes.u(`RS${j}`, rs[j])})`;
-      if (j > 0) c = `(${c} % ${sizes.u(`RE${j}`, rShape[j])})`;
-      return `${c} * ${sizes.u(`RX${j}`, xs[a])}`;
-    });
-    const RN = sizes.u('RN', R);
-    const baseExpr = baseTerms.join(' + ') || '0u';
-    const roffExpr = offTerms.join(' + ') || '0u';
+    const keptRuns = runs.filter((r) => !r.reduced);
+    const redRuns = runs.filter((r) => r.reduced);
+    /** Offset in x of flat index `v` over `rs` (innermost fastest), peeled innermost first: one division per run but the outermost. */
+    const decompose = (v: string, rs: typeof runs, P: string, lines: string[]): string => {
+      if (!rs.length) return '0u';
+      const terms: string[] = [];
+      let q = v;
+      for (let t = rs.length - 1; t > 0; t--) {
+        const e = sizes.u(`${P}E${t}`, rs[t].extent);
+        const next = `${v}q${t}`;
+        lines.push(`let ${next} = ${q} / ${e};`);
+        terms.push(`(${q} - ${next} * ${e}) * ${sizes.u(`${P}X${t}`, rs[t].stride)}`);
+        q = next;
+      }
+      terms.push(`${q} * ${sizes.u(`${P}X0`, rs[0].stride)}`);
+      return terms.reverse().join(' + ');
+    };
+    const baseLines: string[] = [];
+    const baseExpr = decompose('o', keptRuns, 'O', baseLines);
+    baseLines.push(`let b0 = ${baseExpr};`);
     flops = numel(x) * roots.length;
     const accs = R_.map((k) => `  var acc${k} = ${f32(identity)};`).join('\n');
     const adds = R_.map((k) => `acc${k} = ${combine(`acc${k}`, `${srcs[k]}(j)`)};`).join(' ');
     if (R <= SERIAL_REDUCE || (total >= 4096 && R <= 256)) {
+      // One loop per reduced run, outermost first: no division.
+      let serialLoops = redRuns.length ? adds : `let j = b0; ${adds}`;
+      for (let t = redRuns.length - 1; t >= 0; t--) {
+        const from = t === 0 ? 'b0' : `j${t}`;
+        const to = t === redRuns.length - 1 ? 'j' : `j${t + 1}`;
+        serialLoops = `for (var r${t} = 0u; r${t} < ${sizes.u(`RE${t}`, redRuns[t].extent)}; r${t}++) { let ${to} = ${from} + r${t} * ${sizes.u(`RX${t}`, redRuns[t].stride)}; ${serialLoops} }`;
+      }
+      if (!redRuns.length) serialLoops = `{ ${serialLoops} }`;
       const g = gridFor(total);
       workgroups = g.workgroups;
       main = `@compute @workgroup_size(${g.size})
@@ -150,12 +174,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let o = ${g.index('gid')};
   if (o >= arrayLength(&out0)) { return; }
 ${sizes.prologue().replace(/^/gm, '  ')}
-  let b0 = ${baseExpr};
+${baseLines.map((l) => `  ${l}`).join('\n')}
 ${accs}
-  for (var r = 0u; r < ${RN}; r++) { let j = b0 + ${roffExpr}; ${adds} }
+  ${serialLoops}
 ${R_.map((k) => `  ${store(k, `acc${k}`)}`).join('\n')}
 }`;
     } else {
+      const treeLines: string[] = [];
+      const treeExpr = decompose('r', redRuns, 'R', treeLines);
+      const RN = sizes.u('RN', R);
       const g = groupsFor(total);
       workgroups = g.workgroups;
       main = `${R_.map((k) => `var<workgroup> part${k}: array<f32, ${REDUCE_WG}>;`).join('\n')}
@@ -164,9 +191,9 @@ ${R_.map((k) => `  ${store(k, `acc${k}`)}`).join('\n')}
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let o = ${g.index('wid')};
 ${sizes.prologue().replace(/^/gm, '  ')}
-  let b0 = ${baseExpr};
+${baseLines.map((l) => `  ${l}`).join('\n')}
 ${accs}
-  for (var r = lid; r < ${RN}; r += ${REDUCE_WG}u) { let j = b0 + ${roffExpr}; ${adds} }
+  for (var r = lid; r < ${RN}; r += ${REDUCE_WG}u) { ${treeLines.join(' ')} let j = b0 + ${treeExpr}; ${adds} }
 ${R_.map((k) => `  part${k}[lid] = acc${k};`).join('\n')}
   workgroupBarrier();
   for (var s = ${REDUCE_WG / 2}u; s > 0u; s >>= 1u) {
