@@ -15,6 +15,7 @@ import { f32 } from '../ops/op.ts';
 import { keptShape, type ReduceAttrs } from '../ops/reduce.ts';
 import { gridFor, groupsFor } from '../../runtime/format/grid.ts';
 import type { KernelSpec } from '../../runtime/format/kernel.ts';
+import { SizeParams } from './sizes.ts';
 
 export interface FusedKernel {
   spec: KernelSpec;
@@ -103,6 +104,7 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
   const outShape = root.output.shape;
   const total = numel(outShape);
   const R_ = roots.map((_, k) => k);
+  const sizes = new SizeParams();
 
   const algebra = primitive(root.op).reduce;
   if (algebra) {
@@ -115,30 +117,72 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
     const kept = keptShape(x, axes);
     const xs = strides(x);
     const ks = strides(kept);
-    const reducedDims = axes.filter((a) => x[a] > 1);
-    const R = reducedDims.reduce((p, a) => p * x[a], 1);
-    const baseTerms = kept.map((d, a) => (d > 1 ? `((o / ${ks[a]}u) % ${d}u) * ${xs[a]}u` : '')).filter(Boolean);
-    const rShape = reducedDims.map((a) => x[a]);
-    const rs = strides(rShape);
-    const offTerms = reducedDims.map((a, j) => `((r / ${rs[j]}u) % ${rShape[j]}u) * ${xs[a]}u`);
-    fns.push(`fn base(o: u32) -> u32 { return ${baseTerms.join(' + ') || '0u'}; }`);
-    fns.push(`fn roff(r: u32) -> u32 { return ${offTerms.join(' + ') || '0u'}; }`);
+    const R = axes.reduce((p, a) => p * x[a], 1);
+    // The extents and strides are run-time sizes (the Sizes uniform): reductions
+    // that differ only in them share one WGSL. What stays in the code is the
+    // structure: the runs of kept and of reduced dims, outermost first. Dims of
+    // one kind next to each other (size-1 dims dropped) are one run, with one
+    // extent and the innermost's stride in x: fewer terms, and each run costs
+    // a run-time division, which (unlike a literal one) the JIT cannot turn
+    // into a multiply. Names count runs, not axes.
+    const runs: { reduced: boolean; extent: number; stride: number }[] = [];
+    x.forEach((d, a) => {
+      if (d === 1) return;
+      const reduced = axes.includes(a);
+      const last = runs.at(-1);
+      if (last && last.reduced === reduced) {
+        last.extent *= d;
+        last.stride = xs[a];
+      } else runs.push({ reduced, extent: d, stride: xs[a] });
+    });
+    const keptRuns = runs.filter((r) => !r.reduced);
+    const redRuns = runs.filter((r) => r.reduced);
+    /** Offset in x of flat index `v` over `rs` (innermost fastest), peeled innermost first: one division per run but the outermost. */
+    const decompose = (v: string, rs: typeof runs, P: string, lines: string[]): string => {
+      if (!rs.length) return '0u';
+      const terms: string[] = [];
+      let q = v;
+      for (let t = rs.length - 1; t > 0; t--) {
+        const e = sizes.u(`${P}E${t}`, rs[t].extent);
+        const next = `${v}q${t}`;
+        lines.push(`let ${next} = ${q} / ${e};`);
+        terms.push(`(${q} - ${next} * ${e}) * ${sizes.u(`${P}X${t}`, rs[t].stride)}`);
+        q = next;
+      }
+      terms.push(`${q} * ${sizes.u(`${P}X0`, rs[0].stride)}`);
+      return terms.reverse().join(' + ');
+    };
+    const baseLines: string[] = [];
+    const baseExpr = decompose('o', keptRuns, 'O', baseLines);
+    baseLines.push(`let b0 = ${baseExpr};`);
     flops = numel(x) * roots.length;
     const accs = R_.map((k) => `  var acc${k} = ${f32(identity)};`).join('\n');
     const adds = R_.map((k) => `acc${k} = ${combine(`acc${k}`, `${srcs[k]}(j)`)};`).join(' ');
     if (R <= SERIAL_REDUCE || (total >= 4096 && R <= 256)) {
+      // One loop per reduced run, outermost first: no division.
+      let serialLoops = redRuns.length ? adds : `let j = b0; ${adds}`;
+      for (let t = redRuns.length - 1; t >= 0; t--) {
+        const from = t === 0 ? 'b0' : `j${t}`;
+        const to = t === redRuns.length - 1 ? 'j' : `j${t + 1}`;
+        serialLoops = `for (var r${t} = 0u; r${t} < ${sizes.u(`RE${t}`, redRuns[t].extent)}; r${t}++) { let ${to} = ${from} + r${t} * ${sizes.u(`RX${t}`, redRuns[t].stride)}; ${serialLoops} }`;
+      }
+      if (!redRuns.length) serialLoops = `{ ${serialLoops} }`;
       const g = gridFor(total);
       workgroups = g.workgroups;
       main = `@compute @workgroup_size(${g.size})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let o = ${g.index('gid')};
   if (o >= arrayLength(&out0)) { return; }
-  let b0 = base(o);
+${sizes.prologue().replace(/^/gm, '  ')}
+${baseLines.map((l) => `  ${l}`).join('\n')}
 ${accs}
-  for (var r = 0u; r < ${R}u; r++) { let j = b0 + roff(r); ${adds} }
+  ${serialLoops}
 ${R_.map((k) => `  ${store(k, `acc${k}`)}`).join('\n')}
 }`;
     } else {
+      const treeLines: string[] = [];
+      const treeExpr = decompose('r', redRuns, 'R', treeLines);
+      const RN = sizes.u('RN', R);
       const g = groupsFor(total);
       workgroups = g.workgroups;
       main = `${R_.map((k) => `var<workgroup> part${k}: array<f32, ${REDUCE_WG}>;`).join('\n')}
@@ -146,9 +190,10 @@ ${R_.map((k) => `  ${store(k, `acc${k}`)}`).join('\n')}
 @compute @workgroup_size(${REDUCE_WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let o = ${g.index('wid')};
-  let b0 = base(o);
+${sizes.prologue().replace(/^/gm, '  ')}
+${baseLines.map((l) => `  ${l}`).join('\n')}
 ${accs}
-  for (var r = lid; r < ${R}u; r += ${REDUCE_WG}u) { let j = b0 + roff(r); ${adds} }
+  for (var r = lid; r < ${RN}; r += ${REDUCE_WG}u) { ${treeLines.join(' ')} let j = b0 + ${treeExpr}; ${adds} }
 ${R_.map((k) => `  part${k}[lid] = acc${k};`).join('\n')}
   workgroupBarrier();
   for (var s = ${REDUCE_WG / 2}u; s > 0u; s >>= 1u) {
@@ -176,6 +221,7 @@ ${R_.map((k) => `  out${k}[i] = ${fs[k]}(i);`).join('\n')}
   if (leaves.some((v) => v.node && rootIds.has(v.node.id))) throw new Error('internal: fused root read as a leaf');
   const decls = leaves.map((_, k) => `@group(0) @binding(${k}) var<storage, read> in${k}: array<f32>;`);
   R_.forEach((k) => decls.push(`@group(0) @binding(${leaves.length + k}) var<storage, read_write> out${k}: array<f32>;`));
+  if (!sizes.empty) decls.push(sizes.declaration(leaves.length + roots.length));
   const wgsl = `${decls.join('\n')}\n\n${fns.join('\n\n')}\n\n${main}\n`;
   const tag = [...new Set(names)].slice(0, 6).join('_');
   return {
@@ -186,9 +232,11 @@ ${R_.map((k) => `  out${k}[i] = ${fs[k]}(i);`).join('\n')}
       bindings: [
         ...leaves.map((_, k) => ({ name: `in${k}`, access: 'read' as const })),
         ...R_.map((k) => ({ name: `out${k}`, access: 'read_write' as const })),
+        ...(sizes.empty ? [] : [SizeParams.binding]),
       ],
       workgroups,
       flops,
+      ...(sizes.empty ? {} : { params: sizes.words() }),
     },
     leaves,
   };
