@@ -189,7 +189,8 @@ describe('plan: horizontal fusion', () => {
     const s2 = b.sum(x, [0, 2, 3]);
     const plan = compileProgram(b.graph, layoutState(b.graph), { name: 'h', outputs: { s1, s2 } });
     expect(plan.stats.dispatches).toBe(1);
-    expect(plan.kernels[0].bindings.map((k) => k.name)).toEqual(['in0', 'in1', 'out0', 'out1']);
+    expect(plan.kernels[0].bindings.map((k) => k.name)).toEqual(['in0', 'in1', 'out0', 'out1', 'sizes']);
+    expect(plan.kernels[0].bindings.at(-1)!.access).toBe('uniform');
   });
 
   it('writes an elementwise value and its elementwise consumer from one kernel', () => {
