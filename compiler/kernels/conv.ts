@@ -459,6 +459,7 @@ function windowedPass(p: WindowedPass): KernelSpec {
   const shuffle = p.subgroups && p.cs === 1 && windowVecs === 4 && cMin - lead === -4 && 64 % p.dstW === 0 && p.srcW <= p.dstW
     && !alwaysInRow(0) && !alwaysInRow(3);
   const LAST_VEC = sz.u('LAST_VEC', lastVec);
+  const [DST_HW, DST_W, SRC_CH_HW, SRC_W_I] = [sz.u('DST_HW', dstHW), sz.u('DST_W', p.dstW), sz.u('SRC_CH_HW', p.srcChannels * srcHW), sz.i('SRC_W_I', p.srcW)];
   const windowLoad = (v: number) => `select(vec4<f32>(0.0), ${p.src}[min(u32(max(xv + ${i32(v)}, 0i)), ${LAST_VEC})], ${windowMask(v)})`;
   // Window vec4 v lives in lv{lvOf[v]} (own vec4s are loaded first, the shuffled halo after).
   const lvOf = shuffle ? [2, 0, 1, 3] : [...Array(windowVecs).keys()];
@@ -486,11 +487,11 @@ function windowedPass(p: WindowedPass): KernelSpec {
     // sgOk is uniform (a constant on lavapipe, so the fallback folds away).
     laneIndex: shuffle ? 'select(lid.x, sgId, sgSize >= 8u)' : undefined,
     rowSetup: () => '',
-    laneSetup: `let img = col0 / ${sz.u('DST_HW', dstHW)};
-let pix = col0 % DST_HW;
-let sr0 = i32(pix / ${sz.u('DST_W', p.dstW)} * ${u(p.rs)}) + ${i32(p.r0)};
-let a0 = i32(pix % DST_W * ${u(p.cs)}) + ${i32(cMin - lead)};
-let srcLane = i32(img * ${sz.u('SRC_CH_HW', p.srcChannels * srcHW)}) + sr0 * ${sz.i('SRC_W_I', p.srcW)} + a0;
+    laneSetup: `let img = col0 / ${DST_HW};
+let pix = col0 % ${DST_HW};
+let sr0 = i32(pix / ${DST_W} * ${u(p.rs)}) + ${i32(p.r0)};
+let a0 = i32(pix % ${DST_W} * ${u(p.cs)}) + ${i32(cMin - lead)};
+let srcLane = i32(img * ${SRC_CH_HW}) + sr0 * ${SRC_W_I} + a0;
 let dstLane = img * ${sz.u('DST_CH_HW', p.channels * dstHW)} + pix;
 ${colMasks}`,
     // One iteration per (source channel, kernel row kh), the KW taps unrolled.
@@ -504,7 +505,7 @@ ${colMasks}`,
       iterations: sz.u('ITERS', p.srcChannels * g.KH),
       step: g.KW,
       prelude: `let rowOk = u32(sr0 ${along} kh) < ${sz.u('SRC_H', p.srcH)};\nlet xv = (srcLane + srcOff) / 4i;`,
-      advance: `kh += 1i; srcOff ${along}= SRC_W_I; wOff ${p.weightFlip ? '-' : '+'}= ${u(g.KW)};
+      advance: `kh += 1i; srcOff ${along}= ${SRC_W_I}; wOff ${p.weightFlip ? '-' : '+'}= ${u(g.KW)};
 if (kh == ${i32(g.KH)}) { kh = 0i; srcOff += ${sz.i('SRC_NEXT', srcHW + (p.rk > 0 ? -1 : 1) * g.KH * p.srcW)}; wOff += ${sz.u('W_NEXT', p.weightFlip ? p.weightSrcStride + KHW : p.weightSrcStride - KHW)}; }`,
     },
     uniformAt: (i, kw) => `w[row${i} * ${sz.u('W_ROW', p.weightRowStride)} + wOff + ${u(p.weightFlip ? g.KW - 1 - kw : kw)}]`,
@@ -518,7 +519,7 @@ if (kh == ${i32(g.KH)}) { kh = 0i; srcOff += ${sz.i('SRC_NEXT', srcHW + (p.rk > 
     },
     store: () => '',
     storeVec4: (i, q, value) =>
-      `${p.dst}[(dstLane + row${i} * DST_HW) / 4u + ${u(q)}] = ${value}${p.bias ? ` + vec4<f32>(bias[row${i}])` : ''};`,
+      `${p.dst}[(dstLane + row${i} * ${DST_HW}) / 4u + ${u(q)}] = ${value}${p.bias ? ` + vec4<f32>(bias[row${i}])` : ''};`,
     flops: conv2dFlops(g),
   });
 }
@@ -792,7 +793,7 @@ let ihq${i} = i32(row${i} % ${HQWQ} / ${WQ_});
 let iwq${i} = i32(row${i} % ${WQ_});
 let ih${i} = u32(ihq${i}) * ${u(g.SH)} + ph;
 let iw${i} = u32(iwq${i}) * ${u(g.SW)} + pw;
-let dyBase${i} = i32(img${i} * ${sz.u('CO_OHW', g.Co * OHW)}) + ihq${i} * OW_I + iwq${i};
+let dyBase${i} = i32(img${i} * ${sz.u('CO_OHW', g.Co * OHW)}) + ihq${i} * ${sz.i('OW_I', g.OW)} + iwq${i};
 let dxBase${i} = img${i} * ${sz.u('CI_HW', g.Ci * HW)} + ih${i} * ${W} + iw${i};`,
     loop: phases.loop,
     uniformAt: (i) => `load_dy(dyBase${i} + dyOff, u32(ihq${i} + dh) < ${OH} && u32(iwq${i} + dw) < ${OW})`,
@@ -827,7 +828,7 @@ let pihq${j} = i32(col${j} % ${HQWQ} / ${WQ_});
 let piwq${j} = i32(col${j} % ${WQ_});
 let pih${j} = u32(pihq${j}) * ${u(g.SH)} + ph;
 let piw${j} = u32(piwq${j}) * ${u(g.SW)} + pw;
-let pdy${j} = i32(pimg${j} * ${sz.u('CO_OHW', g.Co * OHW)}) + pihq${j} * OW_I + piwq${j};
+let pdy${j} = i32(pimg${j} * ${sz.u('CO_OHW', g.Co * OHW)}) + pihq${j} * ${sz.i('OW_I', g.OW)} + piwq${j};
 let pdx${j} = pimg${j} * ${sz.u('CI_HW', g.Ci * HW)} + pih${j} * ${W} + piw${j};`)
     .join('\n');
   return gemmKernel({
