@@ -286,33 +286,23 @@ export class Runtime {
    */
   private writeParams(prog: Program): void {
     const align = this.device.limits.minUniformBufferOffsetAlignment;
-    const at = new Map<string, number>();
-    const chunks: Uint32Array[] = [];
+    const at = new Map<string, { offset: number; bytes: Uint32Array }>();
     let end = 0;
     prog.paramOffsets = prog.plan.steps.map((s) => {
-      if (s.op !== 'dispatch') return -1;
-      const words = dispatchParams(prog.plan, s);
+      const words = s.op === 'dispatch' ? dispatchParams(prog.plan, s) : null;
       if (!words) return -1;
       const key = words.join(',');
-      let offset = at.get(key);
-      if (offset === undefined) {
-        offset = Math.ceil(end / align) * align;
-        const bytes = paramBytes(words);
-        const chunk = new Uint32Array((offset - end) / 4 + bytes.length);
-        chunk.set(bytes, (offset - end) / 4);
-        chunks.push(chunk);
-        end = offset + bytes.byteLength;
-        at.set(key, offset);
+      let slot = at.get(key);
+      if (!slot) {
+        slot = { offset: Math.ceil(end / align) * align, bytes: paramBytes(words) };
+        end = slot.offset + slot.bytes.byteLength;
+        at.set(key, slot);
       }
-      return offset;
+      return slot.offset;
     });
     if (end === 0) return;
     const all = new Uint32Array(end / 4);
-    let o = 0;
-    for (const c of chunks) {
-      all.set(c, o);
-      o += c.length;
-    }
+    for (const { offset, bytes } of at.values()) all.set(bytes, offset / 4);
     prog.params = this.device.createBuffer({ label: `${prog.plan.name}-params`, size: end, usage: UNIFORM_USAGE });
     this.device.queue.writeBuffer(prog.params, 0, all.buffer, all.byteOffset, all.byteLength);
   }

@@ -224,19 +224,19 @@ ${R_.map((k) => `  out${k}[i] = ${fs[k]}(i);`).join('\n')}
   if (!sizes.empty) decls.push(sizes.declaration(leaves.length + roots.length));
   const wgsl = `${decls.join('\n')}\n\n${fns.join('\n\n')}\n\n${main}\n`;
   const tag = [...new Set(names)].slice(0, 6).join('_');
+  const attached = sizes.attach([
+    ...leaves.map((_, k) => ({ name: `in${k}`, access: 'read' as const })),
+    ...R_.map((k) => ({ name: `out${k}`, access: 'read_write' as const })),
+  ]);
   return {
     spec: {
       // No size in the name: the WGSL is shared by launches of every size it fits.
       name: `fused${roots.length > 1 ? `x${roots.length}` : ''}_${tag}${opts.accumulate ? '_acc' : ''}`,
       wgsl,
-      bindings: [
-        ...leaves.map((_, k) => ({ name: `in${k}`, access: 'read' as const })),
-        ...R_.map((k) => ({ name: `out${k}`, access: 'read_write' as const })),
-        ...(sizes.empty ? [] : [SizeParams.binding]),
-      ],
+      bindings: attached.bindings,
       workgroups,
       flops,
-      ...(sizes.empty ? {} : { params: sizes.words() }),
+      ...(attached.params ? { params: attached.params } : {}),
     },
     leaves,
   };

@@ -278,14 +278,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 ${[...prologue, ...lines].join('\n')}
 }
 `;
+  const attached = sz ? sz.attach(p.bindings) : { bindings: p.bindings, params: undefined };
   return {
     // A size-generic kernel serves launches whose tilings pick different workgroup sizes: the name says which.
     name: `${p.name}_t${TM}x${TN}${sz ? `_w${lanes}` : ''}`,
     wgsl,
-    bindings: sz ? [...p.bindings, SizeParams.binding] : p.bindings,
+    bindings: attached.bindings,
     workgroups: rowsFast ? [gridY, gridX, 1] : [gridX, gridY, gridZ],
     flops: p.flops,
-    ...(sz ? { params: sz.words() } : {}),
+    ...(attached.params ? { params: attached.params } : {}),
   };
 }
 

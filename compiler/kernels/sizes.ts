@@ -56,6 +56,8 @@ export class SizeParams {
     return [...this.fields.values()].map((f) => f.value >>> 0);
   }
 
-  /** The binding entry a kernel appends to its bindings. */
-  static readonly binding: KernelSpec['bindings'][number] = { name: 'sizes', access: 'uniform' };
+  /** A kernel's bindings with the sizes uniform appended, and its params: unchanged, and no params, when no size was named. */
+  attach(bindings: KernelSpec['bindings']): Pick<KernelSpec, 'bindings' | 'params'> {
+    return this.empty ? { bindings } : { bindings: [...bindings, { name: 'sizes', access: 'uniform' }], params: this.words() };
+  }
 }

@@ -1,7 +1,8 @@
 // A compute kernel as the compiler hands it to the runtime: WGSL (with shapes
 // baked in, or read from its uniform binding: a size-generic kernel), its
-// bindings in @binding order (all in @group(0)), and the dispatch size. The runtime caches pipelines by the WGSL text, so identical kernels
-// are compiled once. Kernels travel inside plans (runtime/format/plan.ts),
+// bindings in @binding order (all in @group(0)), and the dispatch size. The
+// runtime caches pipelines by the WGSL text, so identical kernels are
+// compiled once. Kernels travel inside plans (runtime/format/plan.ts),
 // which carry the format version.
 import { MAX_WORKGROUPS_PER_DIM } from './grid.ts';
 import { array, count, fail, fields, FormatError, num, oneOf, str } from './validate.ts';
@@ -26,7 +27,7 @@ export interface KernelSpec {
    * kernel reads its sizes there) for the launch it was built for; a plan's
    * dispatch step may carry its own (plan.ts, dispatchParams). Only kernels
    * with a uniform binding have them; callers binding buffers themselves
-   * bind a uniform buffer holding these words (paramWords pads them).
+   * bind a uniform buffer holding these words (paramBytes pads them).
    */
   params?: number[];
 }
