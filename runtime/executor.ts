@@ -418,14 +418,14 @@ export class Runtime {
    * Profiles one run: every dispatch submitted and awaited on its own (slow;
    * for reports, not training). Returns wall time per step in plan order.
    */
-  async profile(prog: Program, feeds: Record<string, Float32Array> = {}): Promise<{ name: string; ms: number; flops: number }[]> {
+  async profile(prog: Program, feeds: Record<string, Float32Array> = {}): Promise<ProfileRow[]> {
     const plan = prog.plan;
     for (const [name, data] of Object.entries(feeds)) {
       const f = plan.feeds[name];
       if (f) this.device.queue.writeBuffer(prog.local.get(f.slot.buffer)!, 0, data.buffer, data.byteOffset, data.byteLength);
     }
     await this.idle();
-    const rows: { name: string; ms: number; flops: number }[] = [];
+    const rows: ProfileRow[] = [];
     for (let i = 0; i < plan.steps.length; i++) {
       const s = plan.steps[i];
       if (s.op !== 'dispatch' || (s.noise && s.noise in feeds)) continue;
@@ -439,7 +439,7 @@ export class Runtime {
       const t0 = performance.now();
       this.device.queue.submit([enc.finish()]);
       await this.idle();
-      rows.push({ name: spec.name, ms: performance.now() - t0, flops: s.flops ?? spec.flops ?? 0 });
+      rows.push({ name: spec.name, ms: performance.now() - t0, flops: s.flops ?? spec.flops ?? 0, step: i, workgroups: dispatchGrid(plan, s), params: dispatchParams(plan, s) });
     }
     return rows;
   }
@@ -459,6 +459,16 @@ export class Runtime {
     }
     this.rng.destroy();
   }
+}
+
+/** One dispatch of Runtime.profile: its kernel, wall time, FLOPs, and where and how it ran (plan step index, grid, params words). */
+export interface ProfileRow {
+  name: string;
+  ms: number;
+  flops: number;
+  step: number;
+  workgroups: [number, number, number];
+  params: number[] | null;
 }
 
 /** Distinct kernels in the order the warm-up first dispatches them (plan steps, then the hooks'). */

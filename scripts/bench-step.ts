@@ -17,6 +17,8 @@ import { find } from '../runtime/format/step.ts';
 import { getDevice } from '../runtime/device.ts';
 import { Runtime } from '../runtime/executor.ts';
 import { createOptimizer } from '../runtime/optim.ts';
+import type { KernelSpec } from '../runtime/format/kernel.ts';
+import type { Plan } from '../runtime/format/plan.ts';
 
 /** A model setting the bench trains one step of. */
 export interface StepCase {
@@ -135,12 +137,22 @@ export async function loadGanStep(model: CheckedModel, batch: number, opts: { wa
       return times;
     },
     /** Every dispatch of both programs timed alone (see Runtime.profile). */
-    profile: async () => [...(await rt.profile(dProg, feeds)), ...(await rt.profile(gProg, gFeeds))],
+    profile: async () => [
+      ...(await rt.profile(dProg, feeds)).map((r) => ({ ...r, program: 'd_step', wgsl: kernelAt(steps.dStep.plan, r.step).wgsl })),
+      ...(await rt.profile(gProg, gFeeds)).map((r) => ({ ...r, program: 'g_step', wgsl: kernelAt(steps.gStep.plan, r.step).wgsl })),
+    ],
     destroy: () => {
       for (const o of [...optD, optG]) o.destroy();
       rt.destroy();
     },
   };
+}
+
+/** The kernel a dispatch step of a plan runs. */
+function kernelAt(plan: Plan, step: number): KernelSpec {
+  const s = plan.steps[step];
+  if (s.op !== 'dispatch') throw new Error(`internal: step ${step} is not a dispatch`);
+  return plan.kernels[s.kernel];
 }
 
 function checkCase(c: StepCase): CheckedModel {

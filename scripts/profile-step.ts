@@ -18,6 +18,7 @@ const { values, positionals } = parseArgs({
     set: { type: 'string', multiple: true },
     batch: { type: 'string' },
     iters: { type: 'string', default: '5' },
+    reps: { type: 'string', default: '1' },
   },
 });
 const file = positionals[0] ?? 'models/ms-clip-gan.gan';
@@ -30,7 +31,12 @@ const model = r.model;
 const batch = Number(values.batch ?? model.train.batch);
 const run = await loadGanStep(model, batch);
 const times = (await run.time(Number(values.iters))).sort((a, b) => a - b);
-const prof = await run.profile();
+// A dispatch timed alone is at the mercy of other jobs on the machine: with
+// --reps R each dispatch's time is the median of R profiles.
+const reps = Number(values.reps);
+const profiles: Awaited<ReturnType<typeof run.profile>>[] = [];
+for (let k = 0; k < reps; k++) profiles.push(await run.profile());
+const prof = profiles[0].map((p, i) => ({ ...p, ms: profiles.map((q) => q[i].ms).sort((a, b) => a - b)[reps >> 1] }));
 const byFamily = new Map<string, { n: number; ms: number; flops: number }>();
 for (const p of prof) {
   const k = kernelFamily(p.name);
@@ -55,6 +61,10 @@ run.destroy();
 if (process.env.PROFILE_TOP) {
   console.log(`\nslowest ${process.env.PROFILE_TOP} dispatches`);
   for (const p of [...prof].sort((a, b) => b.ms - a.ms).slice(0, Number(process.env.PROFILE_TOP))) {
-    console.log(`${p.name.padEnd(60)} ${p.ms.toFixed(2).padStart(7)} ms ${(p.flops / 1e6).toFixed(2).padStart(8)} MFLOP ${(p.flops / p.ms / 1e6).toFixed(2).padStart(6)} GFLOP/s`);
+    console.log(`${p.name.padEnd(60)} ${p.ms.toFixed(2).padStart(7)} ms ${(p.flops / 1e6).toFixed(2).padStart(8)} MFLOP ${(p.flops / p.ms / 1e6).toFixed(2).padStart(6)} GFLOP/s  ${p.program}#${p.step} wg ${p.workgroups.join('x')}${p.params ? ` params ${p.params.join(',')}` : ''}`);
+  }
+  // PROFILE_WGSL=K: the WGSL of the K slowest dispatches, to see what they compute.
+  for (const p of [...prof].sort((a, b) => b.ms - a.ms).slice(0, Number(process.env.PROFILE_WGSL ?? 0))) {
+    console.log(`\n// ${p.program}#${p.step} ${p.name} ${p.ms.toFixed(2)} ms\n${p.wgsl}`);
   }
 }

@@ -911,9 +911,52 @@ export type BackwardWeightVariant = 'gemm' | 'taps';
  * each dw element is stored by one invocation, so the add does not race).
  * Bindings: x [N,Ci,H,W], dy [N,Co,OH,OW], dw [Co,Ci,KH,KW].
  */
-export function conv2dBackwardWeightKernel(shape: Conv2dShape, opts: { accumulate?: boolean } = {}): KernelSpec {
+export function conv2dBackwardWeightKernel(shape: Conv2dShape, opts: BackwardWeightOptions = {}): KernelSpec {
   const g = convGeometry(shape);
   return conv2dBackwardWeightVariant(shape, backwardWeightVariant(g), {}, opts);
+}
+
+export interface BackwardWeightOptions {
+  /** Add into dw instead of overwriting it (a later batch chunk). */
+  accumulate?: boolean;
+  /**
+   * Split-K: dw becomes [splits, Co, Ci, KH, KW], split s holding the products
+   * of dy rows (n, oh) in bwdWeightSplitRange(s); their sum over axis 0 is dw.
+   */
+  splits?: number;
+}
+
+/** Workgroups a split backward-weight aims at: enough for every core here, and a start on a GPU. */
+const SPLIT_TARGET_WORKGROUPS = 16;
+/** Fewest dy pixels a split reduces, so that a split's fixed cost stays small beside its loop. */
+const SPLIT_MIN_PIXELS = 1024;
+
+/**
+ * dy rows per split: a multiple of the rows that keep each split's first pixel
+ * a multiple of 4 (so the vec4 loads of the gemm variant never straddle
+ * splits), covering N * OH rows in `splits` splits.
+ */
+export function bwdWeightSplitRows(N: number, OH: number, OW: number, splits: number): number {
+  const unit = OW % 4 === 0 ? 1 : OW % 2 === 0 ? 2 : 4;
+  return Math.ceil(Math.ceil((N * OH) / splits) / unit) * unit;
+}
+
+/**
+ * How many splits the backward-weight of a conv takes (1: none). Its output
+ * has only Co x Ci*KH*KW elements, so a small-channel conv over big maps is
+ * one or two workgroups looping over every pixel: one core busy on lavapipe,
+ * a sliver of a GPU. Measured on lavapipe (cpu preset, g2 at 128 px, 1 -> 2-4
+ * workgroups): see backwardWeightSplitTable in the README's performance notes.
+ */
+export function backwardWeightSplits(shape: Conv2dShape): number {
+  const g = convGeometry(shape);
+  const [x, y, z] = conv2dBackwardWeightKernel(shape).workgroups;
+  const base = x * y * z;
+  if (base >= SPLIT_TARGET_WORKGROUPS) return 1;
+  const rows = g.N * g.OH;
+  const want = Math.min(Math.ceil(SPLIT_TARGET_WORKGROUPS / base), Math.floor((rows * g.OW) / SPLIT_MIN_PIXELS), rows);
+  if (want <= 1) return 1;
+  return Math.ceil(rows / bwdWeightSplitRows(g.N, g.OH, g.OW, want));
 }
 
 /**
@@ -947,7 +990,7 @@ export function conv2dBackwardWeightVariant(
   shape: Conv2dShape,
   variant: BackwardWeightVariant,
   tiling: Partial<GemmTiling> = {},
-  opts: { accumulate?: boolean } = {},
+  opts: BackwardWeightOptions = {},
 ): KernelSpec {
   const g = convGeometry(shape);
   const taps = g.Ci * g.KH * g.KW;
@@ -955,7 +998,9 @@ export function conv2dBackwardWeightVariant(
   // Overrides go on top of the skeleton's own choice (chooseTiling, as gemmKernel would call it).
   const t = Object.keys(tiling).length ? { ...(gather ? chooseTiling(g.Co, taps, false, true) : chooseTiling(taps, g.Co)), ...tiling } : undefined;
   const acc = opts.accumulate === true;
-  return gather ? backwardWeightTaps(g, acc, t) : backwardWeightGemm(g, acc, t);
+  const splits = opts.splits ?? 1;
+  if (!Number.isInteger(splits) || splits < 1) throw new Error(`conv2d_bwd_weight: splits must be a positive integer, got ${splits}`);
+  return gather ? backwardWeightTaps(g, acc, splits, t) : backwardWeightGemm(g, acc, splits, t);
 }
 
 const BWD_WEIGHT_BINDINGS: KernelSpec['bindings'] = [
@@ -964,15 +1009,39 @@ const BWD_WEIGHT_BINDINGS: KernelSpec['bindings'] = [
   { name: 'dw', access: 'read_write' },
 ];
 
+/** A split backward-weight's dy rows [r0, r1) for its group (WGSL names), and the set-up defining them. */
+interface SplitRows {
+  r0: string;
+  r1: string;
+  setup: string;
+}
+
+function splitRows(g: ConvGeometry, sz: SizeParams, splits: number): SplitRows | undefined {
+  if (splits === 1) return undefined;
+  const rps = sz.u('SPLIT_ROWS', bwdWeightSplitRows(g.N, g.OH, g.OW, splits));
+  // A batch chunk (compiler/plan/split.ts) may leave a split no rows: it then stores zeros.
+  return { r0: 'r0', r1: 'r1', setup: `let r0 = min(group * ${rps}, ${sz.u('DY_ROWS', g.N * g.OH)});\nlet r1 = min(r0 + ${rps}, ${sz.u('DY_ROWS', g.N * g.OH)});` };
+}
+
 /**
  * Counters for k = (n, oh, ow), advanced once per k: ihs = oh*SH, iws = ow*SW,
  * xOff = n*Ci*H*W + ihs*W + iws, dyOff = n*Co*OH*OW + oh*OW + ow.
  */
-function pixelCounters(g: ConvGeometry, sz: SizeParams): { init: string; advance: string } {
+function pixelCounters(g: ConvGeometry, sz: SizeParams, split?: SplitRows): { init: string; advance: string } {
   const HW = g.H * g.W;
   const OHW = g.OH * g.OW;
+  // A split starts at dy row r0 = (n0, oh0): one division, once.
+  const init = split
+    ? `var ow = 0u;
+var oh = ${split.r0} % ${sz.u('OH', g.OH)};
+let n0 = ${split.r0} / ${sz.u('OH', g.OH)};
+var ihs = i32(oh) * ${i32(g.SH)};
+var iws = 0i;
+var xOff = i32(n0 * ${sz.u('CI_HW', g.Ci * HW)}) + ihs * ${sz.i('W_I', g.W)};
+var dyOff = n0 * ${sz.u('CO_OHW', g.Co * OHW)} + oh * ${sz.u('OW', g.OW)};`
+    : 'var ow = 0u;\nvar oh = 0u;\nvar ihs = 0i;\nvar iws = 0i;\nvar xOff = 0i;\nvar dyOff = 0u;';
   return {
-    init: 'var ow = 0u;\nvar oh = 0u;\nvar ihs = 0i;\nvar iws = 0i;\nvar xOff = 0i;\nvar dyOff = 0u;',
+    init,
     advance: `ow += 1u; iws += ${i32(g.SW)}; xOff += ${i32(g.SW)}; dyOff += 1u;
 if (ow == ${sz.u('OW', g.OW)}) { ow = 0u; iws = 0i; oh += 1u; ihs += ${i32(g.SH)}; xOff += ${sz.i('X_ROW_NEXT', g.SH * g.W - g.OW * g.SW)};
   if (oh == ${sz.u('OH', g.OH)}) { oh = 0u; ihs = 0i; xOff += ${sz.i('X_IMG_NEXT', g.Ci * HW - g.OH * g.SH * g.W)}; dyOff += ${sz.u('DY_IMG_NEXT', (g.Co - 1) * OHW)}; } }`,
@@ -985,14 +1054,17 @@ if (ow == ${sz.u('OW', g.OW)}) { ow = 0u; iws = 0i; oh += 1u; ihs += ${i32(g.SH)
  * x under its 8 taps with per-lane padding masks, and stores 8 contiguous dw
  * elements (vec4s when Ci*KH*KW % 4 == 0).
  */
-function backwardWeightTaps(g: ConvGeometry, accumulate: boolean, tiling?: GemmTiling): KernelSpec {
+function backwardWeightTaps(g: ConvGeometry, accumulate: boolean, splits: number, tiling?: GemmTiling): KernelSpec {
   const HW = g.H * g.W;
   const OHW = g.OH * g.OW;
   const KHW = g.KH * g.KW;
   const taps = g.Ci * KHW;
   const vecStore = taps % 4 === 0;
   const sz = new SizeParams();
-  const counters = pixelCounters(g, sz);
+  const split = splitRows(g, sz, splits);
+  const counters = pixelCounters(g, sz, split);
+  // Split s writes dw[s]: its partial over its rows.
+  const dwBase = split ? `group * ${sz.u('DW_SIZE', g.Co * taps)} + ` : '';
   const [H, W, TAPS] = [sz.u('H', g.H), sz.u('W', g.W), sz.u('TAPS', taps)];
   const laneSetup = [...Array(TILE_COLS).keys()]
     .map((j) => `let tci${j} = col${j} / ${u(KHW)};
@@ -1001,10 +1073,11 @@ let tkw${j} = i32(col${j} % ${u(g.KW)}) - ${i32(g.PW)};
 let tx${j} = i32(tci${j} * ${sz.u('HW', HW)}) + tkh${j} * ${sz.i('W_I', g.W)} + tkw${j};`)
     .join('\n');
   return gemmKernel({
-    name: `conv2d_bwd_weight_${structure(g)}${vecStore ? '_v4' : ''}_taps${accumulate ? '_acc' : ''}`,
+    name: `conv2d_bwd_weight_${structure(g)}${vecStore ? '_v4' : ''}_taps${split ? '_split' : ''}${accumulate ? '_acc' : ''}`,
     rows: g.Co,
     cols: taps,
-    groups: 1,
+    groups: splits,
+    groupSetup: split?.setup,
     // 16-row tiles where Co >= 16 (chooseTiling). Measured (ms, 8 -> 16 rows):
     // c24->16 h32 4.0-5.3 -> 2.5-3.9, c64->128 h8 1.7 -> 1.3, c128->128 h4 2.2 -> 1.7,
     // n8 c64->64 h32 176 -> 125, n8 c128->128 h16 147 -> 105, n8 c64->128 h32 156 -> 108.
@@ -1014,7 +1087,7 @@ let tx${j} = i32(tci${j} * ${sz.u('HW', HW)}) + tkh${j} * ${sz.i('W_I', g.W)} + 
     declarations: `${declare(BWD_WEIGHT_BINDINGS, vecStore ? ['dw'] : [])}\n${paddedLoader('x')}`,
     rowSetup: (i) => `let dyRow${i} = row${i} * ${sz.u('OHW', OHW)};`,
     laneSetup,
-    loop: { init: counters.init, iterations: sz.u('ITERS', g.N * OHW), step: 1, advance: counters.advance },
+    loop: { init: counters.init, iterations: split ? `(${split.r1} - ${split.r0}) * ${sz.u('OW', g.OW)}` : sz.u('ITERS', g.N * OHW), step: 1, advance: counters.advance },
     uniformAt: (i) => `dy[dyRow${i} + dyOff]`,
     lane: {
       loads: [...Array(TILE_COLS).keys()].map((j) => ({
@@ -1023,8 +1096,8 @@ let tx${j} = i32(tci${j} * ${sz.u('HW', HW)}) + tkh${j} * ${sz.i('W_I', g.W)} + 
       })),
       element: (j) => `lv${j}`,
     },
-    store: (i, col, value) => `dw[row${i} * ${TAPS} + ${col}] ${accumulate ? '+=' : '='} ${value};`,
-    storeVec4: vecStore ? (i, q, value) => `dw[(row${i} * ${TAPS} + firstCol) / 4u + ${u(q)}] ${accumulate ? '+=' : '='} ${value};` : undefined,
+    store: (i, col, value) => `dw[${dwBase}row${i} * ${TAPS} + ${col}] ${accumulate ? '+=' : '='} ${value};`,
+    storeVec4: vecStore ? (i, q, value) => `dw[(${dwBase}row${i} * ${TAPS} + firstCol) / 4u + ${u(q)}] ${accumulate ? '+=' : '='} ${value};` : undefined,
     flops: conv2dFlops(g),
   }, tiling);
 }
@@ -1033,7 +1106,7 @@ let tx${j} = i32(tci${j} * ${sz.u('HW', HW)}) + tkh${j} * ${sz.i('W_I', g.W)} + 
  * Taps (ci, kh, kw) on the uniform side (scalar x loads with scalar padding
  * checks), output channels on the lanes (dy read as vec4s along k).
  */
-function backwardWeightGemm(g: ConvGeometry, accumulate: boolean, tiling?: GemmTiling): KernelSpec {
+function backwardWeightGemm(g: ConvGeometry, accumulate: boolean, splits: number, tiling?: GemmTiling): KernelSpec {
   const HW = g.H * g.W;
   const OHW = g.OH * g.OW;
   const KHW = g.KH * g.KW;
@@ -1043,13 +1116,17 @@ function backwardWeightGemm(g: ConvGeometry, accumulate: boolean, tiling?: GemmT
   const step = vectorised ? 4 : 1;
   const bindings = BWD_WEIGHT_BINDINGS;
   const sz = new SizeParams();
-  const counters = pixelCounters(g, sz);
+  // A split's rows start on a multiple of 4 pixels (bwdWeightSplitRows), so its vec4 loads stay aligned.
+  const split = splitRows(g, sz, splits);
+  const counters = pixelCounters(g, sz, split);
   const [H, W, OHW_] = [sz.u('H', g.H), sz.u('W', g.W), sz.u('OHW', OHW)];
+  const dwBase = split ? `group * ${sz.u('DW_SIZE', g.Co * g.Ci * KHW)} + ` : '';
   return gemmKernel({
-    name: `conv2d_bwd_weight_${structure(g)}${vectorised ? '_v4' : ''}${accumulate ? '_acc' : ''}`,
+    name: `conv2d_bwd_weight_${structure(g)}${vectorised ? '_v4' : ''}${split ? '_split' : ''}${accumulate ? '_acc' : ''}`,
     rows: g.Ci * KHW,
     cols: g.Co,
-    groups: 1,
+    groups: splits,
+    groupSetup: split?.setup,
     bindings,
     sizes: sz,
     declarations: `${declare(bindings, vectorised ? ['dy'] : [])}\n${paddedLoader('x')}`,
@@ -1060,14 +1137,14 @@ let xBase${i} = i32(ci${i} * ${sz.u('HW', HW)}) + kh${i} * ${sz.i('W_I', g.W)} +
     // The lane loads read dyOff at the first of 4 k.
     loop: {
       init: counters.init,
-      iterations: sz.u('ITERS', (g.N * OHW) / step),
+      iterations: split ? `(${split.r1} - ${split.r0}) * ${sz.u('OW', g.OW)} / ${u(step)}` : sz.u('ITERS', (g.N * OHW) / step),
       step,
       subAdvance: counters.advance,
       advance: '',
     },
     uniformAt: (i) => `load_x(xBase${i} + xOff, u32(ihs + kh${i}) < ${H} && u32(iws + kw${i}) < ${W})`,
     lane: kContiguousLane((col) => `dyOff + ${col} * ${OHW_}`, step, vectorised, 'dy'),
-    store: (i, col, value) => `dw[${col} * ${sz.u('TAPS', g.Ci * KHW)} + row${i}] ${accumulate ? '+=' : '='} ${value};`,
+    store: (i, col, value) => `dw[${dwBase}${col} * ${sz.u('TAPS', g.Ci * KHW)} + row${i}] ${accumulate ? '+=' : '='} ${value};`,
     flops: conv2dFlops(g),
   }, tiling);
 }

@@ -8,7 +8,15 @@
 // composite conv2d + per-channel bias.
 import type { GraphBuilder } from '../ir/builder.ts';
 import type { Value } from '../ir/graph.ts';
-import { conv2dBackwardDataKernel, conv2dBackwardWeightKernel, conv2dForwardKernel, conv2dOutputSize, type Conv2dShape } from '../kernels/conv.ts';
+import {
+  backwardWeightSplits,
+  bwdWeightSplitRows,
+  conv2dBackwardDataKernel,
+  conv2dBackwardWeightKernel,
+  conv2dForwardKernel,
+  conv2dOutputSize,
+  type Conv2dShape,
+} from '../kernels/conv.ts';
 import { convOutSize, type Shape } from '../ir/shape.ts';
 import { shapeError, type CompositeOp, type PrimitiveOp } from './op.ts';
 
@@ -77,13 +85,18 @@ export const conv2dOp: PrimitiveOp<ConvAttrs> = {
   },
   grad: ({ b, gy, x, attrs, needs }) => [
     needs[0] ? b.apply('conv2d_bwd_data', [gy, x[1]], { ...attrs, height: x[0].shape[2], width: x[0].shape[3] }) : null,
-    needs[1] ? b.apply('conv2d_bwd_weight', [x[0], gy], { ...attrs, kh: x[1].shape[2], kw: x[1].shape[3] }) : null,
+    needs[1] ? weightGrad(b, x[0], gy, x[1].shape, attrs) : null,
   ],
   parity: [
     { name: 'k3s1p1', inputs: [[2, 3, 6, 6], [4, 3, 3, 3]], attrs: { stride: 1, pad: 1 }, torch: 'F.conv2d(x0, x1, stride=1, padding=1)' },
     { name: 'k4s2p1', inputs: [[2, 3, 8, 8], [4, 3, 4, 4]], attrs: { stride: 2, pad: 1 }, torch: 'F.conv2d(x0, x1, stride=2, padding=1)' },
     { name: 'k4s4', inputs: [[2, 5, 4, 4], [1, 5, 4, 4]], attrs: { stride: 4, pad: 0 }, torch: 'F.conv2d(x0, x1, stride=4)' },
     { name: 'k1', inputs: [[2, 4, 3, 5], [6, 4, 1, 1]], attrs: { stride: 1, pad: 0 }, torch: 'F.conv2d(x0, x1)' },
+    // Few channels over big maps: the weight gradient is split-K (3 splits of 32 rows; 4 splits of 36 rows
+    // with OW = 33, so every split starts on a multiple of 4 pixels), summed by a reduction. Only dw is
+    // compared (dx is the cases above; finite differences over every x element would take minutes).
+    { name: 'k3s1p1 split', inputs: [[2, 3, 48, 40], [4, 3, 3, 3]], attrs: { stride: 1, pad: 1 }, grad: [1], torch: 'F.conv2d(x0, x1, stride=1, padding=1)' },
+    { name: 'k4s2p1 split', inputs: [[4, 2, 66, 66], [3, 2, 4, 4]], attrs: { stride: 2, pad: 1 }, grad: [1], torch: 'F.conv2d(x0, x1, stride=2, padding=1)' },
   ],
 };
 
@@ -127,9 +140,27 @@ export const conv2dBwdDataOp: PrimitiveOp<ConvAttrs & { height: number; width: n
   ],
 };
 
-export const conv2dBwdWeightOp: PrimitiveOp<ConvAttrs & { kh: number; kw: number }> = {
+/**
+ * dw of a conv: split-K (partials summed by a reduction) where the kernel
+ * alone would leave most of the device idle (kernels/conv.ts, backwardWeightSplits).
+ */
+function weightGrad(b: GraphBuilder, x: Value, dy: Value, w: Shape, a: ConvAttrs): Value {
+  const splits = backwardWeightSplits(geometry(x.shape, w, a));
+  const attrs = { stride: a.stride, pad: a.pad, kh: w[2], kw: w[3] };
+  if (splits === 1) return b.apply('conv2d_bwd_weight', [x, dy], attrs);
+  return b.sum(b.apply('conv2d_bwd_weight', [x, dy], { ...attrs, splits }), [0]);
+}
+
+export interface BwdWeightAttrs extends ConvAttrs {
+  kh: number;
+  kw: number;
+  /** Split-K: the output is [splits, Co, Ci, KH, KW], partials over consecutive dy rows (n, oh); absent or 1 for dw itself. */
+  splits?: number;
+}
+
+export const conv2dBwdWeightOp: PrimitiveOp<BwdWeightAttrs> = {
   name: 'conv2d_bwd_weight',
-  doc: 'dw[Co,Ci,KH,KW] from x[N,Ci,H,W] and dy[N,Co,OH,OW]',
+  doc: 'dw[Co,Ci,KH,KW] from x[N,Ci,H,W] and dy[N,Co,OH,OW] (with splits S: [S,Co,Ci,KH,KW] partials over dy rows, summing to dw)',
   kind: 'kernel',
   arity: 2,
   shape: (ins, a) => {
@@ -138,19 +169,37 @@ export const conv2dBwdWeightOp: PrimitiveOp<ConvAttrs & { kh: number; kw: number
     const w = [dy[1], x[1], a.kh, a.kw];
     const [oh, ow] = outHW('conv2d_bwd_weight', x, w, a, ins);
     if (oh !== dy[2] || ow !== dy[3]) throw shapeError('conv2d_bwd_weight', `dy must be ${oh}x${ow}`, ins);
-    return w;
+    const splits = a.splits ?? 1;
+    if (!Number.isInteger(splits) || splits < 1 || splits > x[0] * oh) throw shapeError('conv2d_bwd_weight', `splits must be an integer from 1 to ${x[0] * oh} (dy rows), got ${splits}`, ins);
+    return splits > 1 ? [splits, ...w] : w;
   },
-  lower: ({ ins, out, attrs, accumulate }) => [{ spec: conv2dBackwardWeightKernel(geometry(ins[0], out, attrs), { accumulate }), args: [0, 1, 'out'] }],
+  lower: ({ ins, out, attrs, accumulate }) => [
+    { spec: conv2dBackwardWeightKernel(geometry(ins[0], out.slice(-4), attrs), { accumulate, splits: attrs.splits }), args: [0, 1, 'out'] },
+  ],
   batch: { inputs: [0, 1], out: 'sum' },
   ref: ([x, dy], c) => {
     const dw = new Float64Array(size(c.out));
-    eachTap(c.ins[0], c.out, c.attrs, (xi, wi, yi) => (dw[wi] += x[xi] * dy[yi]));
+    const w = c.out.slice(-4);
+    const splits = c.attrs.splits ?? 1;
+    const [N, , H, W] = c.ins[0];
+    const [OH, OW] = [convOutSize(H, w[2], c.attrs.stride, c.attrs.pad), convOutSize(W, w[3], c.attrs.stride, c.attrs.pad)];
+    const rows = bwdWeightSplitRows(N, OH, OW, splits);
+    const perImage = w[0] * OH * OW;
+    eachTap(c.ins[0], w, c.attrs, (xi, wi, yi) => {
+      // yi = ((n * Co + co) * OH + oh) * OW + ow: its dy row is n * OH + oh.
+      const row = Math.floor(yi / perImage) * OH + Math.floor((yi % (OH * OW)) / OW);
+      dw[Math.floor(row / rows) * size(w) + wi] += x[xi] * dy[yi];
+    });
     return dw;
   },
-  grad: ({ b, gy, x, attrs, needs }) => [
-    needs[0] ? b.apply('conv2d_bwd_data', [x[1], gy], { stride: attrs.stride, pad: attrs.pad, height: x[0].shape[2], width: x[0].shape[3] }) : null,
-    needs[1] ? b.apply('conv2d', [x[0], gy], { stride: attrs.stride, pad: attrs.pad }) : null,
-  ],
+  grad: ({ b, gy, x, attrs, needs }) => {
+    // Only conv2d's own gradient makes partials, and nothing differentiates that gradient again.
+    if ((attrs.splits ?? 1) > 1) throw new Error('conv2d_bwd_weight with splits has no gradient rule: differentiate the unsplit op');
+    return [
+      needs[0] ? b.apply('conv2d_bwd_data', [x[1], gy], { stride: attrs.stride, pad: attrs.pad, height: x[0].shape[2], width: x[0].shape[3] }) : null,
+      needs[1] ? b.apply('conv2d', [x[0], gy], { stride: attrs.stride, pad: attrs.pad }) : null,
+    ];
+  },
   parity: [
     {
       name: 'k4s2p1',
