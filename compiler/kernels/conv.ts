@@ -1009,15 +1009,19 @@ const BWD_WEIGHT_BINDINGS: KernelSpec['bindings'] = [
   { name: 'dw', access: 'read_write' },
 ];
 
-/** A split backward-weight's dy rows [r0, r1) for its group (WGSL names), and the set-up defining them. */
+/** The dy rows [r0, r1) a backward-weight workgroup reduces: its group's split (WGSL names), and the set-up defining them. */
 interface SplitRows {
   r0: string;
   r1: string;
   setup: string;
 }
 
-function splitRows(g: ConvGeometry, sz: SizeParams, splits: number): SplitRows | undefined {
-  if (splits === 1) return undefined;
+/**
+ * Every backward-weight kernel is written as a split one (one split when
+ * unsplit: a division and a multiply once per invocation), so split and
+ * unsplit launches of one tiling share a WGSL, a pipeline and a JIT compile.
+ */
+function splitRows(g: ConvGeometry, sz: SizeParams, splits: number): SplitRows {
   const rps = sz.u('SPLIT_ROWS', bwdWeightSplitRows(g.N, g.OH, g.OW, splits));
   // A batch chunk (compiler/plan/split.ts) may leave a split no rows: it then stores zeros.
   return { r0: 'r0', r1: 'r1', setup: `let r0 = min(group * ${rps}, ${sz.u('DY_ROWS', g.N * g.OH)});\nlet r1 = min(r0 + ${rps}, ${sz.u('DY_ROWS', g.N * g.OH)});` };
@@ -1027,19 +1031,17 @@ function splitRows(g: ConvGeometry, sz: SizeParams, splits: number): SplitRows |
  * Counters for k = (n, oh, ow), advanced once per k: ihs = oh*SH, iws = ow*SW,
  * xOff = n*Ci*H*W + ihs*W + iws, dyOff = n*Co*OH*OW + oh*OW + ow.
  */
-function pixelCounters(g: ConvGeometry, sz: SizeParams, split?: SplitRows): { init: string; advance: string } {
+function pixelCounters(g: ConvGeometry, sz: SizeParams, split: SplitRows): { init: string; advance: string } {
   const HW = g.H * g.W;
   const OHW = g.OH * g.OW;
   // A split starts at dy row r0 = (n0, oh0): one division, once.
-  const init = split
-    ? `var ow = 0u;
+  const init = `var ow = 0u;
 var oh = ${split.r0} % ${sz.u('OH', g.OH)};
 let n0 = ${split.r0} / ${sz.u('OH', g.OH)};
 var ihs = i32(oh) * ${i32(g.SH)};
 var iws = 0i;
 var xOff = i32(n0 * ${sz.u('CI_HW', g.Ci * HW)}) + ihs * ${sz.i('W_I', g.W)};
-var dyOff = n0 * ${sz.u('CO_OHW', g.Co * OHW)} + oh * ${sz.u('OW', g.OW)};`
-    : 'var ow = 0u;\nvar oh = 0u;\nvar ihs = 0i;\nvar iws = 0i;\nvar xOff = 0i;\nvar dyOff = 0u;';
+var dyOff = n0 * ${sz.u('CO_OHW', g.Co * OHW)} + oh * ${sz.u('OW', g.OW)};`;
   return {
     init,
     advance: `ow += 1u; iws += ${i32(g.SW)}; xOff += ${i32(g.SW)}; dyOff += 1u;
@@ -1063,8 +1065,8 @@ function backwardWeightTaps(g: ConvGeometry, accumulate: boolean, splits: number
   const sz = new SizeParams();
   const split = splitRows(g, sz, splits);
   const counters = pixelCounters(g, sz, split);
-  // Split s writes dw[s]: its partial over its rows.
-  const dwBase = split ? `group * ${sz.u('DW_SIZE', g.Co * taps)} + ` : '';
+  // Split s writes dw[s]: its partial over its rows (dw itself when unsplit).
+  const dwBase = `group * ${sz.u('DW_SIZE', g.Co * taps)} + `;
   const [H, W, TAPS] = [sz.u('H', g.H), sz.u('W', g.W), sz.u('TAPS', taps)];
   const laneSetup = [...Array(TILE_COLS).keys()]
     .map((j) => `let tci${j} = col${j} / ${u(KHW)};
@@ -1073,11 +1075,11 @@ let tkw${j} = i32(col${j} % ${u(g.KW)}) - ${i32(g.PW)};
 let tx${j} = i32(tci${j} * ${sz.u('HW', HW)}) + tkh${j} * ${sz.i('W_I', g.W)} + tkw${j};`)
     .join('\n');
   return gemmKernel({
-    name: `conv2d_bwd_weight_${structure(g)}${vecStore ? '_v4' : ''}_taps${split ? '_split' : ''}${accumulate ? '_acc' : ''}`,
+    name: `conv2d_bwd_weight_${structure(g)}${vecStore ? '_v4' : ''}_taps${accumulate ? '_acc' : ''}`,
     rows: g.Co,
     cols: taps,
     groups: splits,
-    groupSetup: split?.setup,
+    groupSetup: split.setup,
     // 16-row tiles where Co >= 16 (chooseTiling). Measured (ms, 8 -> 16 rows):
     // c24->16 h32 4.0-5.3 -> 2.5-3.9, c64->128 h8 1.7 -> 1.3, c128->128 h4 2.2 -> 1.7,
     // n8 c64->64 h32 176 -> 125, n8 c128->128 h16 147 -> 105, n8 c64->128 h32 156 -> 108.
@@ -1087,7 +1089,7 @@ let tx${j} = i32(tci${j} * ${sz.u('HW', HW)}) + tkh${j} * ${sz.i('W_I', g.W)} + 
     declarations: `${declare(BWD_WEIGHT_BINDINGS, vecStore ? ['dw'] : [])}\n${paddedLoader('x')}`,
     rowSetup: (i) => `let dyRow${i} = row${i} * ${sz.u('OHW', OHW)};`,
     laneSetup,
-    loop: { init: counters.init, iterations: split ? `(${split.r1} - ${split.r0}) * ${sz.u('OW', g.OW)}` : sz.u('ITERS', g.N * OHW), step: 1, advance: counters.advance },
+    loop: { init: counters.init, iterations: `(${split.r1} - ${split.r0}) * ${sz.u('OW', g.OW)}`, step: 1, advance: counters.advance },
     uniformAt: (i) => `dy[dyRow${i} + dyOff]`,
     lane: {
       loads: [...Array(TILE_COLS).keys()].map((j) => ({
@@ -1120,13 +1122,13 @@ function backwardWeightGemm(g: ConvGeometry, accumulate: boolean, splits: number
   const split = splitRows(g, sz, splits);
   const counters = pixelCounters(g, sz, split);
   const [H, W, OHW_] = [sz.u('H', g.H), sz.u('W', g.W), sz.u('OHW', OHW)];
-  const dwBase = split ? `group * ${sz.u('DW_SIZE', g.Co * g.Ci * KHW)} + ` : '';
+  const dwBase = `group * ${sz.u('DW_SIZE', g.Co * g.Ci * KHW)} + `;
   return gemmKernel({
-    name: `conv2d_bwd_weight_${structure(g)}${vectorised ? '_v4' : ''}${split ? '_split' : ''}${accumulate ? '_acc' : ''}`,
+    name: `conv2d_bwd_weight_${structure(g)}${vectorised ? '_v4' : ''}${accumulate ? '_acc' : ''}`,
     rows: g.Ci * KHW,
     cols: g.Co,
     groups: splits,
-    groupSetup: split?.setup,
+    groupSetup: split.setup,
     bindings,
     sizes: sz,
     declarations: `${declare(bindings, vectorised ? ['dy'] : [])}\n${paddedLoader('x')}`,
@@ -1137,7 +1139,7 @@ let xBase${i} = i32(ci${i} * ${sz.u('HW', HW)}) + kh${i} * ${sz.i('W_I', g.W)} +
     // The lane loads read dyOff at the first of 4 k.
     loop: {
       init: counters.init,
-      iterations: split ? `(${split.r1} - ${split.r0}) * ${sz.u('OW', g.OW)} / ${u(step)}` : sz.u('ITERS', (g.N * OHW) / step),
+      iterations: `(${split.r1} - ${split.r0}) * ${sz.u('OW', g.OW)} / ${u(step)}`,
       step,
       subAdvance: counters.advance,
       advance: '',
