@@ -344,7 +344,13 @@ export interface MatmulOptions {
 export function matmulKernel(o: MatmulOptions): KernelSpec {
   const { M, N, K } = o;
   const batch = o.batch ?? 1;
-  const bBase = o.broadcastB ? '0u' : `group * ${u(K * N)}`;
+  // Size-generic: M, N, K and the batch come from the sizes uniform, so the
+  // products of one layout and tiling share one WGSL (one JIT compile on
+  // lavapipe, about 1 s each); what shapes the code (transposes, vec4 lane
+  // loads and stores, bias, accumulate) stays in the text.
+  const sz = new SizeParams();
+  const [M_, N_, K_] = [sz.u('M', M), sz.u('N', N), sz.u('K', K)];
+  const bBase = o.broadcastB ? '0u' : `group * ${sz.u('KN', K * N)}`;
   // B's layout decides the lane loads: [K, N] rows are contiguous along the
   // columns (2 vec4s per k when N % 4 == 0); a transposed [N, K] B is
   // contiguous along k (vec4s over 4 k when K % 4 == 0); scalars otherwise.
@@ -355,14 +361,14 @@ export function matmulKernel(o: MatmulOptions): KernelSpec {
     bVec4 = N % 4 === 0;
     lane = bVec4
       ? {
-          loads: [0, 4].map((c) => ({ expr: `b[(${bBase} + k * ${u(N)} + min(firstCol + ${u(c)}, ${u(N - 4)})) / 4u]`, at: 0 })),
+          loads: [0, 4].map((c) => ({ expr: `b[(${bBase} + k * ${N_} + min(firstCol + ${u(c)}, ${sz.u('N_LAST4', N - 4)})) / 4u]`, at: 0 })),
           element: (j) => `lv${j >> 2}[${j & 3}]`,
         }
-      : { loads: [...Array(TILE_COLS).keys()].map((j) => ({ expr: `b[${bBase} + k * ${u(N)} + col${j}]`, at: 0 })), element: (j) => `lv${j}` };
+      : { loads: [...Array(TILE_COLS).keys()].map((j) => ({ expr: `b[${bBase} + k * ${N_} + col${j}]`, at: 0 })), element: (j) => `lv${j}` };
   } else {
     bVec4 = K % 4 === 0;
     step = bVec4 ? 4 : 1;
-    lane = kContiguousLane((col) => `${bBase} + ${col} * ${u(K)} + k`, step, bVec4, 'b');
+    lane = kContiguousLane((col) => `${bBase} + ${col} * ${K_} + k`, step, bVec4, 'b');
   }
   const bindings: KernelSpec['bindings'] = [
     { name: 'a', access: 'read' },
@@ -376,28 +382,29 @@ export function matmulKernel(o: MatmulOptions): KernelSpec {
   const decls = bindings
     .map((b, i) => `@group(0) @binding(${i}) var<storage, ${b.access === 'read' ? 'read' : 'read_write'}> ${b.name}: ${vec4Bindings.has(b.name) ? 'array<vec4<f32>>' : 'array<f32>'};`)
     .join('\n');
-  const aAt = (i: number, k: string) => (o.transposeA ? `a[aBase + (${k}) * ${u(M)} + row${i}]` : `a[aBase + row${i} * ${u(K)} + ${k}]`);
-  const tag = `${o.transposeA ? 't' : 'n'}${o.transposeB ? 't' : 'n'}${o.bias ? '_bias' : ''}${o.accumulate ? '_acc' : ''}`;
+  const aAt = (i: number, k: string) => (o.transposeA ? `a[aBase + (${k}) * ${M_} + row${i}]` : `a[aBase + row${i} * ${K_} + ${k}]`);
+  const tag = `${o.transposeA ? 't' : 'n'}${o.transposeB ? 't' : 'n'}${o.bias ? '_bias' : ''}${o.broadcastB ? '_bcast' : ''}${o.accumulate ? '_acc' : ''}${bVec4 ? '_bv4' : ''}${cVec4 ? '_cv4' : ''}`;
   return gemmKernel({
-    name: o.name ?? `matmul_${tag}_b${batch}_m${M}_n${N}_k${K}`,
+    name: o.name ?? `matmul_${tag}`,
     rows: M,
     cols: N,
     groups: batch,
     bindings,
+    sizes: sz,
     declarations: decls,
-    groupSetup: `let aBase = group * ${u(M * K)};\nlet cBase = group * ${u(M * N)};`,
+    groupSetup: `let aBase = group * ${sz.u('MK', M * K)};\nlet cBase = group * ${sz.u('MN', M * N)};`,
     rowSetup: () => '',
-    loop: { init: '', iterations: u(K / step), step, advance: '' },
+    loop: { init: '', iterations: step === 1 ? K_ : sz.u('K_STEPS', K / step), step, advance: '' },
     uniformAt: (i, s) => aAt(i, s === 0 ? 'k' : `k + ${u(s)}`),
     lane,
     store: (i, col, value) => {
-      const idx = `cBase + row${i} * ${u(N)} + ${col}`;
+      const idx = `cBase + row${i} * ${N_} + ${col}`;
       const v = o.bias ? `${value} + bias[${col}]` : value;
       return o.accumulate ? `c[${idx}] += ${v};` : `c[${idx}] = ${v};`;
     },
     storeVec4: cVec4
       ? (i, q, value) => {
-          const idx = `(cBase + row${i} * ${u(N)} + firstCol) / 4u + ${u(q)}`;
+          const idx = `(cBase + row${i} * ${N_} + firstCol) / 4u + ${u(q)}`;
           const v = o.bias ? `${value} + bias[firstCol / 4u + ${u(q)}]` : value;
           return o.accumulate ? `c[${idx}] += ${v};` : `c[${idx}] = ${v};`;
         }

@@ -1,5 +1,5 @@
 // matmul/linear through the GEMM template, against torch on seeded inputs.
-import { afterAll, describe, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { matmulKernel, type MatmulOptions } from '../../compiler/kernels/gemm.ts';
 import { expectClose } from '../oracle/compare.ts';
 import { randn } from '../oracle/random.ts';
@@ -50,5 +50,19 @@ out = {"y": y}`,
     if (c.bias) data.bias = bias.data;
     const out = await runKernel(spec, data);
     expectClose(out.c, y, 1e-5, spec.name);
+  });
+});
+
+describe('size-generic matmul', () => {
+  it('products of one layout and tiling share one WGSL and differ only in params and grid', () => {
+    // Both pick 8x8 tiles in 8-lane workgroups; N % 4 == 0 and K % 4 == 0 in both (same vec4 loads).
+    const a = matmulKernel({ M: 16, N: 32, K: 64, transposeB: true, bias: true });
+    const b = matmulKernel({ M: 40, N: 48, K: 8, transposeB: true, bias: true });
+    expect(a.wgsl).toBe(b.wgsl);
+    expect(a.name).toBe(b.name);
+    expect(a.params).not.toEqual(b.params);
+    expect(a.workgroups).not.toEqual(b.workgroups);
+    // A different layout (scalar lanes: K odd) is a different kernel.
+    expect(matmulKernel({ M: 16, N: 32, K: 63, transposeB: true, bias: true }).wgsl).not.toBe(a.wgsl);
   });
 });
