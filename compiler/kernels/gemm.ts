@@ -127,8 +127,10 @@ export interface GemmTiling {
 
 /**
  * The tile policy, the one place tile sizes are chosen: 8x8 outputs per
- * invocation (best measured on lavapipe; 8 columns = 2 vec4s), fewer rows
- * when there are fewer than 8, and as many invocations per workgroup as
+ * invocation (best measured on lavapipe; 8 columns = 2 vec4s), 4 rows when
+ * there are fewer than 8 (1-3 rows too: the clamped extra rows repeat the
+ * last one, cheap at that size, and the kernel is then the same WGSL as the
+ * 4-row problems' instead of one more pipeline to compile), and as many invocations per workgroup as
  * there are column tiles, between 1 SIMD vector (8) and 32.
  * Problems whose lanes read a shared row window (the windowed conv passes)
  * get 4-row tiles in workgroups of 8: measured 1.3-1.8x faster for them,
@@ -140,7 +142,7 @@ export interface GemmTiling {
  * Loaders may rely on tileCols being 8.
  */
 export function chooseTiling(rows: number, cols: number, laneWindow = false, laneGather = false): GemmTiling {
-  const tileRows = laneGather && rows >= 16 ? 16 : rows >= 8 ? 8 : rows >= 4 ? 4 : Math.max(1, rows);
+  const tileRows = laneGather && rows >= 16 ? 16 : rows >= 8 ? 8 : 4;
   const tileCols = 8;
   const colTiles = Math.ceil(cols / tileCols);
   const lanes = Math.min(laneWindow ? 8 : 32, Math.max(8, 2 ** Math.ceil(Math.log2(colTiles))));
