@@ -19,6 +19,14 @@ export class SizeParams {
     return this.add(name, 'u32', value);
   }
 
+  /**
+   * The same size read straight from the uniform (`sizes.NAME`), for helper
+   * functions outside `main`, where the prologue's `let`s are not in scope.
+   */
+  field(name: string, value: number): string {
+    return `sizes.${this.add(name, 'u32', value)}`;
+  }
+
   /** The same as an i32 (a size used in signed index arithmetic, or a negative offset). */
   i(name: string, value: number): string {
     return this.add(name, 'i32', value);

@@ -1,0 +1,107 @@
+// Size-generic broadcasts: an elementwise kernel reading a per-channel
+// operand (x * s + t, s and t [1, C, 1, 1]) takes the power-of-two divisors,
+// moduli and strides of its broadcast index as shifts and masks from its
+// Sizes uniform, so launches whose shapes differ only in such sizes share one
+// WGSL, each dispatch step binding its own params; other sizes stay literals
+// (a different kernel). Every result matches a float64 reference.
+import { afterAll, describe, expect, it } from 'vitest';
+import { Graph } from '../../compiler/ir/graph.ts';
+import { fusedKernel } from '../../compiler/kernels/fused.ts';
+import type { KernelSpec } from '../../runtime/format/kernel.ts';
+import { Runtime } from '../../runtime/executor.ts';
+import { parsePlan, PLAN_FORMAT_VERSION, serializePlan, type Plan, type Slot, type StateLayout } from '../../runtime/format/plan.ts';
+import { expectClose } from '../oracle/compare.ts';
+import { randn } from '../oracle/random.ts';
+
+const EMPTY_LAYOUT: StateLayout = { version: PLAN_FORMAT_VERSION, params: {}, state: {}, buffers: {}, groups: {} };
+const numel = (s: number[]) => s.reduce((p, d) => p * d, 1);
+
+interface Case {
+  name: string;
+  x: number[]; // [N, C, H, W]
+}
+const POW2: Case[] = [
+  { name: 'a', x: [2, 4, 8, 8] },
+  { name: 'b', x: [3, 8, 4, 16] },
+];
+const OTHER: Case = { name: 'c', x: [2, 3, 5, 5] };
+
+/** y = x * s + t, the multiply inlined into the add's kernel; leaves x, s, t in that order. */
+function affineKernel(c: Case): KernelSpec {
+  const g = new Graph();
+  const ch = [1, c.x[1], 1, 1];
+  const x = g.newValue(c.x, 'input', { name: 'x' });
+  const s = g.newValue(ch, 'input', { name: 's' });
+  const t = g.newValue(ch, 'input', { name: 't' });
+  const xs = g.addNode('mul', [x, s], {}, c.x);
+  const y = g.addNode('add', [xs, t], {}, c.x);
+  const fk = fusedKernel([y.node!], (v) => v === xs);
+  expect(fk.leaves).toEqual([x, s, t]);
+  return fk.spec;
+}
+
+function plan(cases: Case[]): Plan {
+  const kernels: KernelSpec[] = [];
+  const feeds: Plan['feeds'] = {};
+  const outputs: Plan['outputs'] = {};
+  const steps: Plan['steps'] = cases.map((c) => {
+    const spec = affineKernel(c);
+    let ki = kernels.findIndex((k) => k.wgsl === spec.wgsl);
+    const own = ki >= 0 ? { workgroups: spec.workgroups, flops: spec.flops, params: spec.params } : {};
+    if (ki < 0) ki = kernels.push(spec) - 1;
+    const ch = [1, c.x[1], 1, 1];
+    const slot = (buffer: string, shape: number[]): Slot => ({ buffer, offset: 0, size: 4 * numel(shape) });
+    for (const [v, shape] of [['x', c.x], ['s', ch], ['t', ch]] as const) feeds[`${v}${c.name}`] = { slot: slot(`in:${v}${c.name}`, [...shape]), shape: [...shape], kind: 'input' };
+    outputs[c.name] = { slot: slot(`out:${c.name}`, c.x), shape: c.x };
+    return { op: 'dispatch' as const, kernel: ki, args: [feeds[`x${c.name}`].slot, feeds[`s${c.name}`].slot, feeds[`t${c.name}`].slot, outputs[c.name].slot], ...own };
+  });
+  return {
+    version: PLAN_FORMAT_VERSION,
+    name: 'broadcast_sizes',
+    kernels,
+    steps,
+    transients: [],
+    feeds,
+    outputs,
+    grads: [],
+    memory: { stateBytes: 0, ioBytes: 0, transientBytes: 0, liveBytes: 0, unsharedBytes: 0, peakBytes: 0 },
+    stats: { nodes: cases.length, dispatches: cases.length, kernels: kernels.length, fusedNodes: 0 },
+  };
+}
+
+let rt: Runtime | undefined;
+afterAll(() => rt?.destroy());
+
+describe('size-generic broadcasts', () => {
+  it('power-of-two shapes share one WGSL (shifts and masks from the uniform); others keep literals', () => {
+    const [ka, kb] = POW2.map(affineKernel);
+    expect(kb.wgsl).toBe(ka.wgsl);
+    expect(ka.wgsl).toMatch(/>> sizes\./);
+    expect(ka.wgsl).toMatch(/& sizes\./);
+    expect(kb.params).not.toEqual(ka.params);
+    const kc = affineKernel(OTHER);
+    expect(kc.wgsl).not.toBe(ka.wgsl);
+    expect(kc.wgsl).toMatch(/\/ 25u/);
+  });
+
+  it('one plan runs all three with two kernels, each step its own params, and matches the reference', async () => {
+    const cases = [...POW2, OTHER];
+    const p = parsePlan(serializePlan(plan(cases)));
+    expect(p.kernels.length).toBe(2);
+    rt = await Runtime.create(EMPTY_LAYOUT);
+    const prog = await rt.load(p);
+    const data: Record<string, Float32Array> = {};
+    cases.forEach((c, k) => {
+      data[`x${c.name}`] = randn(c.x, 10 * k + 1).data;
+      data[`s${c.name}`] = randn([1, c.x[1], 1, 1], 10 * k + 2).data;
+      data[`t${c.name}`] = randn([1, c.x[1], 1, 1], 10 * k + 3).data;
+    });
+    const out = await rt.run(prog, data);
+    for (const c of cases) {
+      const [, C, H, W] = c.x;
+      const [x, s, t] = ['x', 's', 't'].map((v) => data[`${v}${c.name}`]);
+      const ref = Float64Array.from(x, (v, i) => v * s[Math.floor(i / (H * W)) % C] + t[Math.floor(i / (H * W)) % C]);
+      expectClose(out[c.name], ref, 1e-6, `x * s + t over ${JSON.stringify(c.x)}`);
+    }
+  });
+});
