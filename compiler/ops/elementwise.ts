@@ -248,7 +248,7 @@ export const fillOp: PrimitiveOp<{ value: number; shape: number[] }> = {
   kind: 'fusible',
   arity: 0,
   shape: (_ins, a) => [...a.shape],
-  fn: (c) => `return ${f32(c.attrs.value)};`,
+  fn: (c) => `return ${c.constant(c.attrs.value)};`,
   ref: (_ins, c) => new Float64Array(c.out.reduce((p, d) => p * d, 1)).fill(c.attrs.value),
   grad: () => [],
   parity: [{ inputs: [], attrs: { value: 1.5, shape: [2, 3] }, torch: 'torch.full((2, 3), 1.5)', grad: [] }],

@@ -46,6 +46,12 @@ export interface FnCtx<A = Attrs> {
   at(k: number, idx: string): string;
   /** Input k read at the position of output index `i`, broadcasting as NumPy does. */
   bcast(k: number): string;
+  /**
+   * WGSL f32 expression of a constant the kernel reads at run time (from its
+   * Sizes uniform) instead of baking it in: kernels that differ only in such
+   * constants (a mean's 1/N, a loss weight) share one WGSL and one pipeline.
+   */
+  constant(value: number): string;
 }
 
 export type KernelArg = number | 'out' | 'rng';

@@ -105,3 +105,20 @@ describe('size-generic broadcasts', () => {
     }
   });
 });
+
+describe('run-time constants', () => {
+  it('kernels differing only in a constant (x * c) share one WGSL; the constant travels in the params as f32 bits', () => {
+    const scaled = (c: number): KernelSpec => {
+      const g = new Graph();
+      const x = g.newValue([4, 8], 'input', { name: 'x' });
+      const k = g.addNode('fill', [], { value: c, shape: [] }, []);
+      const y = g.addNode('mul', [x, k], {}, [4, 8]);
+      return fusedKernel([y.node!], (v) => v === k).spec;
+    };
+    const [a, b] = [scaled(0.25), scaled(-3)];
+    expect(b.wgsl).toBe(a.wgsl);
+    expect(a.wgsl).not.toMatch(/0\.25/);
+    expect(a.params).toContain(new Uint32Array(Float32Array.of(0.25).buffer)[0]);
+    expect(b.params).toContain(new Uint32Array(Float32Array.of(-3).buffer)[0]);
+  });
+});
