@@ -13,8 +13,9 @@ run=runs/ms-clip-gan-cpu
 model=models/ms-clip-gan.gan
 
 # The data: generated on first use into a temporary folder, renamed when whole;
-# made again when it predates group ids (the preset's wrong_same_group needs them).
-if [ ! -f "$data/embeddings.npy" ] || ! head -n 1 "$data/captions.jsonl" | grep -q '"group"'; then
+# made again when it predates group ids (the preset's wrong_same_group needs
+# them) or the larger shapes (shapes.json records their sizes since then).
+if [ ! -f "$data/embeddings.npy" ] || ! head -n 1 "$data/captions.jsonl" | grep -q '"group"' || ! grep -q '"sizeFraction"' "$data/shapes.json"; then
   rm -rf "$data.tmp"
   gan data shapes --out "$data.tmp"
   rm -rf "$data"

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readNpy } from '../../runtime/train/data/npy.ts';
-import { BACKGROUNDS, SHAPE_COLOURS, SHAPE_KINDS, SHAPE_SIZES } from '../../runtime/train/data/shapes-palette.ts';
+import { BACKGROUNDS, SHAPE_COLOURS, SHAPE_KINDS, SHAPE_SIZE_FRACTION, SHAPE_SIZES } from '../../runtime/train/data/shapes-palette.ts';
 import { embedCaption } from '../../runtime/train/data/text-encoder.ts';
 import { validateDataset } from '../../runtime/train/data/validate.ts';
 import { makeShapes } from './data-helpers.ts';
@@ -40,7 +40,7 @@ describe('gan data shapes', () => {
       const fg = SHAPE_COLOURS.find((c) => c.name === l.colour)!.rgb;
       let exact = 0;
       for (let p = 0; p < data.length; p += 3) if (data[p] === fg[0] && data[p + 1] === fg[1] && data[p + 2] === fg[2]) exact++;
-      const minArea = l.size === 'small' ? 0.25 * (0.3 * 64) ** 2 : 0.25 * (0.55 * 64) ** 2;
+      const minArea = 0.25 * (SHAPE_SIZE_FRACTION[l.size] * 64) ** 2;
       expect(exact).toBeGreaterThan(minArea);
     }
   });

@@ -136,7 +136,7 @@ export async function generateShapes(opts: ShapesOptions): Promise<ShapesResult>
   writeNpy(join(opts.out, 'embeddings.npy'), [n, K, dim], emb);
   writeFileSync(
     join(opts.out, 'shapes.json'),
-    JSON.stringify({ generator: 'gan data shapes', n, size: side, seed, dim, captionsPerImage: K, encoder: 'stand-in: L2-normalised sum of seeded per-word vectors (runtime/train/data/text-encoder.ts), not CLIP' }, null, 2) + '\n',
+    JSON.stringify({ generator: 'gan data shapes', n, size: side, seed, dim, captionsPerImage: K, sizeFraction: SHAPE_SIZE_FRACTION, encoder: 'stand-in: L2-normalised sum of seeded per-word vectors (runtime/train/data/text-encoder.ts), not CLIP' }, null, 2) + '\n',
   );
   return { n, size: side, dim, k: K, dir: opts.out };
 }
