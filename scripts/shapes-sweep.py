@@ -435,6 +435,7 @@ def main():
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--kl", type=float, default=0.02)
     ap.add_argument("--lr", type=float, default=5e-4, help="G and D Adam lr (betas 0.5, 0.999)")
+    ap.add_argument("--lr-d", type=float, default=0.0, help="D Adam lr when not 0 (train.d.lr; --lr is then G's alone)")
     ap.add_argument("--align", type=float, default=1.0, help="align weight; 0 = no align head")
     ap.add_argument("--uncond", type=float, default=0.0, help="uncond weight when use_uncond_loss; 0 = off")
     ap.add_argument("--real-label", type=float, default=1.0)
@@ -480,8 +481,8 @@ def main():
         # Not the compiler's init: a larger CA weight, so mu (a projection of a unit-norm
         # text embedding, ~0.05 per component at gain 1) is not drowned by the N(0, 1) CA noise.
         nn.init.orthogonal_(G.ca.fc.weight, a.ca_gain)
-    adam = lambda ps: torch.optim.Adam(ps, lr=a.lr, betas=(0.5, 0.999), eps=1e-8)  # noqa: E731
-    optG, optDs = adam(G.parameters()), [adam(D.parameters()) for D in Ds]
+    adam = lambda ps, lr: torch.optim.Adam(ps, lr=lr, betas=(0.5, 0.999), eps=1e-8)  # noqa: E731
+    optG, optDs = adam(G.parameters(), a.lr), [adam(D.parameters(), a.lr_d or a.lr) for D in Ds]
     emas = [Ema(G, a.ema)] + ([Ema(G, a.ema2)] if a.ema2 else [])
 
     # The fixed evaluation set: dataset captions and noise from a seed of its own.
