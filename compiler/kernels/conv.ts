@@ -921,7 +921,8 @@ export interface BackwardWeightOptions {
   accumulate?: boolean;
   /**
    * Split-K: dw becomes [splits, Co, Ci, KH, KW], split s holding the products
-   * of dy rows (n, oh) in bwdWeightSplitRange(s); their sum over axis 0 is dw.
+   * of dy rows (n, oh) s * R .. s * R + R - 1, R = bwdWeightSplitRows(...);
+   * their sum over axis 0 is dw.
    */
   splits?: number;
 }
@@ -945,8 +946,9 @@ export function bwdWeightSplitRows(N: number, OH: number, OW: number, splits: nu
  * How many splits the backward-weight of a conv takes (1: none). Its output
  * has only Co x Ci*KH*KW elements, so a small-channel conv over big maps is
  * one or two workgroups looping over every pixel: one core busy on lavapipe,
- * a sliver of a GPU. Measured on lavapipe (cpu preset, g2 at 128 px, 1 -> 2-4
- * workgroups): see backwardWeightSplitTable in the README's performance notes.
+ * a sliver of a GPU. Measured on lavapipe (cpu preset, whose g2 convs ran on
+ * one workgroup): the backward-weight family 201-224 ms -> 173-194 ms per step
+ * (README, Performance).
  */
 export function backwardWeightSplits(shape: Conv2dShape): number {
   const g = convGeometry(shape);
@@ -1009,35 +1011,31 @@ const BWD_WEIGHT_BINDINGS: KernelSpec['bindings'] = [
   { name: 'dw', access: 'read_write' },
 ];
 
-/** The dy rows [r0, r1) a backward-weight workgroup reduces: its group's split (WGSL names), and the set-up defining them. */
-interface SplitRows {
-  r0: string;
-  r1: string;
-  setup: string;
-}
-
 /**
- * Every backward-weight kernel is written as a split one (one split when
- * unsplit: a division and a multiply once per invocation), so split and
+ * WGSL defining `r0` and `r1`, the dy rows [r0, r1) of this workgroup's split
+ * (`group`). Every backward-weight kernel is written as a split one (one split
+ * when unsplit: a division and a multiply once per invocation), so split and
  * unsplit launches of one tiling share a WGSL, a pipeline and a JIT compile.
  */
-function splitRows(g: ConvGeometry, sz: SizeParams, splits: number): SplitRows {
+function splitRows(g: ConvGeometry, sz: SizeParams, splits: number): string {
   const rps = sz.u('SPLIT_ROWS', bwdWeightSplitRows(g.N, g.OH, g.OW, splits));
+  const rows = sz.u('DY_ROWS', g.N * g.OH);
   // A batch chunk (compiler/plan/split.ts) may leave a split no rows: it then stores zeros.
-  return { r0: 'r0', r1: 'r1', setup: `let r0 = min(group * ${rps}, ${sz.u('DY_ROWS', g.N * g.OH)});\nlet r1 = min(r0 + ${rps}, ${sz.u('DY_ROWS', g.N * g.OH)});` };
+  return `let r0 = min(group * ${rps}, ${rows});\nlet r1 = min(r0 + ${rps}, ${rows});`;
 }
 
 /**
  * Counters for k = (n, oh, ow), advanced once per k: ihs = oh*SH, iws = ow*SW,
- * xOff = n*Ci*H*W + ihs*W + iws, dyOff = n*Co*OH*OW + oh*OW + ow.
+ * xOff = n*Ci*H*W + ihs*W + iws, dyOff = n*Co*OH*OW + oh*OW + ow; they start
+ * at the split's first row r0 (splitRows, in the group set-up).
  */
-function pixelCounters(g: ConvGeometry, sz: SizeParams, split: SplitRows): { init: string; advance: string } {
+function pixelCounters(g: ConvGeometry, sz: SizeParams): { init: string; advance: string } {
   const HW = g.H * g.W;
   const OHW = g.OH * g.OW;
   // A split starts at dy row r0 = (n0, oh0): one division, once.
   const init = `var ow = 0u;
-var oh = ${split.r0} % ${sz.u('OH', g.OH)};
-let n0 = ${split.r0} / ${sz.u('OH', g.OH)};
+var oh = r0 % ${sz.u('OH', g.OH)};
+let n0 = r0 / ${sz.u('OH', g.OH)};
 var ihs = i32(oh) * ${i32(g.SH)};
 var iws = 0i;
 var xOff = i32(n0 * ${sz.u('CI_HW', g.Ci * HW)}) + ihs * ${sz.i('W_I', g.W)};
@@ -1063,8 +1061,7 @@ function backwardWeightTaps(g: ConvGeometry, accumulate: boolean, splits: number
   const taps = g.Ci * KHW;
   const vecStore = taps % 4 === 0;
   const sz = new SizeParams();
-  const split = splitRows(g, sz, splits);
-  const counters = pixelCounters(g, sz, split);
+  const counters = pixelCounters(g, sz);
   // Split s writes dw[s]: its partial over its rows (dw itself when unsplit).
   const dwBase = `group * ${sz.u('DW_SIZE', g.Co * taps)} + `;
   const [H, W, TAPS] = [sz.u('H', g.H), sz.u('W', g.W), sz.u('TAPS', taps)];
@@ -1079,7 +1076,7 @@ let tx${j} = i32(tci${j} * ${sz.u('HW', HW)}) + tkh${j} * ${sz.i('W_I', g.W)} + 
     rows: g.Co,
     cols: taps,
     groups: splits,
-    groupSetup: split.setup,
+    groupSetup: splitRows(g, sz, splits),
     // 16-row tiles where Co >= 16 (chooseTiling). Measured (ms, 8 -> 16 rows):
     // c24->16 h32 4.0-5.3 -> 2.5-3.9, c64->128 h8 1.7 -> 1.3, c128->128 h4 2.2 -> 1.7,
     // n8 c64->64 h32 176 -> 125, n8 c128->128 h16 147 -> 105, n8 c64->128 h32 156 -> 108.
@@ -1089,7 +1086,7 @@ let tx${j} = i32(tci${j} * ${sz.u('HW', HW)}) + tkh${j} * ${sz.i('W_I', g.W)} + 
     declarations: `${declare(BWD_WEIGHT_BINDINGS, vecStore ? ['dw'] : [])}\n${paddedLoader('x')}`,
     rowSetup: (i) => `let dyRow${i} = row${i} * ${sz.u('OHW', OHW)};`,
     laneSetup,
-    loop: { init: counters.init, iterations: `(${split.r1} - ${split.r0}) * ${sz.u('OW', g.OW)}`, step: 1, advance: counters.advance },
+    loop: { init: counters.init, iterations: `(r1 - r0) * ${sz.u('OW', g.OW)}`, step: 1, advance: counters.advance },
     uniformAt: (i) => `dy[dyRow${i} + dyOff]`,
     lane: {
       loads: [...Array(TILE_COLS).keys()].map((j) => ({
@@ -1119,8 +1116,7 @@ function backwardWeightGemm(g: ConvGeometry, accumulate: boolean, splits: number
   const bindings = BWD_WEIGHT_BINDINGS;
   const sz = new SizeParams();
   // A split's rows start on a multiple of 4 pixels (bwdWeightSplitRows), so its vec4 loads stay aligned.
-  const split = splitRows(g, sz, splits);
-  const counters = pixelCounters(g, sz, split);
+  const counters = pixelCounters(g, sz);
   const [H, W, OHW_] = [sz.u('H', g.H), sz.u('W', g.W), sz.u('OHW', OHW)];
   const dwBase = `group * ${sz.u('DW_SIZE', g.Co * g.Ci * KHW)} + `;
   return gemmKernel({
@@ -1128,7 +1124,7 @@ function backwardWeightGemm(g: ConvGeometry, accumulate: boolean, splits: number
     rows: g.Ci * KHW,
     cols: g.Co,
     groups: splits,
-    groupSetup: split.setup,
+    groupSetup: splitRows(g, sz, splits),
     bindings,
     sizes: sz,
     declarations: `${declare(bindings, vectorised ? ['dy'] : [])}\n${paddedLoader('x')}`,
@@ -1139,7 +1135,7 @@ let xBase${i} = i32(ci${i} * ${sz.u('HW', HW)}) + kh${i} * ${sz.i('W_I', g.W)} +
     // The lane loads read dyOff at the first of 4 k.
     loop: {
       init: counters.init,
-      iterations: `(${split.r1} - ${split.r0}) * ${sz.u('OW', g.OW)} / ${u(step)}`,
+      iterations: `(r1 - r0) * ${sz.u('OW', g.OW)} / ${u(step)}`,
       step,
       subAdvance: counters.advance,
       advance: '',
