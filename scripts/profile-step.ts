@@ -58,13 +58,14 @@ for (const [k, e] of [...byFamily].sort((a, b) => b[1].ms - a[1].ms)) {
   console.log(`${k.padEnd(28)} ${String(e.n).padStart(4)} ${e.ms.toFixed(1).padStart(7)} ${((100 * e.ms) / total).toFixed(1).padStart(6)}%  ${gf.padStart(8)}`);
 }
 run.destroy();
+// PROFILE_TOP=N: the N slowest dispatches, where they ran; PROFILE_WGSL=K: the WGSL of the K slowest.
+const slowest = [...prof].sort((a, b) => b.ms - a.ms);
 if (process.env.PROFILE_TOP) {
   console.log(`\nslowest ${process.env.PROFILE_TOP} dispatches`);
-  for (const p of [...prof].sort((a, b) => b.ms - a.ms).slice(0, Number(process.env.PROFILE_TOP))) {
+  for (const p of slowest.slice(0, Number(process.env.PROFILE_TOP))) {
     console.log(`${p.name.padEnd(60)} ${p.ms.toFixed(2).padStart(7)} ms ${(p.flops / 1e6).toFixed(2).padStart(8)} MFLOP ${(p.flops / p.ms / 1e6).toFixed(2).padStart(6)} GFLOP/s  ${p.program}#${p.step} wg ${p.workgroups.join('x')}${p.params ? ` params ${p.params.join(',')}` : ''}`);
   }
-  // PROFILE_WGSL=K: the WGSL of the K slowest dispatches, to see what they compute.
-  for (const p of [...prof].sort((a, b) => b.ms - a.ms).slice(0, Number(process.env.PROFILE_WGSL ?? 0))) {
-    console.log(`\n// ${p.program}#${p.step} ${p.name} ${p.ms.toFixed(2)} ms\n${p.wgsl}`);
-  }
+}
+for (const p of slowest.slice(0, Number(process.env.PROFILE_WGSL ?? 0))) {
+  console.log(`\n// ${p.program}#${p.step} ${p.name} ${p.ms.toFixed(2)} ms\n${p.wgsl}`);
 }
