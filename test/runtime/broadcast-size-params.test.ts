@@ -9,12 +9,11 @@ import { Graph } from '../../compiler/ir/graph.ts';
 import { fusedKernel } from '../../compiler/kernels/fused.ts';
 import type { KernelSpec } from '../../runtime/format/kernel.ts';
 import { Runtime } from '../../runtime/executor.ts';
-import { parsePlan, PLAN_FORMAT_VERSION, serializePlan, type Plan, type Slot, type StateLayout } from '../../runtime/format/plan.ts';
+import { parsePlan, serializePlan, type Plan } from '../../runtime/format/plan.ts';
+import { dispatchPlan, EMPTY_LAYOUT } from '../helpers/dispatch-plan.ts';
 import { expectClose } from '../oracle/compare.ts';
 import { randn } from '../oracle/random.ts';
 
-const EMPTY_LAYOUT: StateLayout = { version: PLAN_FORMAT_VERSION, params: {}, state: {}, buffers: {}, groups: {} };
-const numel = (s: number[]) => s.reduce((p, d) => p * d, 1);
 
 interface Case {
   name: string;
@@ -41,32 +40,13 @@ function affineKernel(c: Case): KernelSpec {
 }
 
 function plan(cases: Case[]): Plan {
-  const kernels: KernelSpec[] = [];
-  const feeds: Plan['feeds'] = {};
-  const outputs: Plan['outputs'] = {};
-  const steps: Plan['steps'] = cases.map((c) => {
-    const spec = affineKernel(c);
-    let ki = kernels.findIndex((k) => k.wgsl === spec.wgsl);
-    const own = ki >= 0 ? { workgroups: spec.workgroups, flops: spec.flops, params: spec.params } : {};
-    if (ki < 0) ki = kernels.push(spec) - 1;
-    const ch = [1, c.x[1], 1, 1];
-    const slot = (buffer: string, shape: number[]): Slot => ({ buffer, offset: 0, size: 4 * numel(shape) });
-    for (const [v, shape] of [['x', c.x], ['s', ch], ['t', ch]] as const) feeds[`${v}${c.name}`] = { slot: slot(`in:${v}${c.name}`, [...shape]), shape: [...shape], kind: 'input' };
-    outputs[c.name] = { slot: slot(`out:${c.name}`, c.x), shape: c.x };
-    return { op: 'dispatch' as const, kernel: ki, args: [feeds[`x${c.name}`].slot, feeds[`s${c.name}`].slot, feeds[`t${c.name}`].slot, outputs[c.name].slot], ...own };
-  });
-  return {
-    version: PLAN_FORMAT_VERSION,
-    name: 'broadcast_sizes',
-    kernels,
-    steps,
-    transients: [],
-    feeds,
-    outputs,
-    grads: [],
-    memory: { stateBytes: 0, ioBytes: 0, transientBytes: 0, liveBytes: 0, unsharedBytes: 0, peakBytes: 0 },
-    stats: { nodes: cases.length, dispatches: cases.length, kernels: kernels.length, fusedNodes: 0 },
-  };
+  return dispatchPlan(
+    'broadcast_sizes',
+    cases.map((c) => {
+      const ch = [1, c.x[1], 1, 1];
+      return { spec: affineKernel(c), inputs: [[`x${c.name}`, c.x], [`s${c.name}`, ch], [`t${c.name}`, ch]], output: [c.name, c.x] };
+    }),
+  );
 }
 
 let rt: Runtime | undefined;

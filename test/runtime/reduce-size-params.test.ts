@@ -9,11 +9,11 @@ import { fusedKernel } from '../../compiler/kernels/fused.ts';
 import { keptShape, sumOp } from '../../compiler/ops/reduce.ts';
 import type { KernelSpec } from '../../runtime/format/kernel.ts';
 import { Runtime } from '../../runtime/executor.ts';
-import { parsePlan, PLAN_FORMAT_VERSION, serializePlan, type Plan, type Slot, type StateLayout } from '../../runtime/format/plan.ts';
+import { parsePlan, serializePlan, type Plan } from '../../runtime/format/plan.ts';
+import { dispatchPlan, EMPTY_LAYOUT } from '../helpers/dispatch-plan.ts';
 import { expectClose } from '../oracle/compare.ts';
 import { randn } from '../oracle/random.ts';
 
-const EMPTY_LAYOUT: StateLayout = { version: PLAN_FORMAT_VERSION, params: {}, state: {}, buffers: {}, groups: {} };
 
 interface Case {
   name: string;
@@ -31,8 +31,6 @@ const TREE: [Case, Case] = [
   { name: 'tb', x: [5, 3, 10, 2], axes: [0, 2] },
 ];
 
-const bytes = (shape: number[]) => shape.reduce((p, d) => p * d, 4);
-
 function sumKernel(c: Case): KernelSpec {
   const g = new Graph();
   const x = g.newValue(c.x, 'input', { name: 'x' });
@@ -44,32 +42,10 @@ function sumKernel(c: Case): KernelSpec {
 
 /** One dispatch per case; a case whose WGSL is already in the plan reuses that kernel with its own grid, FLOPs and params. */
 function plan(cases: Case[]): Plan {
-  const kernels: KernelSpec[] = [];
-  const feeds: Plan['feeds'] = {};
-  const outputs: Plan['outputs'] = {};
-  const steps: Plan['steps'] = cases.map((c) => {
-    const spec = sumKernel(c);
-    let ki = kernels.findIndex((k) => k.wgsl === spec.wgsl);
-    const own = ki >= 0 ? { workgroups: spec.workgroups, flops: spec.flops, params: spec.params } : {};
-    if (ki < 0) ki = kernels.push(spec) - 1;
-    const kept = keptShape(c.x, c.axes);
-    feeds[c.name] = { slot: { buffer: `in:${c.name}`, offset: 0, size: bytes(c.x) }, shape: c.x, kind: 'input' };
-    outputs[c.name] = { slot: { buffer: `out:${c.name}`, offset: 0, size: bytes(kept) }, shape: kept };
-    const args: Slot[] = [feeds[c.name].slot, outputs[c.name].slot];
-    return { op: 'dispatch' as const, kernel: ki, args, ...own };
-  });
-  return {
-    version: PLAN_FORMAT_VERSION,
-    name: 'reduce_sizes',
-    kernels,
-    steps,
-    transients: [],
-    feeds,
-    outputs,
-    grads: [],
-    memory: { stateBytes: 0, ioBytes: 0, transientBytes: 0, liveBytes: 0, unsharedBytes: 0, peakBytes: 0 },
-    stats: { nodes: cases.length, dispatches: cases.length, kernels: kernels.length, fusedNodes: 0 },
-  };
+  return dispatchPlan(
+    'reduce_sizes',
+    cases.map((c) => ({ spec: sumKernel(c), inputs: [[c.name, c.x]], output: [c.name, keptShape(c.x, c.axes)] })),
+  );
 }
 
 let rt: Runtime | undefined;

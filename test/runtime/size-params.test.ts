@@ -6,11 +6,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { conv2dForwardKernel, conv2dOutputSize, type Conv2dShape } from '../../compiler/kernels/conv.ts';
 import { conv2dOp } from '../../compiler/ops/conv.ts';
 import { Runtime } from '../../runtime/executor.ts';
-import { parsePlan, PLAN_FORMAT_VERSION, serializePlan, type Plan, type Slot, type StateLayout } from '../../runtime/format/plan.ts';
+import { parsePlan, serializePlan, type Plan } from '../../runtime/format/plan.ts';
+import { dispatchPlan, EMPTY_LAYOUT } from '../helpers/dispatch-plan.ts';
 import { expectClose } from '../oracle/compare.ts';
 import { randn } from '../oracle/random.ts';
-
-const EMPTY_LAYOUT: StateLayout = { version: PLAN_FORMAT_VERSION, params: {}, state: {}, buffers: {}, groups: {} };
 
 // Two shapes of one structure (3x3, stride 1, padding 1, windowed, 4-row tiles): batch, channels and maps differ.
 const A: Conv2dShape = { batch: 2, inChannels: 3, outChannels: 8, height: 8, width: 16, kernel: 3, stride: 1, padding: 1 };
@@ -19,37 +18,13 @@ const B: Conv2dShape = { batch: 1, inChannels: 5, outChannels: 6, height: 12, wi
 const xShape = (s: Conv2dShape) => [s.batch, s.inChannels, s.height, s.width];
 const wShape = (s: Conv2dShape) => [s.outChannels, s.inChannels, 3, 3];
 const yShape = (s: Conv2dShape) => [s.batch, s.outChannels, ...conv2dOutputSize(s)];
-const bytes = (shape: number[]) => shape.reduce((p, d) => p * d, 4);
 
 /** A plan of two dispatches of one kernel: y_a = conv(x_a, w_a) and y_b = conv(x_b, w_b). */
 function twoSizePlan(): Plan {
-  const ka = conv2dForwardKernel(A);
-  const kb = conv2dForwardKernel(B);
-  const feeds: Plan['feeds'] = {};
-  const outputs: Plan['outputs'] = {};
-  const feed = (name: string, shape: number[]): Slot => {
-    feeds[name] = { slot: { buffer: `in:${name}`, offset: 0, size: bytes(shape) }, shape, kind: 'input' };
-    return feeds[name].slot;
-  };
-  const output = (name: string, shape: number[]): Slot => {
-    outputs[name] = { slot: { buffer: `out:${name}`, offset: 0, size: bytes(shape) }, shape };
-    return outputs[name].slot;
-  };
-  return {
-    version: PLAN_FORMAT_VERSION,
-    name: 'two_sizes',
-    kernels: [ka],
-    steps: [
-      { op: 'dispatch', kernel: 0, args: [feed('xa', xShape(A)), feed('wa', wShape(A)), output('ya', yShape(A))] },
-      { op: 'dispatch', kernel: 0, args: [feed('xb', xShape(B)), feed('wb', wShape(B)), output('yb', yShape(B))], workgroups: kb.workgroups, flops: kb.flops, params: kb.params },
-    ],
-    transients: [],
-    feeds,
-    outputs,
-    grads: [],
-    memory: { stateBytes: 0, ioBytes: 0, transientBytes: 0, liveBytes: 0, unsharedBytes: 0, peakBytes: 0 },
-    stats: { nodes: 2, dispatches: 2, kernels: 1, fusedNodes: 0 },
-  };
+  return dispatchPlan('two_sizes', [
+    { spec: conv2dForwardKernel(A), inputs: [['xa', xShape(A)], ['wa', wShape(A)]], output: ['ya', yShape(A)] },
+    { spec: conv2dForwardKernel(B), inputs: [['xb', xShape(B)], ['wb', wShape(B)]], output: ['yb', yShape(B)] },
+  ]);
 }
 
 let rt: Runtime | undefined;
