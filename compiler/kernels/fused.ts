@@ -11,7 +11,7 @@
 import type { Node, Value } from '../ir/graph.ts';
 import { numel, sameShape, strides, type Shape } from '../ir/shape.ts';
 import { primitive } from '../ops/registry.ts';
-import { f32 } from '../ops/op.ts';
+import { f32, type SizeArith } from '../ops/op.ts';
 import { keptShape, type ReduceAttrs } from '../ops/reduce.ts';
 import { gridFor, groupsFor } from '../../runtime/format/grid.ts';
 import type { KernelSpec } from '../../runtime/format/kernel.ts';
@@ -40,30 +40,44 @@ export interface FusedKernel {
 }
 
 /**
- * Index into `from` (broadcast) for flat index `i` of shape `to`. With
- * `sizes`, every divisor, modulus and stride that is a power of two becomes a
- * shift or mask read from the kernel's Sizes uniform (named `prefix`...):
- * kernels that differ only in such sizes then share one WGSL. On lavapipe a
- * shift or mask by a run-time amount costs what a literal one does (measured:
- * 4.3-4.4 ms either way for a 512K-element per-channel broadcast), while a
- * division by a run-time value made the same kernel 1.75x slower than by a
- * literal (which the JIT turns into a multiply): other sizes stay literals.
+ * SizeArith over `params`, its fields named `prefix` + a counter. With no
+ * params (a caller outside a fused kernel), every size is a literal. Measured
+ * on lavapipe: a shift or mask by a run-time amount costs what a literal one
+ * does (4.3-4.4 ms either way for a 512K-element per-channel broadcast), while
+ * a division by a run-time value made the same kernel 1.75x slower than by a
+ * literal, which the JIT turns into a multiply: so only powers of two move to
+ * the uniform. A power of two is always a shift or mask, 1 included, so the
+ * WGSL's structure does not depend on which sizes happen to be 1.
  */
-export function broadcastIndex(from: Shape, to: Shape, i = 'i', sizes?: { params: SizeParams; prefix: string }): string {
+export function sizeArith(params: SizeParams | undefined, prefix: string): SizeArith {
+  let n = 0;
+  const field = (value: number) => params!.field(`${prefix}${n++}`, value);
+  const pow2 = (v: number) => params !== undefined && v >= 1 && (v & (v - 1)) === 0;
+  return {
+    div: (e, v) => (pow2(v) ? `(${e} >> ${field(Math.log2(v))})` : `(${e} / ${v}u)`),
+    mod: (e, v) => (pow2(v) ? `(${e} & ${field(v - 1)})` : `(${e} % ${v}u)`),
+    mul: (e, v) => (pow2(v) ? `(${e} << ${field(Math.log2(v))})` : `(${e} * ${v}u)`),
+    u: (v) => (params ? field(v) : `${v}u`),
+  };
+}
+
+/**
+ * Index into `from` (broadcast) for flat index `i` of shape `to`, its sizes
+ * through `size` (sizeArith: powers of two from the Sizes uniform).
+ */
+export function broadcastIndex(from: Shape, to: Shape, i = 'i', size: SizeArith = sizeArith(undefined, '')): string {
   if (sameShape(from, to)) return i;
   if (numel(from) === 1) return '0u';
   const lead = to.length - from.length;
   const fs = strides(from);
   const ts = strides(to);
-  const pow2 = (n: number) => sizes !== undefined && (n & (n - 1)) === 0;
-  const field = (tag: string, value: number) => sizes!.params.field(`${sizes!.prefix}${tag}`, value);
   const terms: string[] = [];
   for (let d = 0; d < from.length; d++) {
     if (from[d] === 1) continue;
     const td = d + lead;
-    let coord = ts[td] === 1 ? i : pow2(ts[td]) ? `(${i} >> ${field(`_${d}S`, Math.log2(ts[td]))})` : `(${i} / ${ts[td]}u)`;
-    if (td > 0) coord = pow2(to[td]) ? `(${coord} & ${field(`_${d}M`, to[td] - 1)})` : `(${coord} % ${to[td]}u)`;
-    terms.push(fs[d] === 1 ? coord : pow2(fs[d]) ? `(${coord} << ${field(`_${d}L`, Math.log2(fs[d]))})` : `${coord} * ${fs[d]}u`);
+    let coord = size.div(i, ts[td]);
+    if (td > 0) coord = size.mod(coord, to[td]);
+    terms.push(size.mul(coord, fs[d]));
   }
   return terms.join(' + ');
 }
@@ -89,13 +103,15 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
   const done = new Set<number>();
   const names: string[] = roots.map((r) => r.op);
 
-  // Local names, so identical subgraphs render identical WGSL (and share a pipeline).
-  const local = new Map<number, number>();
+  // Local names (n0, n1, ... in emission order), so identical subgraphs
+  // render identical WGSL and share a pipeline.
+  const fnName = new Map<number, string>();
+  let nodeFns = 0;
   const sizes = new SizeParams();
   const fnOf = (v: Value): string => {
     if (v.node && inlined(v)) {
       emit(v.node);
-      return `n${local.get(v.node.id)}`;
+      return fnName.get(v.node.id)!;
     }
     let k = leafIdx.get(v.id);
     if (k === undefined) {
@@ -114,18 +130,27 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
     if (!def.fn) throw new Error(`op '${n.op}' cannot be fused`);
     const inFns = n.inputs.map(fnOf);
     names.push(n.op);
-    const id = local.size; // this node's local number (set below): names its broadcast sizes and constants
+    const id = nodeFns; // this node's local number: names its function, sizes and constants
     let constants = 0;
     const body = def.fn({
       out: n.output.shape,
       ins: n.inputs.map((v) => v.shape),
       attrs: n.attrs,
       at: (k, idx) => `${inFns[k]}(${idx})`,
-      bcast: (k) => `${inFns[k]}(${broadcastIndex(n.inputs[k].shape, n.output.shape, 'i', { params: sizes, prefix: `B${id}_${k}` })})`,
+      bcast: (k) => `${inFns[k]}(${broadcastIndex(n.inputs[k].shape, n.output.shape, 'i', sizeArith(sizes, `B${id}_${k}_`))})`,
+      size: sizeArith(sizes, `S${id}_`),
       constant: (value) => (STRUCTURAL_CONSTANTS.has(Math.abs(value)) ? f32(value) : `bitcast<f32>(${sizes.field(`F${id}_${constants++}`, f32Bits(value))})`),
     });
-    local.set(n.id, local.size);
-    fns.push(`fn n${local.get(n.id)}(i: u32) -> f32 {\n  ${body}\n}`);
+    // A node that reads its input at its own index (a reshape, a detach, an
+    // expand to the same shape) is that input: no function of its own, so a
+    // graph with or without such a node renders the same WGSL.
+    if (n.inputs.length === 1 && body === `return ${inFns[0]}(i);`) {
+      fnName.set(n.id, inFns[0]);
+      return;
+    }
+    fnName.set(n.id, `n${id}`);
+    nodeFns++;
+    fns.push(`fn n${id}(i: u32) -> f32 {\n  ${body}\n}`);
   };
 
   let main: string;

@@ -52,6 +52,24 @@ export interface FnCtx<A = Attrs> {
    * constants (a mean's 1/N, a loss weight) share one WGSL and one pipeline.
    */
   constant(value: number): string;
+  /** Index arithmetic by a tensor size (see SizeArith): use it for every size an index formula divides, multiplies or offsets by. */
+  size: SizeArith;
+}
+
+/**
+ * Index arithmetic by sizes, rendered so that kernels differing only in sizes
+ * can share one WGSL: a power-of-two divisor, modulus or factor becomes a
+ * shift or mask by an amount read from the kernel's Sizes uniform, an offset
+ * or bound is read from it outright; other divisors and factors stay literals
+ * (the JIT turns a literal division into a multiply; a run-time one is slower).
+ * Each method takes and returns WGSL u32 expressions.
+ */
+export interface SizeArith {
+  div(e: string, n: number): string;
+  mod(e: string, n: number): string;
+  mul(e: string, n: number): string;
+  /** `n` as a run-time u32 (an offset or a bound). */
+  u(n: number): string;
 }
 
 export type KernelArg = number | 'out' | 'rng';

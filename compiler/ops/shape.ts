@@ -52,12 +52,13 @@ export const concatOp: PrimitiveOp<{ axis: number }> = {
   },
   fn: (c) => {
     const { dim, inner } = around(c.out, c.attrs.axis);
-    const lines = [`let outer = i / ${dim * inner}u;`, `let k = (i / ${inner}u) % ${dim}u;`, `let r = i % ${inner}u;`];
+    const z = c.size;
+    const lines = [`let outer = ${z.div('i', dim * inner)};`, `let k = ${z.mod(z.div('i', inner), dim)};`, `let r = ${z.mod('i', inner)};`];
     let off = 0;
     c.ins.forEach((s, j) => {
       const dj = s[c.attrs.axis];
-      const read = c.at(j, `outer * ${dj * inner}u + (k - ${off}u) * ${inner}u + r`);
-      lines.push(j === c.ins.length - 1 ? `return ${read};` : `if (k < ${off + dj}u) { return ${read}; }`);
+      const read = c.at(j, `${z.mul('outer', dj * inner)} + ${z.mul(`(k - ${z.u(off)})`, inner)} + r`);
+      lines.push(j === c.ins.length - 1 ? `return ${read};` : `if (k < ${z.u(off + dj)}) { return ${read}; }`);
       off += dj;
     });
     return lines.join('\n  ');
@@ -109,10 +110,11 @@ export const sliceOp: PrimitiveOp<{ axis: number; start: number; end: number }> 
   fn: (c) => {
     const { dim, inner } = around(c.out, c.attrs.axis);
     const din = c.ins[0][c.attrs.axis];
+    const z = c.size;
     return [
-      `let outer = i / ${dim * inner}u;`,
-      `let k = (i / ${inner}u) % ${dim}u;`,
-      `return ${c.at(0, `outer * ${din * inner}u + (k + ${c.attrs.start}u) * ${inner}u + i % ${inner}u`)};`,
+      `let outer = ${z.div('i', dim * inner)};`,
+      `let k = ${z.mod(z.div('i', inner), dim)};`,
+      `return ${c.at(0, `${z.mul('outer', din * inner)} + ${z.mul(`(k + ${z.u(c.attrs.start)})`, inner)} + ${z.mod('i', inner)}`)};`,
     ].join('\n  ');
   },
   ref: (ins, c) => {
@@ -142,11 +144,12 @@ export const padOp: PrimitiveOp<{ axis: number; before: number; after: number }>
     const { dim, inner } = around(c.out, c.attrs.axis);
     const din = c.ins[0][c.attrs.axis];
     const { before } = c.attrs;
+    const z = c.size;
     return [
-      `let outer = i / ${dim * inner}u;`,
-      `let k = (i / ${inner}u) % ${dim}u;`,
-      `if (k < ${before}u || k >= ${before + din}u) { return 0.0; }`,
-      `return ${c.at(0, `outer * ${din * inner}u + (k - ${before}u) * ${inner}u + i % ${inner}u`)};`,
+      `let outer = ${z.div('i', dim * inner)};`,
+      `let k = ${z.mod(z.div('i', inner), dim)};`,
+      `if (k < ${z.u(before)} || k >= ${z.u(before + din)}) { return 0.0; }`,
+      `return ${c.at(0, `${z.mul('outer', din * inner)} + ${z.mul(`(k - ${z.u(before)})`, inner)} + ${z.mod('i', inner)}`)};`,
     ].join('\n  ');
   },
   ref: (ins, c) => {
@@ -178,11 +181,12 @@ export const upsample2xOp: PrimitiveOp = {
   },
   fn: (c) => {
     const [, , h, w] = c.ins[0];
+    const z = c.size;
     return [
-      `let x = i % ${2 * w}u;`,
-      `let y = (i / ${2 * w}u) % ${2 * h}u;`,
-      `let nc = i / ${4 * h * w}u;`,
-      `return ${c.at(0, `nc * ${h * w}u + (y / 2u) * ${w}u + x / 2u`)};`,
+      `let x = ${z.mod('i', 2 * w)};`,
+      `let y = ${z.mod(z.div('i', 2 * w), 2 * h)};`,
+      `let nc = ${z.div('i', 4 * h * w)};`,
+      `return ${c.at(0, `${z.mul('nc', h * w)} + ${z.mul('(y >> 1u)', w)} + (x >> 1u)`)};`,
     ].join('\n  ');
   },
   ref: (ins, c) => {
@@ -211,10 +215,12 @@ export const sumPool2xOp: PrimitiveOp = {
   },
   fn: (c) => {
     const [, , h, w] = c.ins[0];
-    const base = `(i / ${(h / 2) * (w / 2)}u) * ${h * w}u + ((i / ${w / 2}u) % ${h / 2}u) * ${2 * w}u + (i % ${w / 2}u) * 2u`;
+    const z = c.size;
+    const base = `${z.mul(z.div('i', (h / 2) * (w / 2)), h * w)} + ${z.mul(z.mod(z.div('i', w / 2), h / 2), 2 * w)} + (${z.mod('i', w / 2)} << 1u)`;
+    const W = z.u(w);
     return [
       `let j = ${base};`,
-      `return ${c.at(0, 'j')} + ${c.at(0, 'j + 1u')} + ${c.at(0, `j + ${w}u`)} + ${c.at(0, `j + ${w + 1}u`)};`,
+      `return ${c.at(0, 'j')} + ${c.at(0, 'j + 1u')} + ${c.at(0, `j + ${W}`)} + ${c.at(0, `j + ${W} + 1u`)};`,
     ].join('\n  ');
   },
   ref: (ins, c) => {
