@@ -245,7 +245,7 @@ export function conv2dForwardVariant(
     return forwardWindowed(g, bias, target.subgroups);
   }
   const t = Object.keys(tiling).length
-    ? { ...(variant === 'pixels' ? chooseTiling(g.Co, g.N * g.OH * g.OW, false, true) : chooseTiling(g.N * g.OH * g.OW, g.Co)), ...tiling }
+    ? { ...(variant === 'pixels' ? chooseTiling(g.Co, false, true) : chooseTiling(g.N * g.OH * g.OW)), ...tiling }
     : undefined;
   return variant === 'pixels' ? forwardPixels(g, bias, t) : forwardGemm(g, bias, t);
 }
@@ -619,11 +619,11 @@ export function conv2dBackwardDataVariant(
   }
   if (variant === 'dense') {
     if (g.OH !== 1 || g.OW !== 1) throw new Error(`conv2d backward-data: no dense kernel for ${tag(g)} (output not 1x1)`);
-    return backwardDataDense(g, Object.keys(tiling).length ? { ...chooseTiling(g.N, g.Ci * g.H * g.W), ...tiling } : undefined);
+    return backwardDataDense(g, Object.keys(tiling).length ? { ...chooseTiling(g.N), ...tiling } : undefined);
   }
   const phasePixels = g.N * Math.ceil(g.H / g.SH) * Math.ceil(g.W / g.SW);
   const t = Object.keys(tiling).length
-    ? { ...(variant === 'pixels' ? chooseTiling(g.Ci, phasePixels, false, true) : chooseTiling(phasePixels, g.Ci)), ...tiling }
+    ? { ...(variant === 'pixels' ? chooseTiling(g.Ci, false, true) : chooseTiling(phasePixels)), ...tiling }
     : undefined;
   return variant === 'pixels' ? backwardDataPixels(g, t) : backwardData(g, t);
 }
@@ -998,7 +998,7 @@ export function conv2dBackwardWeightVariant(
   const taps = g.Ci * g.KH * g.KW;
   const gather = variant === 'taps';
   // Overrides go on top of the skeleton's own choice (chooseTiling, as gemmKernel would call it).
-  const t = Object.keys(tiling).length ? { ...(gather ? chooseTiling(g.Co, taps, false, true) : chooseTiling(taps, g.Co)), ...tiling } : undefined;
+  const t = Object.keys(tiling).length ? { ...(gather ? chooseTiling(g.Co, false, true) : chooseTiling(taps)), ...tiling } : undefined;
   const acc = opts.accumulate === true;
   const splits = opts.splits ?? 1;
   if (!Number.isInteger(splits) || splits < 1) throw new Error(`conv2d_bwd_weight: splits must be a positive integer, got ${splits}`);
