@@ -24,7 +24,7 @@ describe('npm start', () => {
     expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
     const m = r.model!;
     expect(m.train.steps).toBeGreaterThan(0);
-    expect(m.train.batch).toBe(4);
+    expect(m.train.batch).toBe(8);
     expect(m.objective.kl).toBe(0.02);
     // g2's feature map has ngf / 4 channels before ToImage: with one, every colour lies on a line.
     expect(Number(m.params.ngf) / 4).toBeGreaterThanOrEqual(3);
