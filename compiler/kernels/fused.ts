@@ -40,8 +40,7 @@ export interface FusedKernel {
 }
 
 /**
- * SizeArith over `params`, its fields named `prefix` + a counter. With no
- * params (a caller outside a fused kernel), every size is a literal. Measured
+ * SizeArith over `params`, its fields named `prefix` + a counter. Measured
  * on lavapipe: a shift or mask by a run-time amount costs what a literal one
  * does (4.3-4.4 ms either way for a 512K-element per-channel broadcast), while
  * a division by a run-time value made the same kernel 1.75x slower than by a
@@ -49,15 +48,15 @@ export interface FusedKernel {
  * the uniform. A power of two is always a shift or mask, 1 included, so the
  * WGSL's structure does not depend on which sizes happen to be 1.
  */
-export function sizeArith(params: SizeParams | undefined, prefix: string): SizeArith {
+function sizeArith(params: SizeParams, prefix: string): SizeArith {
   let n = 0;
-  const field = (value: number) => params!.field(`${prefix}${n++}`, value);
-  const pow2 = (v: number) => params !== undefined && v >= 1 && (v & (v - 1)) === 0;
+  const field = (value: number) => params.field(`${prefix}${n++}`, value);
+  const pow2 = (v: number) => v >= 1 && (v & (v - 1)) === 0;
   return {
     div: (e, v) => (pow2(v) ? `(${e} >> ${field(Math.log2(v))})` : `(${e} / ${v}u)`),
     mod: (e, v) => (pow2(v) ? `(${e} & ${field(v - 1)})` : `(${e} % ${v}u)`),
     mul: (e, v) => (pow2(v) ? `(${e} << ${field(Math.log2(v))})` : `(${e} * ${v}u)`),
-    u: (v) => (params ? field(v) : `${v}u`),
+    u: (v) => field(v),
   };
 }
 
@@ -65,7 +64,7 @@ export function sizeArith(params: SizeParams | undefined, prefix: string): SizeA
  * Index into `from` (broadcast) for flat index `i` of shape `to`, its sizes
  * through `size` (sizeArith: powers of two from the Sizes uniform).
  */
-export function broadcastIndex(from: Shape, to: Shape, i = 'i', size: SizeArith = sizeArith(undefined, '')): string {
+function broadcastIndex(from: Shape, to: Shape, i: string, size: SizeArith): string {
   if (sameShape(from, to)) return i;
   if (numel(from) === 1) return '0u';
   const lead = to.length - from.length;

@@ -81,7 +81,8 @@ function kernel(c: IndexCase, withReshape = false): KernelSpec {
   const g = new Graph();
   const xs = c.ins.map((s, k) => g.newValue(s, 'input', { name: `x${k}` }));
   const y = g.addNode(c.op, xs, c.attrs, c.out);
-  const yr = withReshape ? g.addNode('reshape', [y], { shape: [c.out[0], c.out.slice(1).reduce((p, d) => p * d, 1)] }, [c.out[0], c.out.slice(1).reduce((p, d) => p * d, 1)]) : y;
+  const flatShape = [c.out[0], c.out.slice(1).reduce((p, d) => p * d, 1)];
+  const yr = withReshape ? g.addNode('reshape', [y], { shape: flatShape }, flatShape) : y;
   const t = g.addNode('tanh', [yr], {}, yr.shape);
   const fk = fusedKernel([t.node!], (v) => v === y || v === yr);
   expect(fk.leaves).toEqual(xs);
