@@ -12,7 +12,7 @@ import type { Node, Value } from '../ir/graph.ts';
 import { numel, sameShape, strides, type Shape } from '../ir/shape.ts';
 import { primitive } from '../ops/registry.ts';
 import { f32, type SizeArith } from '../ops/op.ts';
-import { keptShape, type ReduceAttrs } from '../ops/reduce.ts';
+import type { ReduceAttrs } from '../ops/reduce.ts';
 import { gridFor, groupsFor } from '../../runtime/format/grid.ts';
 import type { KernelSpec } from '../../runtime/format/kernel.ts';
 import { SizeParams } from './sizes.ts';
@@ -84,6 +84,39 @@ function broadcastIndex(from: Shape, to: Shape, i: string, size: SizeArith): str
 const REDUCE_WG = 64;
 /** Below this many reduced elements per output, one invocation reduces serially. */
 const SERIAL_REDUCE = 32;
+
+/** A run of adjacent dims of one kind (kept or reduced), as one extent and the innermost's stride in x. */
+interface Run {
+  reduced: boolean;
+  extent: number;
+  stride: number;
+}
+
+/** `rs` with runs of extent 1 in front up to `n`: layouts with fewer runs render the same WGSL. */
+function padRuns(rs: readonly Run[], n: number): Run[] {
+  const pad: Run[] = Array.from({ length: Math.max(0, n - rs.length) }, () => ({ reduced: rs[0]?.reduced ?? false, extent: 1, stride: 0 }));
+  return [...pad, ...rs];
+}
+
+/**
+ * Offset in x of flat index `v` over `rs` (innermost fastest), its extents and
+ * strides named `P`E/X + run number in `sizes`; peeled innermost first, one
+ * run-time division per run but the outermost (lines go to `lines`).
+ */
+function decompose(v: string, rs: readonly Run[], P: string, lines: string[], sizes: SizeParams): string {
+  const terms: string[] = [];
+  let q = v;
+  for (let t = rs.length - 1; t > 0; t--) {
+    const e = sizes.u(`${P}E${t}`, rs[t].extent);
+    const next = `${v}q${t}`;
+    lines.push(`let ${next} = ${q} / ${e};`);
+    terms.push(`(${q} - ${next} * ${e}) * ${sizes.u(`${P}X${t}`, rs[t].stride)}`);
+    q = next;
+  }
+  terms.push(`${q} * ${sizes.u(`${P}X0`, rs[0].stride)}`);
+  return terms.reverse().join(' + ');
+}
+
 
 /**
  * One kernel computing `roots`: either fusible roots of one output shape (an
@@ -168,18 +201,16 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
     const srcs = roots.map((r) => fnOf(r.inputs[0]));
     const x = root.inputs[0].shape;
     const { axes } = root.attrs as unknown as ReduceAttrs;
-    const kept = keptShape(x, axes);
     const xs = strides(x);
-    const ks = strides(kept);
     const R = axes.reduce((p, a) => p * x[a], 1);
     // The extents and strides are run-time sizes (the Sizes uniform): reductions
-    // that differ only in them share one WGSL. What stays in the code is the
-    // structure: the runs of kept and of reduced dims, outermost first. Dims of
-    // one kind next to each other (size-1 dims dropped) are one run, with one
-    // extent and the innermost's stride in x: fewer terms, and each run costs
-    // a run-time division, which (unlike a literal one) the JIT cannot turn
-    // into a multiply. Names count runs, not axes.
-    const runs: { reduced: boolean; extent: number; stride: number }[] = [];
+    // that differ only in them share one WGSL. Dims of one kind next to each
+    // other (size-1 dims dropped) are one run, with one extent and the
+    // innermost's stride in x. What stays in the code is only how many runs
+    // there are beyond two kept and two reduced ones, so a BatchNorm statistic,
+    // a bias gradient and a mean over a map all run one WGSL per fused graph,
+    // for each of the two strategies below.
+    const runs: Run[] = [];
     x.forEach((d, a) => {
       if (d === 1) return;
       const reduced = axes.includes(a);
@@ -191,36 +222,37 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
     });
     const keptRuns = runs.filter((r) => !r.reduced);
     const redRuns = runs.filter((r) => r.reduced);
-    /** Offset in x of flat index `v` over `rs` (innermost fastest), peeled innermost first: one division per run but the outermost. */
-    const decompose = (v: string, rs: typeof runs, P: string, lines: string[]): string => {
-      if (!rs.length) return '0u';
-      const terms: string[] = [];
-      let q = v;
-      for (let t = rs.length - 1; t > 0; t--) {
-        const e = sizes.u(`${P}E${t}`, rs[t].extent);
-        const next = `${v}q${t}`;
-        lines.push(`let ${next} = ${q} / ${e};`);
-        terms.push(`(${q} - ${next} * ${e}) * ${sizes.u(`${P}X${t}`, rs[t].stride)}`);
-        q = next;
-      }
-      terms.push(`${q} * ${sizes.u(`${P}X0`, rs[0].stride)}`);
-      return terms.reverse().join(' + ');
-    };
     const baseLines: string[] = [];
-    const baseExpr = decompose('o', keptRuns, 'O', baseLines);
-    baseLines.push(`let b0 = ${baseExpr};`);
+    // Up to two kept runs render as two (a missing run has extent 1): one
+    // division per output, not per element.
+    baseLines.push(`let b0 = ${decompose('o', padRuns(keptRuns, 2), 'O', baseLines, sizes)};`);
+    // The reduced runs: the longest is the inner loop (split across the lanes
+    // in a tree), the rest the outer one (one run renders as one loop).
+    const lane = redRuns.reduce((best, r) => (r.extent > best.extent ? r : best), redRuns[redRuns.length - 1] ?? { reduced: true, extent: 1, stride: 0 });
+    const outer = padRuns(
+      redRuns.filter((r) => r !== lane),
+      1,
+    );
+    const outerLines: string[] = [];
+    const outerExpr = decompose('r0', outer, 'R', outerLines, sizes);
+    const RO = sizes.u('RO', outer.reduce((p, r) => p * r.extent, 1));
+    const RI = sizes.u('RI', lane.extent);
+    const RIX = sizes.u('RIX', lane.stride);
     flops = numel(x) * roots.length;
     const accs = R_.map((k) => `  var acc${k} = ${f32(identity)};`).join('\n');
     const adds = R_.map((k) => `acc${k} = ${combine(`acc${k}`, `${srcs[k]}(j)`)};`).join(' ');
-    if (R <= SERIAL_REDUCE || (total >= 4096 && R <= 256)) {
-      // One loop per reduced run, outermost first: no division.
-      let serialLoops = redRuns.length ? adds : `let j = b0; ${adds}`;
-      for (let t = redRuns.length - 1; t >= 0; t--) {
-        const from = t === 0 ? 'b0' : `j${t}`;
-        const to = t === redRuns.length - 1 ? 'j' : `j${t + 1}`;
-        serialLoops = `for (var r${t} = 0u; r${t} < ${sizes.u(`RE${t}`, redRuns[t].extent)}; r${t}++) { let ${to} = ${from} + r${t} * ${sizes.u(`RX${t}`, redRuns[t].stride)}; ${serialLoops} }`;
-      }
-      if (!redRuns.length) serialLoops = `{ ${serialLoops} }`;
+    const loops = (start: string, step: string) => `for (var r0 = 0u; r0 < ${RO}; r0++) {
+    ${[...outerLines, `let j0 = b0 + ${outerExpr};`].join(' ')}
+    for (var r1 = ${start}; r1 < ${RI}; r1 += ${step}) { let j = j0 + r1 * ${RIX}; ${adds} }
+  }`;
+    // Two strategies, each its own WGSL, with literal loop steps: a unified
+    // kernel taking its lanes per output from the uniform measured 1.3x slower
+    // over the cpu preset's reductions (up to 3x on serial ones), and so did a
+    // tree splitting its lanes over both loops by uniform shifts. Serial: few
+    // elements per output, or outputs enough to fill the machine while the
+    // tree's inner loop would leave lanes idle (a 4x4 map under the batch).
+    const serial = R <= SERIAL_REDUCE || (total >= 4096 && R <= 256) || (lane.extent < REDUCE_WG && total >= 2 * REDUCE_WG);
+    if (serial) {
       const g = gridFor(total);
       workgroups = g.workgroups;
       main = `@compute @workgroup_size(${g.size})
@@ -230,13 +262,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 ${sizes.prologue().replace(/^/gm, '  ')}
 ${baseLines.map((l) => `  ${l}`).join('\n')}
 ${accs}
-  ${serialLoops}
+  ${loops('0u', '1u')}
 ${R_.map((k) => `  ${store(k, `acc${k}`)}`).join('\n')}
 }`;
     } else {
-      const treeLines: string[] = [];
-      const treeExpr = decompose('r', redRuns, 'R', treeLines);
-      const RN = sizes.u('RN', R);
       const g = groupsFor(total);
       workgroups = g.workgroups;
       main = `${R_.map((k) => `var<workgroup> part${k}: array<f32, ${REDUCE_WG}>;`).join('\n')}
@@ -247,7 +276,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 ${sizes.prologue().replace(/^/gm, '  ')}
 ${baseLines.map((l) => `  ${l}`).join('\n')}
 ${accs}
-  for (var r = lid; r < ${RN}; r += ${REDUCE_WG}u) { ${treeLines.join(' ')} let j = b0 + ${treeExpr}; ${adds} }
+  ${loops('lid', `${REDUCE_WG}u`)}
 ${R_.map((k) => `  part${k}[lid] = acc${k};`).join('\n')}
   workgroupBarrier();
   for (var s = ${REDUCE_WG / 2}u; s > 0u; s >>= 1u) {

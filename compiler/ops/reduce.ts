@@ -62,6 +62,17 @@ export const sumOp = reduction({
     { name: 'bn2d', inputs: [[2, 3, 4, 5]], attrs: { axes: [0, 2, 3], keepdims: true }, torch: 'x0.sum((0, 2, 3), keepdim=True)' },
     { name: 'inner', inputs: [[4, 70]], attrs: { axes: [1], keepdims: false }, torch: 'x0.sum(1)' },
     { name: 'big', inputs: [[2, 3, 16, 16]], attrs: { axes: [0, 2, 3], keepdims: false }, torch: 'x0.sum((0, 2, 3))' },
+    // Shapes that select each form of the reduction kernel (compiler/kernels/fused.ts):
+    // a tree whose inner (lane) loop is the batch run, longer than the map's;
+    { name: 'lanes-on-batch', inputs: [[40, 3, 2, 2]], attrs: { axes: [0, 2, 3], keepdims: false }, torch: 'x0.sum((0, 2, 3))' },
+    // three reduced runs (two in the outer loop) and two kept, a tree;
+    { name: 'three-reduced-runs', inputs: [[2, 3, 4, 2, 5]], attrs: { axes: [0, 2, 4], keepdims: false }, torch: 'x0.sum((0, 2, 4))' },
+    // three kept runs, serial;
+    { name: 'three-kept-runs', inputs: [[3, 2, 4, 2, 5]], attrs: { axes: [1, 3], keepdims: true }, torch: 'x0.sum((1, 3), keepdim=True)' },
+    // outputs enough to reduce each serially, more than one workgroup's worth
+    // (forward only: its gradient is the expand the cases above check, and
+    // finite differences over 164K inputs take minutes).
+    { name: 'many-outputs', inputs: [[4100, 40]], attrs: { axes: [1], keepdims: false }, torch: 'x0.sum(1)', grad: [] },
   ],
 });
 
