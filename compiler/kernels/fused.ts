@@ -138,6 +138,9 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
   // Local names (n0, n1, ... in emission order), so identical subgraphs
   // render identical WGSL and share a pipeline.
   const fnName = new Map<number, string>();
+  /** Functions of no index (a constant): called at 0u, so a fill of the output's shape and a broadcast scalar fill render alike. */
+  const constantFns = new Set<string>();
+  const call = (fn: string, idx: () => string) => `${fn}(${constantFns.has(fn) ? '0u' : idx()})`;
   let nodeFns = 0;
   const sizes = new SizeParams();
   const fnOf = (v: Value): string => {
@@ -168,8 +171,8 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
       out: n.output.shape,
       ins: n.inputs.map((v) => v.shape),
       attrs: n.attrs,
-      at: (k, idx) => `${inFns[k]}(${idx})`,
-      bcast: (k) => `${inFns[k]}(${broadcastIndex(n.inputs[k].shape, n.output.shape, 'i', sizeArith(sizes, `B${id}_${k}_`))})`,
+      at: (k, idx) => call(inFns[k], () => idx),
+      bcast: (k) => call(inFns[k], () => broadcastIndex(n.inputs[k].shape, n.output.shape, 'i', sizeArith(sizes, `B${id}_${k}_`))),
       size: sizeArith(sizes, `S${id}_`),
       constant: (value) => (STRUCTURAL_CONSTANTS.has(Math.abs(value)) ? f32(value) : `bitcast<f32>(${sizes.field(`F${id}_${constants++}`, f32Bits(value))})`),
     });
@@ -181,6 +184,7 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
       return;
     }
     fnName.set(n.id, `n${id}`);
+    if (n.inputs.length === 0 && !/\bi\b/.test(body)) constantFns.add(`n${id}`);
     nodeFns++;
     fns.push(`fn n${id}(i: u32) -> f32 {\n  ${body}\n}`);
   };
