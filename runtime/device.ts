@@ -5,6 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create, globals } from 'webgpu';
+import { throttleDawnPolling } from './dawn-polling.ts';
 
 export type AdapterPreference = 'auto' | 'hardware' | 'software';
 
@@ -162,8 +163,24 @@ export async function siblingDevice(ctx: GpuContext): Promise<GPUDevice> {
   return device;
 }
 
+/**
+ * Milliseconds between dawn.node's event ticks while GPU work is pending
+ * (runtime/dawn-polling.ts): GAN_DAWN_POLL_MS, by default 1 on a software
+ * adapter, whose work shares the CPU with the tick loop, and 0 (Dawn's own
+ * busy loop) on hardware.
+ */
+function pollInterval(software: boolean): number {
+  const v = process.env.GAN_DAWN_POLL_MS;
+  if (v === undefined || v === '') return software ? 1 : 0;
+  const ms = Number(v);
+  if (!(ms >= 0)) throw new NoAdapterError(`GAN_DAWN_POLL_MS must be a number of milliseconds (0 = Dawn's busy loop), not '${v}'`);
+  return ms;
+}
+
 async function openDevice(pref?: AdapterPreference): Promise<GpuContext> {
   const adapter = await requestAdapter(pref);
+  const poll = pollInterval(isSoftware(adapter));
+  if (poll > 0) throttleDawnPolling(poll);
   const device = await adapter.requestDevice(deviceDescriptor(adapter));
   device.lost.then((info) => {
     if (info.reason !== 'destroyed') {
