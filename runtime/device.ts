@@ -135,6 +135,24 @@ export function onDeviceLost(fn: (message: string) => void): () => void {
   return () => lostListeners.delete(fn);
 }
 
+/**
+ * What a lost device does: prints the message, runs every onDeviceLost
+ * listener (the trainer names the step and the last good checkpoint) and
+ * exits with 70. Exported for the trainer's test hook, since Dawn offers no
+ * way to lose a device on purpose.
+ */
+export function reportDeviceLost(message: string): never {
+  console.error(`gan: WebGPU device lost: ${message}`);
+  for (const fn of lostListeners) {
+    try {
+      fn(message);
+    } catch {
+      // A listener's failure must not keep the process alive on a lost device.
+    }
+  }
+  process.exit(70);
+}
+
 /** Opens (once per process) a device with the adapter's own limits. */
 export function getDevice(pref?: AdapterPreference): Promise<GpuContext> {
   shared ??= openDevice(pref);
@@ -183,17 +201,7 @@ async function openDevice(pref?: AdapterPreference): Promise<GpuContext> {
   if (poll > 0) throttleDawnPolling(poll);
   const device = await adapter.requestDevice(deviceDescriptor(adapter));
   device.lost.then((info) => {
-    if (info.reason !== 'destroyed') {
-      console.error(`gan: WebGPU device lost: ${info.message}`);
-      for (const fn of lostListeners) {
-        try {
-          fn(info.message);
-        } catch {
-          // A listener's failure must not keep the process alive on a lost device.
-        }
-      }
-      process.exit(70);
-    }
+    if (info.reason !== 'destroyed') reportDeviceLost(info.message);
   });
   device.addEventListener('uncapturederror', (ev) => {
     const err = (ev as GPUUncapturedErrorEvent).error;

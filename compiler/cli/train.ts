@@ -9,7 +9,7 @@ import type { CheckedModel } from '../check/model.ts';
 import { buildGanSteps, type GanSteps } from '../gan-step.ts';
 import { checkFile } from '../index.ts';
 import { formatMemory } from '../plan/index.ts';
-import { onDeviceLost } from '../../runtime/device.ts';
+import { onDeviceLost, reportDeviceLost } from '../../runtime/device.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { listCheckpoints, type CheckpointSidecar } from '../../runtime/train/checkpoint.ts';
 import { writeCurves } from '../../runtime/train/curves.ts';
@@ -206,6 +206,9 @@ export async function runTrain(file: string, opts: TrainCliOptions): Promise<num
     const last = listCheckpoints(out).at(-1);
     process.stderr.write(`gan: the device was lost at step ${trainer.step + 1}; ${last ? `last good checkpoint: ${last.path} (continue with --resume)` : 'no checkpoint was written before it'}\n`);
   });
+  // Test hook: Dawn cannot lose a device on demand, so the tests take this
+  // path (the same as a real loss's, runtime/device.ts) after a given step.
+  const loseAfter = Number(process.env.GAN_TEST_DEVICE_LOST_AFTER_STEP ?? NaN);
   const every = Math.max(1, Math.floor(total / 100));
   const started = performance.now();
   const startStep = trainer.step;
@@ -228,6 +231,7 @@ export async function runTrain(file: string, opts: TrainCliOptions): Promise<num
         const dl = d.length ? (d.reduce((a, b) => a + b, 0) / d.length).toFixed(3) : '-';
         const g = mr.losses['G.loss'];
         status.update(`step ${mr.step}/${total}  ETA ${duration(eta)}  ${mr.images_per_s.toFixed(1)} img/s  D ${dl}  G ${g === undefined ? '-' : g.toFixed(3)}`, mr.step === startStep + 1 || mr.step % every === 0 || mr.step === total);
+        if (mr.step === loseAfter) reportDeviceLost('lost on purpose (GAN_TEST_DEVICE_LOST_AFTER_STEP)');
       },
     });
     status.done();

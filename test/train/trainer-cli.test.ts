@@ -101,6 +101,26 @@ describe('gan train', () => {
     expect(r.err).not.toMatch(/\n\s+at /); // no stack trace
   }, 60_000);
 
+  it('a lost device is reported naming the step and the last good checkpoint, exit 70', () => {
+    const out = join(dir, 'lost');
+    const r = spawnSync(process.execPath, ['scripts/gan.js', 'train', model, '--data', data, '--steps', '10', '--ckpt-every', '2', '--out', out], {
+      encoding: 'utf8',
+      env: { ...env, GAN_TEST_DEVICE_LOST_AFTER_STEP: '5' },
+      timeout: 120_000,
+    });
+    expect(r.status).toBe(70);
+    const err = ours(r.stderr);
+    expect(err).toMatch(/^gan: WebGPU device lost: lost on purpose/m);
+    const m = /^gan: the device was lost at step (\d+); last good checkpoint: (\S+) \(continue with --resume\)$/m.exec(err);
+    expect(m, err).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThanOrEqual(5);
+    // The newest checkpoint on disk is the one named, and it is whole.
+    const newest = listCheckpoints(out).at(-1)!;
+    expect(m![2]).toBe(newest.path);
+    expect(loadCheckpoint(newest.path).sidecar.step).toBe(4);
+    expect(err).not.toMatch(/\n\s+at /);
+  }, 60_000);
+
   it('an unimplemented term: --strict refuses, otherwise a one-line warning recorded in the sidecar; --epochs counts passes', () => {
     const out = join(dir, 'perceptual');
     const strict = gan('train', model, '--data', data, '--steps', '2', '--out', out, '--strict', '--set', 'objective.perceptual=1');
