@@ -6,7 +6,7 @@
 // WebGPU's usage bits, spelled out once for the whole runtime: in Node the
 // GPUBufferUsage/GPUMapMode globals only exist once runtime/device.ts has
 // installed them, after the modules that use them load.
-export const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
+export const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80, QUERY_RESOLVE: 0x200 } as const;
 /** GPUMapMode.READ */
 export const MAP_MODE_READ = 0x1;
 

@@ -49,7 +49,10 @@ function instance(): GPU {
     Object.assign(globalThis, globals);
     // GAN_DAWN_FLAGS: space-separated flags for Dawn's Node bindings, for experiments
     // (e.g. "enable-dawn-features=dump_shaders"; see the webgpu package's README).
-    gpu = create(process.env.GAN_DAWN_FLAGS ? process.env.GAN_DAWN_FLAGS.split(' ').filter(Boolean) : []);
+    // By default GPU timestamps are exact: Dawn rounds them to 65.5 us, a
+    // browser's guard against timing attacks that only blurs our profiles.
+    const flags = process.env.GAN_DAWN_FLAGS ? process.env.GAN_DAWN_FLAGS.split(' ').filter(Boolean) : ['disable-dawn-features=timestamp_quantization'];
+    gpu = create(flags);
   }
   return gpu;
 }

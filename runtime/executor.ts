@@ -12,7 +12,7 @@
 // from a reusable ring and mapped asynchronously, so callers that do not await
 // the returned promise never wait on the GPU. The runtime knows nothing about
 // ops: it only imports the plan format.
-import { MAP_MODE_READ, READBACK_USAGE, STORAGE_USAGE as STORAGE, UNIFORM_USAGE } from './buffers.ts';
+import { MAP_MODE_READ, READBACK_USAGE, STORAGE_USAGE as STORAGE, UNIFORM_USAGE, USAGE } from './buffers.ts';
 import { getDevice, type GpuContext } from './device.ts';
 import { paramBytes, paramsBinding, type KernelSpec } from './format/kernel.ts';
 import { dispatchGrid, dispatchParams, type Plan, type Slot, type StateLayout } from './format/plan.ts';
@@ -415,31 +415,67 @@ export class Runtime {
   }
 
   /**
-   * Profiles one run: every dispatch submitted and awaited on its own (slow;
-   * for reports, not training). Returns wall time per step in plan order.
+   * Profiles one run (for reports, not training): the time of every dispatch
+   * in plan order. With the adapter's 'timestamp-query' feature (lavapipe has
+   * it) each dispatch is its own compute pass with GPU timestamps at its
+   * start and end, all in one submit, so the times are the dispatches' own
+   * and add up to about the run's. Otherwise, or with `clock: 'wall'`, each
+   * dispatch is submitted and awaited alone and timed on the host, which adds
+   * the submit and the wait (at least one Dawn poll interval,
+   * runtime/dawn-polling.ts) to each: read such a profile's shares, not its sum.
    */
-  async profile(prog: Program, feeds: Record<string, Float32Array> = {}): Promise<ProfileRow[]> {
+  async profile(prog: Program, feeds: Record<string, Float32Array> = {}, opts: { clock?: 'gpu' | 'wall' } = {}): Promise<ProfileRow[]> {
     const plan = prog.plan;
     for (const [name, data] of Object.entries(feeds)) {
       const f = plan.feeds[name];
       if (f) this.device.queue.writeBuffer(prog.local.get(f.slot.buffer)!, 0, data.buffer, data.byteOffset, data.byteLength);
     }
     await this.idle();
-    const rows: ProfileRow[] = [];
-    for (let i = 0; i < plan.steps.length; i++) {
-      const s = plan.steps[i];
-      if (s.op !== 'dispatch' || (s.noise && s.noise in feeds)) continue;
+    const steps = plan.steps.flatMap((s, i) => (s.op === 'dispatch' && !(s.noise && s.noise in feeds) ? [i] : []));
+    const row = (i: number, ms: number): ProfileRow => {
+      const s = plan.steps[i] as Extract<Plan['steps'][number], { op: 'dispatch' }>;
       const spec = plan.kernels[s.kernel];
-      const enc = this.device.createCommandEncoder();
-      const pass = enc.beginComputePass();
+      return { name: spec.name, ms, flops: s.flops ?? spec.flops ?? 0, step: i, workgroups: dispatchGrid(plan, s), params: dispatchParams(plan, s) };
+    };
+    const record = (enc: GPUCommandEncoder, i: number, timestampWrites?: GPUComputePassTimestampWrites) => {
+      const pass = enc.beginComputePass(timestampWrites ? { timestampWrites } : {});
       pass.setPipeline(prog.pipelines[i]!);
       pass.setBindGroup(0, prog.groups[i]!);
-      pass.dispatchWorkgroups(...dispatchGrid(plan, s));
+      pass.dispatchWorkgroups(...dispatchGrid(plan, plan.steps[i] as Extract<Plan['steps'][number], { op: 'dispatch' }>));
       pass.end();
+    };
+    const rows: ProfileRow[] = [];
+    if (opts.clock !== 'wall' && this.device.features.has('timestamp-query')) {
+      // Two timestamps per dispatch; a query set holds at most 4096.
+      const CHUNK = 2048;
+      for (let at = 0; at < steps.length; at += CHUNK) {
+        const part = steps.slice(at, at + CHUNK);
+        const count = 2 * part.length;
+        const querySet = this.device.createQuerySet({ type: 'timestamp', count });
+        const resolved = this.device.createBuffer({ size: 8 * count, usage: USAGE.QUERY_RESOLVE | USAGE.COPY_SRC });
+        const staging = this.device.createBuffer({ size: 8 * count, usage: READBACK_USAGE });
+        const enc = this.device.createCommandEncoder();
+        part.forEach((i, k) => record(enc, i, { querySet, beginningOfPassWriteIndex: 2 * k, endOfPassWriteIndex: 2 * k + 1 }));
+        enc.resolveQuerySet(querySet, 0, count, resolved, 0);
+        enc.copyBufferToBuffer(resolved, 0, staging, 0, 8 * count);
+        this.device.queue.submit([enc.finish()]);
+        await staging.mapAsync(MAP_MODE_READ);
+        const ns = new BigUint64Array(staging.getMappedRange().slice(0));
+        staging.unmap();
+        part.forEach((i, k) => rows.push(row(i, Number(ns[2 * k + 1] - ns[2 * k]) / 1e6)));
+        querySet.destroy();
+        resolved.destroy();
+        staging.destroy();
+      }
+      return rows;
+    }
+    for (const i of steps) {
+      const enc = this.device.createCommandEncoder();
+      record(enc, i);
       const t0 = performance.now();
       this.device.queue.submit([enc.finish()]);
       await this.idle();
-      rows.push({ name: spec.name, ms: performance.now() - t0, flops: s.flops ?? spec.flops ?? 0, step: i, workgroups: dispatchGrid(plan, s), params: dispatchParams(plan, s) });
+      rows.push(row(i, performance.now() - t0));
     }
     return rows;
   }

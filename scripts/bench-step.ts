@@ -3,8 +3,8 @@
 // adapter. Reports the median step time, the GEMM-class FLOPs per step and
 // their rate, dispatches, distinct pipelines, the compile time of this process
 // (warm or cold shader cache, whichever it met), and where the time goes per
-// kernel family (from a per-dispatch profile, which serialises dispatches and
-// adds a submit and a wait to each, so only its proportions are used).
+// kernel family (from a per-dispatch profile, GPU timestamps around each
+// dispatch where the adapter has them; see Runtime.profile).
 //
 // Run alone to time only the compile with the shader cache off (the bench's
 // cold-compile figure runs this in a child process):
@@ -136,10 +136,10 @@ export async function loadGanStep(model: CheckedModel, batch: number, opts: { wa
       }
       return times;
     },
-    /** Every dispatch of both programs timed alone (see Runtime.profile). */
-    profile: async () => [
-      ...(await rt.profile(dProg, feeds)).map((r) => ({ ...r, program: 'd_step', wgsl: kernelAt(steps.dStep.plan, r.step).wgsl })),
-      ...(await rt.profile(gProg, gFeeds)).map((r) => ({ ...r, program: 'g_step', wgsl: kernelAt(steps.gStep.plan, r.step).wgsl })),
+    /** Every dispatch of both programs timed (see Runtime.profile: GPU timestamps, or each alone on the host clock). */
+    profile: async (clock?: 'gpu' | 'wall') => [
+      ...(await rt.profile(dProg, feeds, { clock })).map((r) => ({ ...r, program: 'd_step', wgsl: kernelAt(steps.dStep.plan, r.step).wgsl })),
+      ...(await rt.profile(gProg, gFeeds, { clock })).map((r) => ({ ...r, program: 'g_step', wgsl: kernelAt(steps.gStep.plan, r.step).wgsl })),
     ],
     destroy: () => {
       for (const o of [...optD, optG]) o.destroy();

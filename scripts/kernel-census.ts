@@ -79,8 +79,9 @@ if (args.includes('--compile')) {
 if (args.includes('--jit')) {
   const { loadGanStep } = await import('./bench-step.ts');
   const s = await loadGanStep(r.model, Number(opt('--batch', '4')), { warm: false });
-  const first = await s.profile();
-  const second = await s.profile();
+  // Host clock: the JIT may run outside a pass's GPU timestamps.
+  const first = await s.profile('wall');
+  const second = await s.profile('wall');
   // Only a kernel's first dispatch pays its JIT (a kernel serves several launches).
   const times = new FamilyTimes();
   const seen = new Set<string>();

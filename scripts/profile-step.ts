@@ -3,10 +3,12 @@
 //
 //   npx tsx scripts/profile-step.ts models/ms-clip-gan.gan --preset cpu --set res=16 --batch 4
 //
-// The per-dispatch profile submits and awaits each dispatch alone, so its
-// total exceeds the real step (it adds a submit and a wait per dispatch); read
-// its shares, not its sum. Compile time is printed as measured (cold or warm
-// shader cache, whichever this machine has).
+// The per-dispatch profile (Runtime.profile) reads GPU timestamps around each
+// dispatch where the adapter has them (lavapipe does): its sum is then about
+// the step's GPU time. Without them each dispatch is submitted and awaited
+// alone, which adds a submit and a wait to each: read the shares, not the
+// sum. Compile time is printed as measured (cold or warm shader cache,
+// whichever this machine has).
 import { parseArgs } from 'node:util';
 import { checkFile } from '../compiler/index.ts';
 import { kernelFamily, loadGanStep } from './bench-step.ts';
@@ -51,7 +53,7 @@ const [dPlan, gPlan] = [run.steps.dStep.plan, run.steps.gStep.plan];
 console.log(`${file} ${values.preset ? `--preset ${values.preset} ` : ''}${(values.set ?? []).map((s) => `--set ${s} `).join('')}batch ${batch} on ${run.info.description}`);
 console.log(`compile ${(run.compileMs / 1000).toFixed(1)} s, ${dPlan.kernels.length + gPlan.kernels.length} kernels (${dPlan.kernels.length} D + ${gPlan.kernels.length} G, ${run.kernels} distinct)`);
 console.log(`step median ${times[times.length >> 1].toFixed(0)} ms (min ${times[0].toFixed(0)}), ${run.dispatches} dispatches`);
-console.log(`profile sum ${total.toFixed(0)} ms over ${prof.length} dispatches (each submitted alone)`);
+console.log(`profile sum ${total.toFixed(0)} ms over ${prof.length} dispatches`);
 console.log('family                          n      ms   share   GFLOP/s');
 for (const [k, e] of [...byFamily].sort((a, b) => b[1].ms - a[1].ms)) {
   const gf = e.flops ? (e.flops / e.ms / 1e6).toFixed(2) : '';
