@@ -190,7 +190,7 @@ export async function siblingDevice(ctx: GpuContext): Promise<GPUDevice> {
  * adapter, whose work shares the CPU with the tick loop, and 0 (Dawn's own
  * busy loop) on hardware.
  */
-function pollInterval(software: boolean): number {
+export function pollInterval(software: boolean): number {
   const v = process.env.GAN_DAWN_POLL_MS;
   if (v === undefined || v === '') return software ? 1 : 0;
   const ms = Number(v);

@@ -1,11 +1,13 @@
 // `gan doctor`: what this machine offers gan-dsl: Node, the WebGPU adapter
 // Dawn chose, its key limits. Exits non-zero when there is no adapter.
-import { describeAdapter, requestAdapter, NoAdapterError } from '../../runtime/device.ts';
+import { describeAdapter, requestAdapter, NoAdapterError, pollInterval } from '../../runtime/device.ts';
 
 export interface DoctorReport {
   node: string;
   nodeOk: boolean;
   adapter: ReturnType<typeof describeAdapter> | null;
+  /** Milliseconds between dawn.node's ticks while GPU work is pending on this adapter; 0 = Dawn's own busy loop (runtime/dawn-polling.ts). */
+  dawnPollMs?: number;
   problem?: string;
 }
 
@@ -14,7 +16,8 @@ export async function doctorReport(): Promise<DoctorReport> {
   const nodeOk = Number(node.split('.')[0]) >= 20;
   try {
     const adapter = await requestAdapter();
-    return { node, nodeOk, adapter: describeAdapter(adapter) };
+    const info = describeAdapter(adapter);
+    return { node, nodeOk, adapter: info, dawnPollMs: pollInterval(info.software) };
   } catch (e) {
     if (e instanceof NoAdapterError) return { node, nodeOk, adapter: null, problem: e.message };
     throw e;
@@ -42,5 +45,7 @@ export function renderDoctor(r: DoctorReport): string {
   lines.push('limits');
   for (const [k, v] of Object.entries(a.limits)) lines.push(`  ${k.padEnd(36)} ${fmtLimit(k, v)}`);
   lines.push(`features  ${a.features.join(', ')}`);
+  const poll = r.dawnPollMs ?? 0;
+  lines.push(`polling   ${poll > 0 ? `every ${poll} ms while the GPU works` : "Dawn's own busy loop while the GPU works"} (GAN_DAWN_POLL_MS)`);
   return lines.join('\n');
 }

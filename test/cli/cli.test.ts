@@ -110,12 +110,15 @@ describe('gan doctor', () => {
       expect(j.adapter.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
       // On a CPU-only machine Dawn runs on Mesa's lavapipe (llvmpipe).
       if (j.adapter.software) expect(j.adapter.description).toMatch(/llvmpipe|lavapipe|swiftshader/i);
+      // Dawn's tick loop is throttled where the GPU's work shares the CPU (runtime/dawn-polling.ts).
+      if (process.env.GAN_DAWN_POLL_MS === undefined) expect(j.dawnPollMs).toBe(j.adapter.software ? 1 : 0);
     } else {
       expect(r.code).toBe(1);
       expect(j.problem).toMatch(/no WebGPU adapter/);
     }
     const text = gan('doctor');
     expect(text.out).toMatch(/^adapter\s+/m);
+    if (j.adapter) expect(text.out).toMatch(/^polling\s+(every \d+ ms|Dawn's own busy loop) while the GPU works/m);
     if (j.adapter?.software) {
       // Asking for a GPU on a CPU-only machine is a clear failure, not a fallback.
       const hw = gan('doctor', '--adapter', 'hardware');
