@@ -15,7 +15,7 @@
 import { MAP_MODE_READ, READBACK_USAGE, STORAGE_USAGE as STORAGE, UNIFORM_USAGE, USAGE } from './buffers.ts';
 import { getDevice, type GpuContext } from './device.ts';
 import { paramBytes, paramsBinding, type KernelSpec } from './format/kernel.ts';
-import { dispatchGrid, dispatchParams, type Plan, type Slot, type StateLayout } from './format/plan.ts';
+import { dispatchGrid, dispatchParams, type DispatchStep, type Plan, type Slot, type StateLayout } from './format/plan.ts';
 import { initialValues } from './init.ts';
 import { warmOnHelper } from './jit-helper.ts';
 import { pipelineCache, type PipelineCache } from './pipelines.ts';
@@ -431,17 +431,16 @@ export class Runtime {
       if (f) this.device.queue.writeBuffer(prog.local.get(f.slot.buffer)!, 0, data.buffer, data.byteOffset, data.byteLength);
     }
     await this.idle();
-    const steps = plan.steps.flatMap((s, i) => (s.op === 'dispatch' && !(s.noise && s.noise in feeds) ? [i] : []));
-    const row = (i: number, ms: number): ProfileRow => {
-      const s = plan.steps[i] as Extract<Plan['steps'][number], { op: 'dispatch' }>;
+    const steps = plan.steps.flatMap((s, i): { s: DispatchStep; i: number }[] => (s.op === 'dispatch' && !(s.noise && s.noise in feeds) ? [{ s, i }] : []));
+    const row = ({ s, i }: { s: DispatchStep; i: number }, ms: number): ProfileRow => {
       const spec = plan.kernels[s.kernel];
       return { name: spec.name, ms, flops: s.flops ?? spec.flops ?? 0, step: i, workgroups: dispatchGrid(plan, s), params: dispatchParams(plan, s) };
     };
-    const record = (enc: GPUCommandEncoder, i: number, timestampWrites?: GPUComputePassTimestampWrites) => {
+    const record = (enc: GPUCommandEncoder, { s, i }: { s: DispatchStep; i: number }, timestampWrites?: GPUComputePassTimestampWrites) => {
       const pass = enc.beginComputePass(timestampWrites ? { timestampWrites } : {});
       pass.setPipeline(prog.pipelines[i]!);
       pass.setBindGroup(0, prog.groups[i]!);
-      pass.dispatchWorkgroups(...dispatchGrid(plan, plan.steps[i] as Extract<Plan['steps'][number], { op: 'dispatch' }>));
+      pass.dispatchWorkgroups(...dispatchGrid(plan, s));
       pass.end();
     };
     const rows: ProfileRow[] = [];
@@ -455,27 +454,27 @@ export class Runtime {
         const resolved = this.device.createBuffer({ size: 8 * count, usage: USAGE.QUERY_RESOLVE | USAGE.COPY_SRC });
         const staging = this.device.createBuffer({ size: 8 * count, usage: READBACK_USAGE });
         const enc = this.device.createCommandEncoder();
-        part.forEach((i, k) => record(enc, i, { querySet, beginningOfPassWriteIndex: 2 * k, endOfPassWriteIndex: 2 * k + 1 }));
+        part.forEach((d, k) => record(enc, d, { querySet, beginningOfPassWriteIndex: 2 * k, endOfPassWriteIndex: 2 * k + 1 }));
         enc.resolveQuerySet(querySet, 0, count, resolved, 0);
         enc.copyBufferToBuffer(resolved, 0, staging, 0, 8 * count);
         this.device.queue.submit([enc.finish()]);
         await staging.mapAsync(MAP_MODE_READ);
         const ns = new BigUint64Array(staging.getMappedRange().slice(0));
         staging.unmap();
-        part.forEach((i, k) => rows.push(row(i, Number(ns[2 * k + 1] - ns[2 * k]) / 1e6)));
+        part.forEach((d, k) => rows.push(row(d, Number(ns[2 * k + 1] - ns[2 * k]) / 1e6)));
         querySet.destroy();
         resolved.destroy();
         staging.destroy();
       }
       return rows;
     }
-    for (const i of steps) {
+    for (const d of steps) {
       const enc = this.device.createCommandEncoder();
-      record(enc, i);
+      record(enc, d);
       const t0 = performance.now();
       this.device.queue.submit([enc.finish()]);
       await this.idle();
-      rows.push(row(i, performance.now() - t0));
+      rows.push(row(d, performance.now() - t0));
     }
     return rows;
   }

@@ -117,7 +117,6 @@ function decompose(v: string, rs: readonly Run[], P: string, lines: string[], si
   return terms.reverse().join(' + ');
 }
 
-
 /**
  * One kernel computing `roots`: either fusible roots of one output shape (an
  * invocation per element writes every root), or reductions of one kind over the
