@@ -296,7 +296,7 @@ export class GraphBuilder {
 
   // ---- linear algebra ---------------------------------------------------------
 
-  /** 2-D matrix product op(a) @ op(b), op = optional transpose. */
+  /** Matrix product op(a) @ op(b), op = optional transpose of the last two axes; 2-D or batched 3-D. */
   matmul(a: Value, b: Value, opts: { transA?: boolean; transB?: boolean } = {}): Value {
     return this.apply('matmul', [a, b], { transA: !!opts.transA, transB: !!opts.transB });
   }

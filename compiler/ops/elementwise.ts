@@ -13,6 +13,8 @@ interface UnarySpec<A = Attrs> {
   doc: string;
   /** WGSL f32 expression of `a` (the input value). */
   expr: (a: string, attrs: A) => string;
+  /** WGSL statements computing the expression's operands from `a`, when it needs some. */
+  prelude?: string;
   /** The same function in float64 JavaScript (reference semantics). */
   js: (a: number, attrs: A) => number;
   grad: (g: GradCtx<A>) => Value | null;
@@ -28,7 +30,7 @@ function unary<A = Attrs>(s: UnarySpec<A>): PrimitiveOp<A> {
     kind: 'fusible',
     arity: 1,
     shape: (ins) => [...ins[0]],
-    fn: (c: FnCtx<A>) => `let a = ${c.bcast(0)};\n  return ${s.expr('a', c.attrs)};`,
+    fn: (c: FnCtx<A>) => `let a = ${c.bcast(0)};\n  ${s.prelude ? `${s.prelude}\n  ` : ''}return ${s.expr('a', c.attrs)};`,
     grad: (g) => [g.needs[0] ? s.grad(g) : null],
     ...(s.differentiable === false ? { differentiable: false } : {}),
     ref: (ins, c) => unaryRef((a) => s.js(a, c.attrs))(ins, c),
@@ -128,6 +130,20 @@ export const unaryOps: PrimitiveOp<any>[] = [
     parity: p('torch.abs(x0)', ['away0']),
   }),
   unary({
+    name: 'erf',
+    doc: 'the error function (GELU is built on it)',
+    // WGSL has no erf: Numerical Recipes' Chebyshev fit of erfc (fractional
+    // error < 1.2e-7), so erf is exact to about 1.2e-7 absolute.
+    prelude: [
+      'let t = 1.0 / (1.0 + 0.5 * abs(a));',
+      'let c = t * exp(-a * a - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));',
+    ].join('\n  '),
+    expr: (a) => `select(c - 1.0, 1.0 - c, ${a} >= 0.0)`,
+    js: erf64,
+    grad: ({ b, gy, x }) => b.mul(gy, b.mul(b.exp(b.neg(b.mul(x[0], x[0]))), 2 / Math.sqrt(Math.PI))),
+    parity: p('torch.erf(x0)'),
+  }),
+  unary({
     name: 'step',
     doc: '1 where x > 0, else 0; piecewise constant, so no gradient flows',
     expr: (a) => `select(0.0, 1.0, ${a} > 0.0)`,
@@ -156,6 +172,25 @@ export const unaryOps: PrimitiveOp<any>[] = [
   }),
 ];
 
+/** erf in float64: its Maclaurin series near 0, a continued fraction for erfc beyond (|error| < 1e-14). */
+export function erf64(x: number): number {
+  const z = Math.abs(x);
+  if (z < 2.5) {
+    let term = x;
+    let sum = x;
+    for (let n = 1; n < 80 && Math.abs(term) > 1e-17 * Math.abs(sum); n++) {
+      term *= (-x * x) / n;
+      sum += term / (2 * n + 1);
+    }
+    return (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  // erfc(z) = exp(-z^2)/sqrt(pi) * 1/(z + (1/2)/(z + 1/(z + (3/2)/(z + ...)))), evaluated bottom-up.
+  let f = z;
+  for (let k = 60; k >= 1; k--) f = z + k / 2 / f;
+  const erfc = Math.exp(-z * z) / Math.sqrt(Math.PI) / f;
+  return Math.sign(x) * (1 - erfc);
+}
+
 interface BinarySpec {
   name: string;
   doc: string;
@@ -164,6 +199,10 @@ interface BinarySpec {
   grad: (g: GradCtx) => [Value | null, Value | null];
   torch: string;
   domain?: Domain[];
+  /** False for a piecewise-constant op (see PrimitiveOp.differentiable). */
+  differentiable?: boolean;
+  /** Cases replacing the default three (same shapes, broadcast, rank) of random inputs. */
+  parity?: ParityCase[];
 }
 
 function binary(s: BinarySpec): PrimitiveOp {
@@ -186,11 +225,12 @@ function binary(s: BinarySpec): PrimitiveOp {
         g.needs[1] && gb ? g.b.sumTo(gb, g.x[1].shape) : null,
       ];
     },
-    parity: [
+    parity: s.parity ?? [
       { name: 'same', inputs: [[3, 5], [3, 5]], torch: s.torch, domain: s.domain },
       { name: 'bcast', inputs: [[2, 3, 4, 5], [1, 3, 1, 1]], torch: s.torch, domain: s.domain },
       { name: 'rank', inputs: [[4, 1], [2, 1, 5]], torch: s.torch, domain: s.domain },
     ],
+    ...(s.differentiable === false ? { differentiable: false } : {}),
     flopsPerElement: 1,
   };
 }
@@ -239,6 +279,27 @@ export const binaryOps: PrimitiveOp[] = [
       return [needs[0] ? b.mul(gy, m) : null, needs[1] ? b.mul(gy, b.sub(1, m)) : null];
     },
     torch: 'torch.maximum(x0, x1)',
+  }),
+  binary({
+    name: 'equal',
+    doc: '1 where a == b, else 0; piecewise constant, so no gradient flows (a max routes its gradient through it)',
+    expr: (a, b) => `select(0.0, 1.0, ${a} == ${b})`,
+    js: (a, b) => (a === b ? 1 : 0),
+    grad: () => [null, null],
+    differentiable: false,
+    torch: '(x0 == x1).float()',
+    // Random inputs are never equal: compare x with relu(x) (equal where x >= 0),
+    // and a broadcast row max with its rows (one tie per row).
+    parity: [
+      { name: 'ties', inputs: [[3, 5]], torch: '(x0 == torch.relu(x0)).float()', grad: [], build: (b, [x]) => b.apply('equal', [x, b.relu(x)]) },
+      {
+        name: 'bcast-max',
+        inputs: [[4, 6]],
+        torch: '(x0 == x0.max(1, keepdim=True).values).float()',
+        grad: [],
+        build: (b, [x]) => b.apply('equal', [x, b.reduce('max', x, [1], true)]),
+      },
+    ],
   }),
 ];
 

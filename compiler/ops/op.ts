@@ -104,7 +104,8 @@ export interface BatchAxis {
   out: 'sample' | 'sum';
 }
 
-export type Domain = 'normal' | 'positive' | 'unit' | 'away0';
+/** Value range of a random parity input; `{ ints: n }`: integers in [0, n) (indices). */
+export type Domain = 'normal' | 'positive' | 'unit' | 'away0' | { ints: number };
 
 export interface ParityCase {
   name?: string;

@@ -76,6 +76,25 @@ export const sumOp = reduction({
   ],
 });
 
+/** The most negative finite f32: the identity of max (WGSL has no infinity literal). */
+const F32_LOWEST = -3.4028234663852886e38;
+
+export const maxOp = reduction({
+  name: 'max',
+  doc: 'maximum over axes (keepdims optional); the gradient goes to every element equal to the maximum (torch.amax)',
+  reduce: { identity: F32_LOWEST, combine: (a, b) => `max(${a}, ${b})`, js: (a, b) => Math.max(a, b) },
+  grad: ({ b, gy, x, y, attrs }) => {
+    const kept = keptShape(x[0].shape, attrs.axes);
+    const hit = b.apply('equal', [x[0], b.expand(b.reshape(y, kept), x[0].shape)]);
+    return [b.mul(b.expand(b.reshape(gy, kept), x[0].shape), hit)];
+  },
+  parity: [
+    { name: 'rows', inputs: [[4, 9]], attrs: { axes: [1], keepdims: true }, torch: 'x0.amax(1, keepdim=True)' },
+    { name: 'bn2d', inputs: [[2, 3, 4, 5]], attrs: { axes: [0, 2, 3], keepdims: false }, torch: 'x0.amax((0, 2, 3))' },
+    { name: 'tree', inputs: [[3, 300]], attrs: { axes: [1], keepdims: false }, torch: 'x0.amax(1)' },
+  ],
+});
+
 export const meanOp: CompositeOp<ReduceAttrs> = {
   name: 'mean',
   kind: 'composite',
@@ -85,4 +104,23 @@ export const meanOp: CompositeOp<ReduceAttrs> = {
   parity: [{ inputs: [[2, 3, 4, 4]], attrs: { axes: [2, 3], keepdims: false }, torch: 'x0.mean((2, 3))' }],
 };
 
-export const reduceOps = [sumOp, meanOp];
+/** max_pool2d with a k x k window and stride k (VGG's 2x2): a max over the window axes of a reshape. */
+export const maxPool2dOp: CompositeOp<{ k: number }> = {
+  name: 'max_pool2d',
+  kind: 'composite',
+  doc: 'max pooling of NCHW over k x k windows with stride k (F.max_pool2d(x, k))',
+  arity: 1,
+  expand: (b, [x], { k }) => {
+    if (x.shape.length !== 4) throw new Error(`max_pool2d: expects an NCHW tensor, got [${x.shape.join(', ')}]`);
+    const [n, c, h, w] = x.shape;
+    if (h % k || w % k) throw new Error(`max_pool2d: ${h}x${w} is not a multiple of the ${k}x${k} window`);
+    const windows = b.reshape(x, [n, c, h / k, k, w / k, k]);
+    return b.reshape(b.reduce('max', windows, [3, 5]), [n, c, h / k, w / k]);
+  },
+  parity: [
+    { name: 'k2', inputs: [[2, 3, 6, 8]], attrs: { k: 2 }, torch: 'F.max_pool2d(x0, 2)' },
+    { name: 'k3', inputs: [[1, 2, 6, 9]], attrs: { k: 3 }, torch: 'F.max_pool2d(x0, 3)' },
+  ],
+};
+
+export const reduceOps = [sumOp, maxOp, meanOp, maxPool2dOp];

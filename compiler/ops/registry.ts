@@ -10,6 +10,9 @@ import { randomOps } from './random.ts';
 import { compositeOps } from './composite.ts';
 import { batchNormOp } from './batchnorm.ts';
 import { lossOps } from './losses.ts';
+import { gatherOps } from './gather.ts';
+import { transformerOps } from './transformer.ts';
+import { resizeOps } from './resize.ts';
 
 const all: OpDef[] = [
   ...unaryOps,
@@ -25,6 +28,9 @@ const all: OpDef[] = [
   ...compositeOps,
   batchNormOp,
   ...lossOps,
+  ...gatherOps,
+  ...transformerOps,
+  ...resizeOps,
 ];
 
 const byName = new Map<string, OpDef>();

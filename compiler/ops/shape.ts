@@ -1,10 +1,10 @@
-// Data-movement ops: reshape, concat, slice, zero pad, nearest upsample x2 and
+// Data-movement ops: reshape, permute, concat, slice, zero pad, nearest upsample x2 and
 // its adjoint (2x2 sum pooling). All are fusible index maps: output element i
 // reads its inputs at computed indices, so they cost nothing when fused.
 // tile (a vector batch spread over a plane) is the composite reshape + expand.
 import type { GraphBuilder } from '../ir/builder.ts';
 import type { Value } from '../ir/graph.ts';
-import { fmtShape, numel, type Shape } from '../ir/shape.ts';
+import { fmtShape, numel, strides, type Shape } from '../ir/shape.ts';
 import { shapeError, type CompositeOp, type PrimitiveOp } from './op.ts';
 import { mapOut } from './refutil.ts';
 
@@ -253,4 +253,45 @@ export function tile(b: GraphBuilder, v: Value, h: number, w: number): Value {
   return b.apply('tile', [v], { h, w });
 }
 
-export const shapeOps = [reshapeOp, concatOp, sliceOp, padOp, upsample2xOp, sumPool2xOp, tileOp];
+export const permuteOp: PrimitiveOp<{ perm: number[] }> = {
+  name: 'permute',
+  doc: 'axes reordered: output axis d is input axis perm[d] (torch.permute)',
+  kind: 'fusible',
+  arity: 1,
+  shape: (ins, { perm }) => {
+    const s = ins[0];
+    if (perm.length !== s.length || [...perm].sort((a, b) => a - b).some((p, d) => p !== d)) {
+      throw shapeError('permute', `[${perm.join(', ')}] is not a permutation of ${s.length} axes`, ins);
+    }
+    return perm.map((p) => s[p]);
+  },
+  fn: (c) => {
+    const z = c.size;
+    const os = strides(c.out);
+    const is = strides(c.ins[0]);
+    const terms = c.out.flatMap((d, k) => {
+      if (d === 1) return [];
+      const q = os[k] === 1 ? 'i' : z.div('i', os[k]);
+      return [z.mul(`(${k === 0 ? q : z.mod(q, d)})`, is[c.attrs.perm[k]])];
+    });
+    return `return ${c.at(0, terms.length ? terms.join(' + ') : '0u')};`;
+  },
+  ref: (ins, c) => {
+    const os = strides(c.out);
+    const is = strides(c.ins[0]);
+    return mapOut(c.out, (i) => ins[0][c.out.reduce((j, d, k) => j + (Math.floor(i / os[k]) % d) * is[c.attrs.perm[k]], 0)]);
+  },
+  grad: ({ b, gy, attrs }) => {
+    const inverse: number[] = [];
+    attrs.perm.forEach((p, d) => (inverse[p] = d));
+    return [b.apply('permute', [gy], { perm: inverse })];
+  },
+  parity: [
+    { name: 'heads', inputs: [[2, 5, 3, 4]], attrs: { perm: [0, 2, 1, 3] }, torch: 'x0.permute(0, 2, 1, 3)' },
+    { name: 'qkv', inputs: [[2, 3, 3, 2, 4]], attrs: { perm: [2, 0, 3, 1, 4] }, torch: 'x0.permute(2, 0, 3, 1, 4)' },
+    { name: 'transpose', inputs: [[6, 7]], attrs: { perm: [1, 0] }, torch: 'x0.t()' },
+  ],
+  flopsPerElement: 0,
+};
+
+export const shapeOps = [reshapeOp, permuteOp, concatOp, sliceOp, padOp, upsample2xOp, sumPool2xOp, tileOp];

@@ -15,6 +15,11 @@ import type { TorchOracle } from '../oracle/torch.ts';
 export function randomInput(shape: number[], domain: Domain, seed: number): HostTensor {
   if (domain === 'positive') return randu(shape, seed, 0.5, 2);
   if (domain === 'unit') return randu(shape, seed, 0, 1);
+  if (typeof domain === 'object') {
+    const t = randu(shape, seed, 0, domain.ints);
+    for (let i = 0; i < t.data.length; i++) t.data[i] = Math.min(Math.floor(t.data[i]), domain.ints - 1);
+    return t;
+  }
   const t = randn(shape, seed);
   if (domain === 'away0') for (let i = 0; i < t.data.length; i++) t.data[i] = Math.sign(t.data[i] || 1) * (Math.abs(t.data[i]) + 0.1);
   return t;
