@@ -56,6 +56,7 @@ const INITS: Record<ParamInfo['init'], Init> = {
   zeros: { kind: 'zeros' },
   ones: { kind: 'ones' },
   bn_weight: { kind: 'normal', mean: 1, std: 0.02 },
+  embedding: { kind: 'normal', mean: 0, std: 0.02 },
 };
 
 export function lowerNetwork(net: NetworkInfo, opts: LowerOptions, builder = new GraphBuilder()): LoweredNetwork {

@@ -20,8 +20,8 @@ export interface ParamInfo {
   /** Full name, e.g. `g0/Up.0/conv.0/weight`. */
   name: string;
   shape: number[];
-  /** How it is initialised (orthogonal for conv/linear weights, N(1, 0.02) for BN weight, zeros for biases). */
-  init: 'orthogonal' | 'zeros' | 'ones' | 'bn_weight';
+  /** How it is initialised (orthogonal for conv/linear weights, N(1, 0.02) for BN weight, zeros for biases, N(0, 0.02) for embeddings). */
+  init: 'orthogonal' | 'zeros' | 'ones' | 'bn_weight' | 'embedding';
 }
 
 export interface BufferInfo {

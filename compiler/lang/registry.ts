@@ -11,8 +11,9 @@ import { nnOps } from './ops/nn.ts';
 import { noiseOps } from './ops/noise.ts';
 import { reductionOps } from './ops/reductions.ts';
 import { shapeOps } from './ops/shape.ts';
+import { transformerOps } from './ops/transformer.ts';
 
-const all: LangOp[] = [...nnOps, ...activationOps, ...arithmeticOps, ...shapeOps, ...reductionOps, ...lossOps, ...noiseOps];
+const all: LangOp[] = [...nnOps, ...activationOps, ...arithmeticOps, ...shapeOps, ...reductionOps, ...lossOps, ...noiseOps, ...transformerOps];
 
 const calls = new Map<string, CallOp>();
 const operators = new Map<string, OperatorOp>();

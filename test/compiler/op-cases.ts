@@ -21,6 +21,9 @@ export const INPUTS: Record<string, { shape: number[]; domain: Domain }> = {
   m: { shape: [4, 6, 6], domain: 'normal' },
   n: { shape: [4, 6, 6], domain: 'normal' },
   s: { shape: [1], domain: 'normal' },
+  t: { shape: [5, 8], domain: 'normal' },
+  ids: { shape: [5], domain: { ints: 7 } },
+  pos: { shape: [1], domain: { ints: 5 } },
 };
 const NOISE_SHAPE = [4, 6, 6];
 

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { callOp, allLangOps, lowering } from '../../compiler/lang/registry.ts';
 import { opDef } from '../../compiler/ops/registry.ts';
 import { checkText, errors, position } from '../helpers/gan.ts';
-import { allCases, checkCase, keywords, lowerCase, modelText, nonDefaultKeywords } from './op-cases.ts';
+import { allCases, checkCase, INPUTS, keywords, lowerCase, modelText, nonDefaultKeywords } from './op-cases.ts';
 
 describe('language ops: checker and lowering agree', () => {
   it('every op has examples, and every node op has one lowering', () => {
@@ -57,7 +57,8 @@ describe('language ops: checker and lowering agree', () => {
     const r = checkText(modelText(conv, { args: { x: 'm', out: 2, k: 9, pad: 0 } }));
     const [e] = errors(r);
     expect([e.code, e.message, e.label]).toEqual(['GAN304', 'conv: kernel 9x9 with stride 1 and padding 0 leaves no output', 'input [4, 6, 6]']);
-    expect(position(r, e)).toMatchObject({ line: 10, col: 7, text: 'conv(m, out = 2, k = 9, pad = 0)' });
+    // The harness's model declares each input on a line of its own, then the image, then `generator {`.
+    expect(position(r, e)).toMatchObject({ line: Object.keys(INPUTS).length + 4, col: 7, text: 'conv(m, out = 2, k = 9, pad = 0)' });
   });
 
   it('what the lowering cannot do, the checker refuses with a located diagnostic', () => {

@@ -64,5 +64,7 @@ export const activationOps: CallOp[] = [
   unary('exp', 'e^x', [{ args: { x: 'a' }, torch: 'y = torch.exp(a)' }]),
   unary('log', 'natural logarithm', [{ args: { x: 'p' }, torch: 'y = torch.log(p)' }]),
   unary('sqrt', 'square root', [{ args: { x: 'p' }, torch: 'y = torch.sqrt(p)' }]),
+  unary('gelu', 'x * Phi(x), the exact (erf) GELU', [{ args: { x: 't' }, torch: 'y = F.gelu(t)' }]),
+  unary('quick_gelu', "x * sigmoid(1.702 x), OpenAI CLIP's QuickGELU", [{ args: { x: 't' }, torch: 'y = t * torch.sigmoid(1.702 * t)' }]),
   unary('detach', 'stop gradients flowing through x', [{ args: { x: 'a' }, torch: 'y = a.detach()' }]),
 ];
