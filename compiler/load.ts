@@ -29,6 +29,9 @@ export interface ModelSource {
   objective: A.Setting[];
   train: A.Setting[];
   presets: Map<string, A.PresetDecl>;
+  /** Frozen networks (pretrained encoders) and their checkpoints' name maps. */
+  encoders: Map<string, A.EncoderDecl>;
+  weights: Map<string, A.WeightsDecl>;
 }
 
 export interface LoadResult {
@@ -58,6 +61,8 @@ export function emptyModel(name: string, file: string): ModelSource {
     objective: [],
     train: [],
     presets: new Map(),
+    encoders: new Map(),
+    weights: new Map(),
   };
 }
 
@@ -146,6 +151,8 @@ function cloneModel(m: ModelSource): ModelSource {
     objective: [...m.objective],
     train: [...m.train],
     presets: new Map(m.presets),
+    encoders: new Map(m.encoders),
+    weights: new Map(m.weights),
   };
 }
 
@@ -165,6 +172,8 @@ function applyDecls(model: ModelSource, decls: A.TopDecl[], diags: Diagnostic[])
     condition: model.conditions,
     discriminator: model.discriminators,
     preset: model.presets,
+    encoder: model.encoders,
+    weights: model.weights,
   };
   for (const d of decls) {
     const table = byName[d.kind];

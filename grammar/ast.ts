@@ -64,6 +64,18 @@ export interface DiscriminatorDecl { kind: 'discriminator'; name: string; nameSp
 export interface Setting { path: string[]; pathSpan: Span; value: Expr; span: Span }
 export interface SettingsDecl { kind: 'objective' | 'train'; settings: Setting[]; span: Span }
 export interface PresetDecl { kind: 'preset'; name: string; nameSpan: Span; params: ParamDecl[]; sections: SettingsDecl[]; span: Span }
+/** A network used frozen (a pretrained encoder): typed per-sample inputs, a body, its `return` the result. */
+export interface EncoderDecl {
+  kind: 'encoder';
+  name: string;
+  nameSpan: Span;
+  inputs: { name: string; span: Span; shape: Expr[] }[];
+  body: Stmt[];
+  span: Span;
+}
+/** One `"checkpoint.name" = "layer/path"` rule; a pair ending in `.` and `/` maps a whole prefix. */
+export interface WeightRule { from: string; fromSpan: Span; to: string; toSpan: Span }
+export interface WeightsDecl { kind: 'weights'; name: string; nameSpan: Span; rules: WeightRule[]; span: Span }
 export interface ImportDecl { kind: 'import'; path: string; pathSpan: Span; span: Span }
 
 export type TopDecl =
@@ -76,6 +88,8 @@ export type TopDecl =
   | DiscriminatorDecl
   | SettingsDecl
   | PresetDecl
+  | EncoderDecl
+  | WeightsDecl
   | ImportDecl;
 
 export interface GanFile {

@@ -171,6 +171,8 @@ class AstBuilder {
     if (k.discriminatorDecl) return this.discriminatorDecl(k.discriminatorDecl[0] as CstNode);
     if (k.settingsDecl) return this.settingsDecl(k.settingsDecl[0] as CstNode);
     if (k.presetDecl) return this.presetDecl(k.presetDecl[0] as CstNode);
+    if (k.encoderDecl) return this.encoderDecl(k.encoderDecl[0] as CstNode);
+    if (k.weightsDecl) return this.weightsDecl(k.weightsDecl[0] as CstNode);
     throw new Incomplete();
   }
 
@@ -211,6 +213,24 @@ class AstBuilder {
       return { name: pid.image, span: this.spanOfTok(pid), default: def ? this.expr(def) : undefined };
     });
     return { kind: 'block', name: id.image, nameSpan: this.spanOfTok(id), params, body: this.body(this.node(n, 'body')), span: this.spanOf(n) };
+  }
+
+  private encoderDecl(n: CstNode): A.EncoderDecl {
+    const id = this.tok(n, 'Identifier');
+    const inputs = this.each(this.nodes(n, 'encoderInput'), (p) => {
+      const pid = this.tok(p, 'Identifier');
+      return { name: pid.image, span: this.spanOfTok(pid), shape: this.listItems(this.node(p, 'listExpr')) };
+    });
+    return { kind: 'encoder', name: id.image, nameSpan: this.spanOfTok(id), inputs, body: this.body(this.node(n, 'body')), span: this.spanOf(n) };
+  }
+
+  private weightsDecl(n: CstNode): A.WeightsDecl {
+    const id = this.tok(n, 'Identifier');
+    const rules = this.each(this.nodes(n, 'weightRule'), (r) => {
+      const [from, to] = [this.tok(r, 'StringLiteral', 0), this.tok(r, 'StringLiteral', 1)];
+      return { from: this.str(from), fromSpan: this.spanOfTok(from), to: this.str(to), toSpan: this.spanOfTok(to) };
+    });
+    return { kind: 'weights', name: id.image, nameSpan: this.spanOfTok(id), rules, span: this.spanOf(n) };
   }
 
   private conditionDecl(n: CstNode): A.ConditionDecl {

@@ -132,6 +132,10 @@ function ruleContext(e: IRecognitionException, afterPipe = false): string {
     generatorDecl: 'generator',
     conditionDecl: 'condition',
     presetDecl: 'preset',
+    encoderDecl: 'encoder',
+    encoderInput: 'encoder input',
+    weightsDecl: 'weights declaration',
+    weightRule: 'weights rule',
     callOrName: 'argument list',
     pipeTarget: 'argument list',
   };

@@ -36,7 +36,40 @@ export class GanParser extends CstParser {
       { ALT: () => this.SUBRULE(this.discriminatorDecl) },
       { ALT: () => this.SUBRULE(this.settingsDecl) },
       { ALT: () => this.SUBRULE(this.presetDecl) },
+      { ALT: () => this.SUBRULE(this.encoderDecl) },
+      { ALT: () => this.SUBRULE(this.weightsDecl) },
     ]);
+  });
+
+  /** `encoder name(input: [dims], ...) { body }`: a network used frozen, its result the body's `return`. */
+  encoderDecl = this.RULE('encoderDecl', () => {
+    this.CONSUME(T.Encoder);
+    this.CONSUME(T.Identifier);
+    this.CONSUME(T.LParen);
+    this.MANY_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.encoderInput) });
+    this.CONSUME(T.RParen);
+    this.SUBRULE(this.body);
+  });
+
+  encoderInput = this.RULE('encoderInput', () => {
+    this.CONSUME(T.Identifier);
+    this.CONSUME(T.Colon);
+    this.SUBRULE(this.listExpr);
+  });
+
+  /** `weights name { "checkpoint.name" = "layer/path" ... }`: how a published checkpoint's tensors map onto an encoder. */
+  weightsDecl = this.RULE('weightsDecl', () => {
+    this.CONSUME(T.Weights);
+    this.CONSUME(T.Identifier);
+    this.CONSUME(T.LCurly);
+    this.MANY(() => this.SUBRULE(this.weightRule));
+    this.CONSUME(T.RCurly);
+  });
+
+  weightRule = this.RULE('weightRule', () => {
+    this.CONSUME(T.StringLiteral);
+    this.CONSUME(T.Equals);
+    this.CONSUME2(T.StringLiteral);
   });
 
   importDecl = this.RULE('importDecl', () => {

@@ -38,6 +38,8 @@ export const Loss = keyword('loss');
 export const Objective = keyword('objective');
 export const Train = keyword('train');
 export const Preset = keyword('preset');
+export const Encoder = keyword('encoder');
+export const Weights = keyword('weights');
 export const Repeat = keyword('repeat');
 export const As = keyword('as');
 export const If = keyword('if');
@@ -96,7 +98,7 @@ export const Unexpected = createToken({ name: 'Unexpected', pattern: /(?:[^ \t\r
 
 export const keywords = [
   Gan, Extends, Import, Param, Input, Noise, Block, Condition, Generator, Stage, From, Discriminator, Head, Loss,
-  Objective, Train, Preset, Repeat, As, If, Else, Return, True, False, And, Or, Not,
+  Objective, Train, Preset, Encoder, Weights, Repeat, As, If, Else, Return, True, False, And, Or, Not,
 ];
 
 export const allTokens: TokenType[] = [

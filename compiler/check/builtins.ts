@@ -23,4 +23,6 @@ export const shapeFunctions: Record<string, (shape: number[]) => number | undefi
   height: (s) => (s.length === 3 ? s[1] : undefined),
   width: (s) => (s.length === 3 ? s[2] : undefined),
   numel: (s) => s.reduce((a, b) => a * b, 1),
+  /** The last dimension: the width of a token matrix [T, E]. */
+  features: (s) => s[s.length - 1],
 };

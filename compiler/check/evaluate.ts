@@ -11,7 +11,7 @@ import { NetworkGraph } from './graph.ts';
 import { Scope } from './scope.ts';
 import { describe, poison, shapeStr, type Tensor, type Value } from './values.ts';
 
-export type BodyKind = 'block' | 'stage' | 'condition' | 'discriminator' | 'params';
+export type BodyKind = 'block' | 'stage' | 'condition' | 'discriminator' | 'encoder' | 'params';
 
 /** The network being built: its graph and the current layer path. */
 export class NetContext {
@@ -103,6 +103,16 @@ export class Evaluator {
   }
 
   // ---- statements ----
+
+  /** Runs a body that gives a result (an encoder's): the value of its `return` or trailing expression. */
+  result(stmts: A.Stmt[], scope: Scope, net: NetContext, kind: BodyKind): Value | undefined {
+    try {
+      return this.exec(stmts, scope, net, kind);
+    } catch (r) {
+      if (!(r instanceof ReturnSignal)) throw r;
+      return r.value;
+    }
+  }
 
   /** Runs statements; returns the value of a `return` or of a trailing expression. */
   exec(stmts: A.Stmt[], scope: Scope, net: NetContext | undefined, kind: BodyKind): Value | undefined {
@@ -204,7 +214,7 @@ export class Evaluator {
         return undefined;
       }
       case 'return': {
-        if (kind !== 'block') this.fail(Codes.structure, `'return' is only allowed in a block`, s.span);
+        if (kind !== 'block' && kind !== 'encoder') this.fail(Codes.structure, `'return' is only allowed in a block or an encoder`, s.span);
         const vals = s.values.map((e) => this.expr(e, scope, net));
         throw new ReturnSignal(vals.length === 1 ? vals[0] : { t: 'tuple', items: vals });
       }

@@ -20,7 +20,7 @@ export interface CheckOptions {
 
 export interface NetworkInfo {
   name: string;
-  kind: 'generator' | 'discriminator';
+  kind: 'generator' | 'discriminator' | 'encoder';
   /** Output resolution for the generator (its last stage), input resolution for a discriminator. */
   resolution: number;
   graph: NetworkGraph;
@@ -34,6 +34,10 @@ export interface NetworkInfo {
   inputs: Record<string, number>;
   /** Generator: the condition's tensors by name (mu, logvar, c_hat), which discriminators read. */
   exports: Record<string, number>;
+  /** Encoder: the node of its result. */
+  output?: number;
+  /** Encoder: how a published checkpoint's tensor names map onto its parameters (its `weights` declaration). */
+  checkpointNames?: A.WeightRule[];
 }
 
 export interface CheckedModel {
@@ -41,6 +45,8 @@ export interface CheckedModel {
   file: string;
   params: Record<string, number | boolean | string>;
   networks: NetworkInfo[];
+  /** Frozen networks declared with `encoder` (an encoder file holds only these). */
+  encoders: NetworkInfo[];
   /** The objective and train sections, typed, with the schema's defaults applied (compiler/check/settings.ts). */
   objective: ObjectiveConfig;
   train: TrainConfig;
@@ -87,15 +93,29 @@ class ModelChecker {
     }
     this.used.clear(); // only reads from the model body count as "used"
     const networks: NetworkInfo[] = [];
-    const cond = new Map<string, number[]>(); // condition outputs: name -> shape
-    const g = this.generator(cond);
-    if (g) networks.push(g);
-    for (const d of this.src.discriminators.values()) {
-      const n = this.discriminator(d, cond, g);
-      if (n) networks.push(n);
+    // A file of encoders only (models/encoders/*.gan) is not a GAN.
+    const encoderFile = this.src.encoders.size > 0 && this.src.stages.size === 0 && this.src.discriminators.size === 0;
+    if (!encoderFile) {
+      const cond = new Map<string, number[]>(); // condition outputs: name -> shape
+      const g = this.generator(cond);
+      if (g) networks.push(g);
+      for (const d of this.src.discriminators.values()) {
+        const n = this.discriminator(d, cond, g);
+        if (n) networks.push(n);
+      }
+      if (this.src.discriminators.size === 0) {
+        this.diags.push(error(Codes.structure, `model '${this.src.name}' has no discriminator`, undefined, { help: "add 'discriminator d0 @ 64 { ... }', or declare only encoders for an encoder file" }));
+      }
     }
-    if (this.src.discriminators.size === 0) {
-      this.diags.push(error(Codes.structure, `model '${this.src.name}' has no discriminator`, undefined, { help: "add 'discriminator d0 @ 64 { ... }'" }));
+    const encoders: NetworkInfo[] = [];
+    for (const d of this.src.encoders.values()) {
+      const n = this.encoder(d);
+      if (n) encoders.push(n);
+    }
+    for (const w of this.src.weights.values()) {
+      if (!this.src.encoders.has(w.name)) {
+        this.diags.push(error(Codes.undefinedName, `weights for unknown encoder '${w.name}'`, w.nameSpan, { help: didYouMean(w.name, this.src.encoders.keys()) }));
+      }
     }
     const stageNames = [...this.src.stages.keys()];
     const objective = evalSection('objective', this.objective, objectiveSchema(stageNames), this.ev, this.paramScope, this.diags);
@@ -104,7 +124,7 @@ class ModelChecker {
     const diagnostics = [...this.diags, ...this.ev.diagnostics];
     const hasError = diagnostics.some((d) => d.severity === 'error');
     return {
-      model: hasError ? undefined : { name: this.src.name, file: this.src.file, params, networks, objective, train },
+      model: hasError ? undefined : { name: this.src.name, file: this.src.file, params, networks, encoders, objective, train },
       diagnostics,
       sources: this.sources,
     };
@@ -325,6 +345,82 @@ class ModelChecker {
     return { name: 'G', kind: 'generator', resolution: stages.at(-1)?.resolution ?? 0, graph, stages, heads: {}, losses, inputs, exports };
   }
 
+  /**
+   * An encoder: its inputs, its body (result: the `return`), and its
+   * `weights` rules checked against its parameters: each rule names some
+   * parameter, and each parameter is named by some rule, so a checkpoint can
+   * fill every one of them.
+   */
+  private encoder(d: A.EncoderDecl): NetworkInfo | undefined {
+    const graph = new NetworkGraph(d.name);
+    const net = new NetContext(graph);
+    const globals = new Scope(this.paramScope);
+    const inputs: Record<string, number> = {};
+    for (const inp of d.inputs) {
+      const shape = this.shapeOf(inp.shape, `input '${inp.name}' of encoder '${d.name}'`);
+      if (!shape) {
+        globals.set(inp.name, poison);
+        continue;
+      }
+      const n = graph.add({ kind: 'input', op: 'input', inputs: [], attrs: {}, shape, path: inp.name, params: [], buffers: [], macs: 0 });
+      inputs[inp.name] = n.id;
+      globals.set(inp.name, { t: 'tensor', shape, node: n.id, net: d.name });
+    }
+    this.ev.globals = globals;
+    let result: Value | undefined;
+    try {
+      result = this.ev.result(d.body, new Scope(globals), net, 'encoder');
+    } catch (e) {
+      this.ev.report(e);
+      return undefined;
+    }
+    if (!result) {
+      this.diags.push(error(Codes.structure, `encoder '${d.name}' gives no result`, d.nameSpan, { help: "end it with 'return x' or an expression" }));
+      return undefined;
+    }
+    if (result.t === 'poison') return undefined;
+    if (result.t !== 'tensor') {
+      this.diags.push(error(Codes.typeMismatch, `encoder '${d.name}' must give a tensor, got ${describe(result)}`, d.nameSpan));
+      return undefined;
+    }
+    graph.outputs.set('out', result.node);
+    const rules = this.src.weights.get(d.name)?.rules;
+    if (rules) this.checkWeightRules(d.name, rules, graph);
+    return { name: d.name, kind: 'encoder', resolution: 0, graph, stages: [], heads: {}, losses: {}, inputs, exports: {}, output: result.node, checkpointNames: rules };
+  }
+
+  private checkWeightRules(encoder: string, rules: A.WeightRule[], graph: NetworkGraph): void {
+    const params = graph.nodes.flatMap((n) => n.params.map((p) => p.name));
+    const named = new Set<string>();
+    for (const r of rules) {
+      const prefix = r.from.endsWith('.') || r.to.endsWith('/');
+      if (prefix && !(r.from.endsWith('.') && r.to.endsWith('/'))) {
+        this.diags.push(error(Codes.badValue, `a prefix rule maps a name ending in '.' to a path ending in '/'`, r.toSpan, { label: 'expected both ends, or neither' }));
+        continue;
+      }
+      const slots = (s: string) => [...s.matchAll(/\{([A-Za-z_]\w*)\}/g)].map((m) => m[1]).join(',');
+      if (slots(r.from) !== slots(r.to)) {
+        this.diags.push(error(Codes.badValue, `both sides of a weights rule need the same placeholders in the same order`, r.toSpan, { label: `{${slots(r.from)}} vs {${slots(r.to)}}` }));
+        continue;
+      }
+      const re = namePattern(r.to, prefix);
+      const hits = params.filter((p) => re.test(p));
+      if (hits.length === 0) {
+        this.diags.push(error(Codes.undefinedName, `no parameter of encoder '${encoder}' matches '${r.to}'`, r.toSpan, {
+          help: didYouMean(r.to, params) ?? `its parameters: ${params.slice(0, 6).join(', ')}${params.length > 6 ? ', ...' : ''}`,
+        }));
+      }
+      for (const h of hits) named.add(h);
+    }
+    const unnamed = params.filter((p) => !named.has(p));
+    if (unnamed.length) {
+      const w = this.src.weights.get(encoder)!;
+      this.diags.push(error(Codes.structure, `weights for '${encoder}' leave ${unnamed.length} parameter(s) without a checkpoint name: ${unnamed.slice(0, 4).join(', ')}${unnamed.length > 4 ? ', ...' : ''}`, w.nameSpan, {
+        help: 'add a rule "checkpoint.name" = "layer/path" for each',
+      }));
+    }
+  }
+
   private discriminator(d: A.DiscriminatorDecl, cond: Map<string, number[]>, g: NetworkInfo | undefined): NetworkInfo | undefined {
     const res = this.resolution(d.resolution, `discriminator '${d.name}'`);
     if (res === undefined) return undefined;
@@ -364,6 +460,15 @@ class ModelChecker {
     const losses = Object.fromEntries([...net.losses].map(([k, v]) => [k, v.node]));
     return { name: d.name, kind: 'discriminator', resolution: res, graph, stages: [], heads, losses, inputs, exports: {} };
   }
+}
+
+/** A name pattern's `{i}` placeholders as a regular expression matching any non-negative integer. */
+export function namePattern(pattern: string, prefix: boolean): RegExp {
+  const body = pattern
+    .split(/\{[A-Za-z_]\w*\}/)
+    .map((part) => part.replace(/[.*+?^$()|[\]\\{}]/g, '\\$&'))
+    .join('(\\d+)');
+  return new RegExp(`^${body}${prefix ? '' : '$'}`);
 }
 
 function shiftSpans<T>(node: T, by: number): T {

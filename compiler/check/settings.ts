@@ -46,9 +46,10 @@ export interface ClipGuidanceConfig {
   weight: number;
   /** A generator stage name. */
   at: string;
-  encoder: string;
-  /** Path of the encoder's weights. */
-  weights: string;
+  /** The .gan file declaring the CLIP towers (encoders `image` and `text`), relative to the model file. */
+  model: string;
+  /** Path of the checkpoint (safetensors, OpenAI CLIP's tensor names). */
+  checkpoint: string;
 }
 
 export interface ObjectiveConfig {
@@ -189,8 +190,8 @@ export function objectiveSchema(stageNames: string[]): SectionSchema<ObjectiveCo
         args: {
           weight: { check: isNum(0), read: readNum },
           at: { check: stage, read: readSym },
-          encoder: { check: isStr, read: readStr, default: { t: 'str', v: 'ViT-B/32' } },
-          weights: { check: isStr, read: readStr },
+          model: { check: isStr, read: readStr, default: { t: 'str', v: 'encoders/clip-vit-b32.gan' } },
+          checkpoint: { check: isStr, read: readStr },
         },
       },
     },
@@ -211,7 +212,7 @@ export function objectiveSchema(stageNames: string[]): SectionSchema<ObjectiveCo
     colour: weight('colour-consistency weight (0 = off)', 0),
     perceptual: weight('perceptual loss weight (0 = off)', 0),
     clip_guidance: {
-      doc: 'clip(weight, at, encoder, weights): guidance from a frozen CLIP image encoder',
+      doc: 'clip(weight, at, model, checkpoint): guidance from a frozen CLIP image encoder (the `image` encoder of `model`)',
       check: clip.check,
       read: (v) => {
         const { kind: _, ...c } = clip.read(v);

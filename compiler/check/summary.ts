@@ -19,11 +19,26 @@ export function layerRows(n: NetworkInfo): LayerRow[] {
     .map((x) => ({ path: x.path, op: x.op, shape: x.shape, parameters: x.params.reduce((s, p) => s + numel(p.shape), 0), macs: x.macs }));
 }
 
+/** An encoder file declares encoders only: no GAN, so no objective or training. */
+const encoderFile = (m: CheckedModel) => m.networks.length === 0 && m.encoders.length > 0;
+
 export function toJsonSummary(m: CheckedModel): object {
+  const encoders = m.encoders.map((n) => ({
+    name: n.name,
+    kind: n.kind,
+    parameters: n.graph.parameters,
+    macs: n.graph.macs,
+    inputs: Object.fromEntries(Object.entries(n.inputs).map(([k, id]) => [k, n.graph.nodes[id].shape])),
+    output: n.graph.nodes[n.output!].shape,
+    checkpointNames: (n.checkpointNames ?? []).map((r) => [r.from, r.to]),
+    layers: layerRows(n),
+  }));
+  if (encoderFile(m)) return { model: m.name, file: m.file, params: m.params, encoders };
   return {
     model: m.name,
     file: m.file,
     params: m.params,
+    ...(encoders.length ? { encoders } : {}),
     networks: m.networks.map((n) => ({
       name: n.name,
       kind: n.kind,
@@ -55,9 +70,14 @@ export function renderSummary(m: CheckedModel, opts: { layers?: boolean } = {}):
   out.push(`model ${m.name}  (${m.file})`);
   const ps = Object.entries(m.params).map(([k, v]) => `${k}=${v}`);
   if (ps.length) out.push(`params: ${ps.join('  ')}`);
-  for (const n of m.networks) {
+  for (const n of [...m.networks, ...m.encoders]) {
     out.push('');
-    const title = n.kind === 'generator' ? `generator ${n.name}: ${n.stages.map((s) => `${s.name} @ ${s.resolution}`).join(' -> ')}` : `discriminator ${n.name} @ ${n.resolution}: heads ${Object.keys(n.heads).join(', ')}`;
+    const title =
+      n.kind === 'generator'
+        ? `generator ${n.name}: ${n.stages.map((s) => `${s.name} @ ${s.resolution}`).join(' -> ')}`
+        : n.kind === 'encoder'
+          ? `encoder ${n.name} (frozen) -> ${shapeStr(n.graph.nodes[n.output!].shape)}${n.checkpointNames ? `, ${n.checkpointNames.length} checkpoint name rules` : ', no checkpoint names (weights) declared'}`
+          : `discriminator ${n.name} @ ${n.resolution}: heads ${Object.keys(n.heads).join(', ')}`;
     out.push(title);
     const rows = layerRows(n);
     if (opts.layers !== false) {
@@ -78,6 +98,7 @@ export function renderSummary(m: CheckedModel, opts: { layers?: boolean } = {}):
     if (Object.keys(n.losses).length) out.push(`  losses: ${Object.keys(n.losses).join(', ')}`);
     out.push(`  total ${n.name}: ${fmt(n.graph.parameters)} parameters (${human(n.graph.parameters)}), ${fmt(n.graph.macs)} MACs per sample (${human(n.graph.macs)})`);
   }
+  if (encoderFile(m)) return out.join('\n');
   out.push('');
   // Only the objective settings that act on this model (no kl without a condition, ...); unset train keys are left out.
   const obj = Object.entries(objectiveInEffect(m.objective, m.networks)).map(([k, v]) => `${k}=${JSON.stringify(v)}`);

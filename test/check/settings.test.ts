@@ -88,7 +88,7 @@ objective { kl = 0.5  use_uncond_loss = true }`,
     const set = bundled('models/ms-clip-gan.gan', { set: ['train.g.betas=(0.9, 0.99)', 'objective.align=0.25'] });
     expect(set.train.g).toEqual({ ...ADAM, betas: [0.9, 0.99] });
     expect(set.objective.align).toBe(0.25);
-    expect(base.objective.clip_guidance).toEqual({ weight: 1, at: 'g2', encoder: 'ViT-B/32', weights: 'weights/clip-vit-b32-image.safetensors' });
+    expect(base.objective.clip_guidance).toEqual({ weight: 1, at: 'g2', model: 'encoders/clip-vit-b32.gan', checkpoint: 'weights/clip-vit-b32.safetensors' });
   });
 });
 
