@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent machine set-up for gan-dsl: npm packages, a WebGPU driver when Dawn
 # finds no adapter (lavapipe from bookworm-backports on Debian 12), and Debian's
-# python3-torch for the parity tests. Fast when everything is already there.
+# python3-torch for the parity tests (python3-regex for the CLIP tokenizer's). Fast
+# when everything is already there.
 #
 #   scripts/setup.sh            everything
 #   scripts/setup.sh --no-npm   system packages only (npm pre-scripts use this)
@@ -75,25 +76,26 @@ fi
 # --- PyTorch oracle for parity tests ---------------------------------------
 # Verified by importing it (a package dpkg calls installed can still fail to
 # import: a half-upgraded numpy, a removed file). Under CI a missing oracle is
-# an error: the parity tests are the point of the suite.
+# an error: the parity tests are the point of the suite. `regex` is for the
+# Python reference of the CLIP tokenizer (test/runtime/clip_tokenizer_ref.py).
 torch_python=${GAN_TORCH_PYTHON:-/usr/bin/python3}
-torch_ok() { "$torch_python" -c 'import torch, numpy' >/dev/null 2>&1; }
-torch_why() { "$torch_python" -c 'import torch, numpy' 2>&1 | tail -n 1; }
+torch_ok() { "$torch_python" -c 'import torch, numpy, regex' >/dev/null 2>&1; }
+torch_why() { "$torch_python" -c 'import torch, numpy, regex' 2>&1 | tail -n 1; }
 if ! torch_ok; then
   if is_debian12 && [ "$torch_python" = /usr/bin/python3 ]; then
     if dpkg-query -W -f='${Status}' python3-torch 2>/dev/null | grep -q 'ok installed'; then
-      log "python3-torch is installed but 'import torch' fails ($(torch_why)); reinstalling it"
+      log "python3-torch is installed but 'import torch, numpy, regex' fails ($(torch_why)); reinstalling them"
       apt_update
-      apt_install --reinstall --no-install-recommends python3-torch python3-numpy || true
+      apt_install --reinstall --no-install-recommends python3-torch python3-numpy python3-regex || true
     else
-      log "installing Debian's python3-torch (CPU) for the parity tests"
+      log "installing Debian's python3-torch (CPU) and python3-regex for the parity tests"
       apt_update
-      apt_install --no-install-recommends python3-torch python3-numpy || true
+      apt_install --no-install-recommends python3-torch python3-numpy python3-regex || true
     fi
   fi
   if ! torch_ok; then
-    log "PyTorch is not importable by $torch_python: $(torch_why)"
-    log "the parity tests need it (Debian: apt-get install python3-torch; elsewhere: pip install torch numpy,"
+    log "PyTorch, numpy or regex is not importable by $torch_python: $(torch_why)"
+    log "the parity tests need them (Debian: apt-get install python3-torch python3-regex; elsewhere: pip install torch numpy regex,"
     log "and point GAN_TORCH_PYTHON at that interpreter); without it they are skipped, and under CI they fail"
     case "${CI:-}" in 1|true|TRUE|yes) exit 1 ;; esac
   fi
