@@ -71,3 +71,17 @@ if (process.env.PROFILE_TOP) {
 for (const p of slowest.slice(0, Number(process.env.PROFILE_WGSL ?? 0))) {
   console.log(`\n// ${p.program}#${p.step} ${p.name} ${p.ms.toFixed(2)} ms\n${p.wgsl}`);
 }
+// PROFILE_NAMES=N: the N kernel names that take the most time in all, with their dispatch counts.
+if (process.env.PROFILE_NAMES) {
+  const byName = new Map<string, { n: number; ms: number }>();
+  for (const p of prof) {
+    const e = byName.get(p.name) ?? { n: 0, ms: 0 };
+    e.n++;
+    e.ms += p.ms;
+    byName.set(p.name, e);
+  }
+  console.log(`\nkernels by total time`);
+  for (const [name, e] of [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, Number(process.env.PROFILE_NAMES))) {
+    console.log(`${name.slice(0, 90).padEnd(90)} ${String(e.n).padStart(4)} ${e.ms.toFixed(1).padStart(7)} ms`);
+  }
+}
