@@ -30,7 +30,7 @@ export interface LoweredNetwork {
   values: Map<number, Value>;
   /** Named graph inputs (text, z, image, condition outputs). */
   inputs: Record<string, Value>;
-  /** Stage images (`g0.image`), heads (`uncond`), losses (`kl`). */
+  /** Stage images (`g0.image`), heads (`uncond`), losses (`kl`), an encoder's result (`out`). */
   outputs: Record<string, Value>;
   /** The condition's tensors (mu, logvar, c_hat) of a generator. */
   exports: Record<string, Value>;
@@ -117,6 +117,7 @@ export function lowerNetwork(net: NetworkInfo, opts: LowerOptions, builder = new
   for (const s of net.stages) out(`${s.name}.image`, s.image);
   for (const [k, id] of Object.entries(net.heads)) out(k, id);
   for (const [k, id] of Object.entries(net.losses)) out(k, id);
+  if (net.output !== undefined) out('out', net.output);
   const exports = Object.fromEntries(Object.entries(net.exports).map(([k, id]) => [k, values.get(id)!]));
   return { builder: b, values, inputs, outputs, exports, params };
 }

@@ -6,6 +6,7 @@ import type * as A from '../../grammar/ast.ts';
 import { Codes, DiagnosticError, didYouMean, error, warning, type Diagnostic } from '../../grammar/diagnostics.ts';
 import { parseExpression } from '../../grammar/index.ts';
 import type { ModelSource } from '../load.ts';
+import { isPrefixRule, namePattern, placeholders } from '../encoders/names.ts';
 import { Evaluator, NetContext } from './evaluate.ts';
 import { checkTensorSize, NetworkGraph } from './graph.ts';
 import { Scope } from './scope.ts';
@@ -393,12 +394,12 @@ class ModelChecker {
     const params = graph.nodes.flatMap((n) => n.params.map((p) => p.name));
     const named = new Set<string>();
     for (const r of rules) {
-      const prefix = r.from.endsWith('.') || r.to.endsWith('/');
-      if (prefix && !(r.from.endsWith('.') && r.to.endsWith('/'))) {
+      const prefix = isPrefixRule(r);
+      if (!prefix && (r.from.endsWith('.') || r.to.endsWith('/'))) {
         this.diags.push(error(Codes.badValue, `a prefix rule maps a name ending in '.' to a path ending in '/'`, r.toSpan, { label: 'expected both ends, or neither' }));
         continue;
       }
-      const slots = (s: string) => [...s.matchAll(/\{([A-Za-z_]\w*)\}/g)].map((m) => m[1]).join(',');
+      const slots = (s: string) => placeholders(s).join(',');
       if (slots(r.from) !== slots(r.to)) {
         this.diags.push(error(Codes.badValue, `both sides of a weights rule need the same placeholders in the same order`, r.toSpan, { label: `{${slots(r.from)}} vs {${slots(r.to)}}` }));
         continue;
@@ -460,15 +461,6 @@ class ModelChecker {
     const losses = Object.fromEntries([...net.losses].map(([k, v]) => [k, v.node]));
     return { name: d.name, kind: 'discriminator', resolution: res, graph, stages: [], heads, losses, inputs, exports: {} };
   }
-}
-
-/** A name pattern's `{i}` placeholders as a regular expression matching any non-negative integer. */
-export function namePattern(pattern: string, prefix: boolean): RegExp {
-  const body = pattern
-    .split(/\{[A-Za-z_]\w*\}/)
-    .map((part) => part.replace(/[.*+?^$()|[\]\\{}]/g, '\\$&'))
-    .join('(\\d+)');
-  return new RegExp(`^${body}${prefix ? '' : '$'}`);
 }
 
 function shiftSpans<T>(node: T, by: number): T {

@@ -10,7 +10,7 @@
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
-export type Dtype = 'F64' | 'F32' | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8';
+export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8';
 
 export type TensorData = Float64Array | Float32Array | BigInt64Array | Int32Array | Int16Array | Int8Array | BigUint64Array | Uint32Array | Uint16Array | Uint8Array;
 
@@ -31,7 +31,13 @@ const ARRAYS = {
   U32: Uint32Array,
   U16: Uint16Array,
   U8: Uint8Array,
+  // Half precision (published CLIP weights are float16) is held as its raw bits.
+  F16: Uint16Array,
+  BF16: Uint16Array,
 } as const;
+
+/** Dtypes whose data is a Uint16Array of raw half-precision bits, not integers. */
+const HALF: ReadonlySet<Dtype> = new Set(['F16', 'BF16']);
 
 /** The safetensors project's own cap on the header (100 MB). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -56,8 +62,9 @@ export function encodeSafetensors(tensors: Record<string, { dtype?: Dtype; shape
   let at = 0;
   for (const [name, t] of Object.entries(tensors)) {
     if (name === '__metadata__') throw new Error("safetensors: '__metadata__' is not a tensor name");
-    const dtype = dtypeOf(t.data);
-    if (t.dtype && t.dtype !== dtype) throw new Error(`safetensors: '${name}' says ${t.dtype} but holds ${dtype} data`);
+    const held = dtypeOf(t.data);
+    const dtype = t.dtype && HALF.has(t.dtype) && held === 'U16' ? t.dtype : held;
+    if (t.dtype && t.dtype !== dtype) throw new Error(`safetensors: '${name}' says ${t.dtype} but holds ${held} data`);
     if (elements(t.shape) !== t.data.length) throw new Error(`safetensors: '${name}' has shape [${t.shape.join(', ')}] but ${t.data.length} elements`);
     header[name] = { dtype, shape: [...t.shape], data_offsets: [at, at + t.data.byteLength] };
     at += t.data.byteLength;
@@ -123,6 +130,41 @@ function parseHeader(json: string, dataBytes: number, where: string): { entries:
     if (sorted[i][1].begin < sorted[i - 1][1].end) throw new Error(`${where}: tensors '${sorted[i - 1][0]}' and '${sorted[i][0]}' overlap`);
   }
   return { entries, metadata };
+}
+
+/** An IEEE half (binary16) bit pattern as a number. */
+function halfToNumber(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/** A floating-point tensor's values as float32 (F32, F64, F16, BF16); undefined for integer dtypes. */
+export function toFloat32(t: Tensor): Float32Array | undefined {
+  switch (t.dtype) {
+    case 'F32':
+      return t.data as Float32Array;
+    case 'F64':
+      return Float32Array.from(t.data as Float64Array);
+    case 'F16': {
+      const h = t.data as Uint16Array;
+      const out = new Float32Array(h.length);
+      for (let i = 0; i < h.length; i++) out[i] = halfToNumber(h[i]);
+      return out;
+    }
+    case 'BF16': {
+      // bfloat16 is the top half of a float32.
+      const bits = new Uint32Array(t.data.length);
+      const h = t.data as Uint16Array;
+      for (let i = 0; i < h.length; i++) bits[i] = h[i] << 16;
+      return new Float32Array(bits.buffer);
+    }
+    default:
+      return undefined;
+  }
 }
 
 /** Decodes a whole file held in memory (see readSafetensors). */
