@@ -38,8 +38,17 @@
 // for each stage refining an earlier one, c * (MSE(mu, mu') + 5 MSE(cov, cov'))
 // to errG: mu and cov the per-image mean and 3x3 covariance of the stage's
 // pixels, mu' and cov' those of the earlier stage's image, detached.
-// CLIP-image guidance and the perceptual term are not lowered yet (see `unsupported`).
+// Frozen encoders (compiler/encoders/frozen.ts), given by the caller, add to
+// errG: CLIP guidance w * mean(1 - cos(E_img(clip_pixels(fake_i)), text)) and
+// the perceptual term w * MSE(F(vgg_pixels(fake_i)), F(vgg_pixels(real_i)))
+// at their stage i, E_img the CLIP image tower and F VGG16's features (the
+// real image is a g_step feed). Their parameters are frozen: no gradient, no
+// optimizer, in the layout but not in D's program. Terms the model asks for
+// without their encoder given are listed in `unsupported`.
 import { paramGrads } from './autodiff.ts';
+import type { FrozenTerm } from './encoders/frozen.ts';
+import { CLIP_STATS, encoderPixels, IMAGENET_STATS } from './encoders/pixels.ts';
+import { cosine } from './ops/composite.ts';
 import type { CheckedModel, NetworkInfo } from './check/model.ts';
 import { objectiveInEffect } from './check/settings.ts';
 import { GraphBuilder } from './ir/builder.ts';
@@ -282,7 +291,23 @@ function buildD(m: CheckedModel, batch: number, w: Weights): { s: StepGraph; gra
   return { s, grads };
 }
 
-function buildG(m: CheckedModel, batch: number, w: Weights): { s: StepGraph; grads: Map<string, Value | null> } {
+/** A frozen term's value on G's images (see the header), unweighted. */
+function frozenTermValue(s: StepGraph, t: FrozenTerm, G: LoweredNetwork, batch: number): Value {
+  const b = s.b;
+  const enc = t.encoder;
+  const [input] = Object.keys(enc.inputs);
+  const size = enc.graph.nodes[enc.inputs[input]].shape[1];
+  const embed = (image: Value, stats: typeof CLIP_STATS) => lowerNetwork(enc, { batch, training: false, bind: { [input]: encoderPixels(b, image, size, stats) } }, b).outputs.out;
+  const fake = G.outputs[`${t.at}.image`];
+  if (t.kind === 'clip') return b.mean(b.sub(1, cosine(b, embed(fake, CLIP_STATS), G.inputs.text, 1)));
+  const name = `real.${t.at}`;
+  s.feed(name, { role: 'real_image', stage: t.at });
+  const real = b.input(name, fake.shape);
+  const d = b.sub(embed(fake, IMAGENET_STATS), b.detach(embed(real, IMAGENET_STATS)));
+  return b.mean(b.mul(d, d));
+}
+
+function buildG(m: CheckedModel, batch: number, w: Weights, frozen: readonly FrozenTerm[]): { s: StepGraph; grads: Map<string, Value | null> } {
   const { g, ds } = pairs(m);
   const s = new StepGraph();
   const b = s.b;
@@ -299,6 +324,7 @@ function buildG(m: CheckedModel, batch: number, w: Weights): { s: StepGraph; gra
       terms.push({ name: `G.${st.name}.colour`, v: colourTerm(b, G.outputs[`${st.name}.image`], G.outputs[`${st.from}.image`]), term: 'colour', stage: st.name, weight: w.colour });
     }
   }
+  for (const t of frozen) terms.push({ name: `G.${t.at}.${t.kind}`, v: frozenTermValue(s, t, G, batch), term: t.kind, stage: t.at, weight: t.weight });
   // The KL is always an output (a trainer logs it); it joins errG with a non-zero weight.
   if (G.outputs.kl) {
     if (w.kl !== 0) terms.push({ name: 'G.kl', v: G.outputs.kl, term: 'kl', weight: w.kl });
@@ -309,31 +335,49 @@ function buildG(m: CheckedModel, batch: number, w: Weights): { s: StepGraph; gra
 }
 
 /** Objective terms the model asks for that these programs do not compute, and losses nothing weights. */
-function unsupportedTerms(m: CheckedModel): string[] {
+function unsupportedTerms(m: CheckedModel, frozen: readonly FrozenTerm[]): string[] {
   const o = objectiveInEffect(m.objective, m.networks);
   const out: string[] = [];
-  if (o.clip_guidance) out.push('clip_guidance (needs the frozen CLIP image encoder)');
-  if (o.perceptual) out.push('perceptual');
+  const given = new Set(frozen.map((t) => t.setting));
+  if (o.clip_guidance && !given.has('clip_guidance')) out.push('clip_guidance (its frozen CLIP image encoder was not given)');
+  if (o.perceptual && !given.has('perceptual')) out.push('perceptual (its frozen VGG16 encoder was not given)');
   for (const n of m.networks) {
     for (const l of Object.keys(n.losses)) if (!(n.kind === 'generator' && l === 'kl')) out.push(`loss '${l}' of ${n.name} (no objective weight reads it)`);
   }
   return out;
 }
 
+/** The layout less its frozen groups (what a program without the encoders lays out). */
+function withoutFrozen(l: StateLayout): StateLayout {
+  const frozen = new Set(Object.entries(l.groups).filter(([, g]) => g.frozen).map(([k]) => k));
+  const keep = <T>(r: Record<string, T>, ok: (k: string, v: T) => boolean) => Object.fromEntries(Object.entries(r).filter(([k, v]) => ok(k, v)));
+  return {
+    ...l,
+    params: keep(l.params, (_, p) => !frozen.has(p.group)),
+    groups: keep(l.groups, (k) => !frozen.has(k)),
+    buffers: keep(l.buffers, (k) => ![...frozen].some((g) => k.startsWith(`param:${g}:`))),
+  };
+}
+
 function sameLayout(a: StateLayout, b: StateLayout): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-export function buildGanSteps(m: CheckedModel, batch: number, limits: PlanLimits = DEFAULT_LIMITS): GanSteps {
+/**
+ * The two step programs. `frozen`: the encoders of the objective's frozen
+ * terms (compiler/encoders/frozen.ts frozenTerms), lowered into g_step; the
+ * caller fills their parameters from the checkpoints.
+ */
+export function buildGanSteps(m: CheckedModel, batch: number, limits: PlanLimits = DEFAULT_LIMITS, frozen: readonly FrozenTerm[] = []): GanSteps {
   const w = weights(m);
   const D = buildD(m, batch, w);
-  const G = buildG(m, batch, w);
-  // Both graphs create the same params and buffers in the same order, so one
-  // layout (one set of arenas) serves both programs.
-  const layout = layoutState(D.s.b.graph, limits);
-  if (!sameLayout(layout, layoutState(G.s.b.graph, limits))) throw new Error('internal: D and G step graphs disagree on the parameter layout');
+  const G = buildG(m, batch, w, frozen);
+  // Both graphs create the same params and buffers in the same order (G's
+  // adds the frozen encoders' last), so one layout serves both programs.
+  const layout = layoutState(G.s.b.graph, limits);
+  if (!sameLayout(layoutState(D.s.b.graph, limits), withoutFrozen(layout))) throw new Error('internal: D and G step graphs disagree on the parameter layout');
   const groups = { g: 'G', d: m.networks.filter((n) => n.kind === 'discriminator').map((n) => n.name) };
   const dStep = D.s.compile(layout, { name: 'd_step', grads: D.grads, groups: groups.d }, limits);
   const gStep = G.s.compile(layout, { name: 'g_step', grads: G.grads, groups: [groups.g] }, limits);
-  return { layout, dStep, gStep, groups, unsupported: unsupportedTerms(m) };
+  return { layout, dStep, gStep, groups, unsupported: unsupportedTerms(m, frozen) };
 }

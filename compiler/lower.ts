@@ -68,7 +68,7 @@ export function lowerNetwork(net: NetworkInfo, opts: LowerOptions, builder = new
   const group = net.name;
   const param = (p: ParamInfo) => {
     const name = `${net.name}/${p.name}`;
-    const v = leaf(b, name, () => b.param(name, p.shape, INITS[p.init], group));
+    const v = leaf(b, name, () => b.param(name, p.shape, INITS[p.init], group, net.kind === 'encoder'));
     params.push(v);
     return v;
   };

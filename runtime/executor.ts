@@ -132,10 +132,10 @@ export class Runtime {
     this.stepCount = rng[1];
   }
 
-  /** The slots exportState saves, by their saved names. */
+  /** The slots exportState saves, by their saved names: not a frozen group's params (they come from their own checkpoint). */
   private savedSlots(): Record<string, Slot> {
     const slots: Record<string, Slot> = {};
-    for (const [name, p] of Object.entries(this.layout.params)) slots[`param:${name}`] = p;
+    for (const [name, p] of Object.entries(this.layout.params)) if (!this.layout.groups[p.group]?.frozen) slots[`param:${name}`] = p;
     for (const [name, s] of Object.entries(this.layout.state)) slots[`state:${name}`] = s;
     return slots;
   }
@@ -173,7 +173,9 @@ export class Runtime {
     return this.readSlot(this.paramSlot(name));
   }
   readGrad(name: string): Promise<Float32Array> {
-    return this.readSlot(this.paramSlot(name).grad);
+    const g = this.paramSlot(name).grad;
+    if (!g) throw new Error(`param '${name}' is frozen: it has no gradient`);
+    return this.readSlot(g);
   }
   readState(name: string): Promise<Float32Array> {
     const s = this.layout.state[name];

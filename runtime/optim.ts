@@ -170,11 +170,12 @@ abstract class GroupOptimizer implements StepHook {
   ) {
     const g = rt.layout.groups[group];
     if (!g) throw new Error(`no param group '${group}' (groups: ${Object.keys(rt.layout.groups).join(', ')})`);
+    if (g.frozen) throw new Error(`param group '${group}' is frozen (a pretrained encoder): it has no optimizer`);
     const d = rt.device;
     this.hyper = d.createBuffer({ label: `${group}-hyper`, size: hyperFloats * 4, usage: UNIFORM });
     this.chunks = g.chunks.map((c) => ({
       param: rt.arena(c.param),
-      grad: rt.arena(c.grad),
+      grad: rt.arena(c.grad!),
       floats: c.bytes / 4,
       spec: kernel(c.bytes / 4),
       extra: stateNames.map((name) => d.createBuffer({ label: `${c.param}-${name}`, size: c.bytes, usage: STORAGE })),

@@ -48,8 +48,23 @@ export interface ClipGuidanceConfig {
   at: string;
   /** The .gan file declaring the CLIP towers (encoders `image` and `text`), relative to the model file. */
   model: string;
-  /** Path of the checkpoint (safetensors, OpenAI CLIP's tensor names). */
+  /** Path of the checkpoint (safetensors, OpenAI CLIP's tensor names), relative to the working directory. */
   checkpoint: string;
+  /** A preset of the encoder file ('' = none): its test-size instance, say. */
+  encoder_preset: string;
+}
+
+/** A perceptual loss: MSE of frozen VGG16 features (to relu4_3) of fake and real images at one stage. */
+export interface PerceptualConfig {
+  weight: number;
+  /** A generator stage name. */
+  at: string;
+  /** The .gan file declaring the encoder `features` (VGG16), relative to the model file. */
+  model: string;
+  /** Path of the checkpoint (safetensors, torchvision's tensor names), relative to the working directory. */
+  checkpoint: string;
+  /** A preset of the encoder file ('' = none). */
+  encoder_preset: string;
 }
 
 export interface ObjectiveConfig {
@@ -62,7 +77,9 @@ export interface ObjectiveConfig {
   /** Weight of the alignment head's terms. */
   align: number;
   colour: number;
-  perceptual: number;
+  /** null: off (`perceptual = off`, or 0). */
+  perceptual: PerceptualConfig | null;
+  /** null: off (`clip_guidance = off`). */
   clip_guidance: ClipGuidanceConfig | null;
 }
 
@@ -95,8 +112,8 @@ interface ArgSpec<T> {
   default?: Value;
 }
 
-/** A section key. A key with a default is never null; one without is null when unset. */
-type KeySpec<T> = { doc: string; check: Check; read: Read<NonNullable<T>> } & (null extends T ? { default?: undefined } : { default: Value });
+/** A section key. A key with a default is never null; one without is null when unset (or when its read gives null: `off`). */
+type KeySpec<T> = { doc: string; check: Check; read: Read<T> } & (null extends T ? { default?: undefined } : { default: Value });
 
 /** One spec per field of the typed config: adding a field without its spec (or the reverse) does not compile. */
 export type SectionSchema<C> = { [K in keyof C]-?: KeySpec<C[K]> };
@@ -184,19 +201,24 @@ const adversarialKinds: AdversarialLoss[] = ['bce', 'hinge', 'wgan'];
 
 export function objectiveSchema(stageNames: string[]): SectionSchema<ObjectiveConfig> {
   const stage: Check = (v) => (v.t === 'sym' && stageNames.includes(v.name) ? undefined : `must name a generator stage (${stageNames.join(', ')}), got ${describe(v)}`);
-  const clip = callOf<{ kind: 'clip' } & ClipGuidanceConfig>(
-    {
-      clip: {
-        args: {
-          weight: { check: isNum(0), read: readNum },
-          at: { check: stage, read: readSym },
-          model: { check: isStr, read: readStr, default: { t: 'str', v: 'encoders/clip-vit-b32.gan' } },
-          checkpoint: { check: isStr, read: readStr },
+  const encoderTerm = <K extends 'clip' | 'vgg'>(kind: K, model: string) =>
+    callOf<{ kind: K } & ClipGuidanceConfig>(
+      {
+        [kind]: {
+          args: {
+            weight: { check: isNum(0), read: readNum },
+            at: { check: stage, read: readSym },
+            model: { check: isStr, read: readStr, default: { t: 'str', v: model } },
+            checkpoint: { check: isStr, read: readStr },
+            encoder_preset: { check: isStr, read: readStr, default: { t: 'str', v: '' } },
+          },
         },
-      },
-    },
-    'guidance',
-  );
+      } as CallSchemas<{ kind: K } & ClipGuidanceConfig>,
+      'term',
+    );
+  const clip = encoderTerm('clip', 'encoders/clip-vit-b32.gan');
+  const vgg = encoderTerm('vgg', 'encoders/vgg16.gan');
+  const isOff = (v: Value) => v.t === 'sym' && v.name === 'off';
   const weight = (doc: string, v: number) => ({ doc, default: num(v), check: isNum(0), read: readNum });
   return {
     adversarial: {
@@ -210,11 +232,25 @@ export function objectiveSchema(stageNames: string[]): SectionSchema<ObjectiveCo
     kl: weight('weight of the conditioning-augmentation KL term', 2),
     align: weight("weight of the alignment head's loss", 1),
     colour: weight('colour-consistency weight (0 = off)', 0),
-    perceptual: weight('perceptual loss weight (0 = off)', 0),
-    clip_guidance: {
-      doc: 'clip(weight, at, model, checkpoint): guidance from a frozen CLIP image encoder (the `image` encoder of `model`)',
-      check: clip.check,
+    perceptual: {
+      doc: 'vgg(weight, at, model, checkpoint, encoder_preset): MSE of frozen VGG16 features of fake and real images at a stage; off (or 0) = none',
+      check: (v) =>
+        isOff(v) || (v.t === 'num' && v.v === 0)
+          ? undefined
+          : v.t === 'num'
+            ? `needs the frozen VGG16 encoder: write vgg(weight = ${v.v}, at = <stage>, checkpoint = "vgg16.safetensors"), or off`
+            : vgg.check(v),
       read: (v) => {
+        if (v.t !== 'call') return null;
+        const { kind: _, ...c } = vgg.read(v);
+        return c;
+      },
+    },
+    clip_guidance: {
+      doc: 'clip(weight, at, model, checkpoint, encoder_preset): guidance from a frozen CLIP image encoder (the `image` encoder of `model`); off = none',
+      check: (v) => (isOff(v) ? undefined : clip.check(v)),
+      read: (v) => {
+        if (isOff(v)) return null;
         const { kind: _, ...c } = clip.read(v);
         return c;
       },
@@ -315,7 +351,7 @@ export function evalSection<C>(
  * with a generator loss `kl` (a condition), `align` only with an align head,
  * `use_uncond_loss` and `uncond` only with a discriminator that has both a
  * cond and an uncond head, `colour` only between two stages, `clip_guidance`
- * only when set. What a summary prints.
+ * and `perceptual` only when set with a weight above 0. What a summary prints.
  */
 export function objectiveInEffect(o: ObjectiveConfig, networks: readonly NetworkInfo[]): Partial<ObjectiveConfig> {
   const g = networks.find((n) => n.kind === 'generator');
@@ -327,7 +363,7 @@ export function objectiveInEffect(o: ObjectiveConfig, networks: readonly Network
   if (g && 'kl' in g.losses) out.kl = o.kl;
   if (ds.some((d) => 'align' in d.heads)) out.align = o.align;
   if (g && g.stages.length > 1) out.colour = o.colour;
-  out.perceptual = o.perceptual;
-  if (o.clip_guidance) out.clip_guidance = o.clip_guidance;
+  if (o.perceptual && o.perceptual.weight > 0) out.perceptual = o.perceptual;
+  if (o.clip_guidance && o.clip_guidance.weight > 0) out.clip_guidance = o.clip_guidance;
   return out;
 }

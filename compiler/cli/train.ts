@@ -6,9 +6,11 @@ import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CheckedModel } from '../check/model.ts';
+import { readCheckpoint } from '../encoders/checkpoint.ts';
+import { FrozenTermError, frozenTerms, type FrozenTerm } from '../encoders/frozen.ts';
 import { buildGanSteps, type GanSteps } from '../gan-step.ts';
 import { checkFile } from '../index.ts';
-import { formatMemory } from '../plan/index.ts';
+import { DEFAULT_LIMITS, formatMemory } from '../plan/index.ts';
 import { onDeviceLost, reportDeviceLost } from '../../runtime/device.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { listCheckpoints, type CheckpointSidecar } from '../../runtime/train/checkpoint.ts';
@@ -22,7 +24,7 @@ import { printDiagnostics } from './diagnostics.ts';
 import { buildGeneratorEval, generate, writeGeneratorWeights } from './generator-eval.ts';
 
 /** The trainer's spec: the two programs with their roles, and every setting the loop reads, resolved. */
-export function trainerSpec(m: CheckedModel, steps: GanSteps, opts: { batch?: number; seed?: number; emaMode?: EmaMode } = {}): TrainerSpec {
+export function trainerSpec(m: CheckedModel, steps: GanSteps, opts: { batch?: number; seed?: number; emaMode?: EmaMode; frozen?: readonly FrozenTerm[] } = {}): TrainerSpec {
   const t = m.train;
   const batch = opts.batch ?? t.batch;
   const text = steps.dStep.feeds.find((f) => f.role.role === 'text');
@@ -40,7 +42,24 @@ export function trainerSpec(m: CheckedModel, steps: GanSteps, opts: { batch?: nu
     batch,
     seed: opts.seed ?? t.seed,
     unsupported: steps.unsupported,
+    ...(opts.frozen?.length ? { frozen: opts.frozen.map((f) => ({ term: f.setting, encoder: f.encoder.name, checkpoint: f.checkpoint })) } : {}),
   };
+}
+
+/** The frozen encoders' parameter values by param name, read from their checkpoints (checked against the encoders). */
+function frozenValues(frozen: readonly FrozenTerm[], say: (s: string) => void): Map<string, Float32Array> {
+  const values = new Map<string, Float32Array>();
+  for (const f of frozen) {
+    let params: Map<string, Float32Array>;
+    try {
+      params = readCheckpoint(f.encoder, f.checkpoint);
+    } catch (e) {
+      throw new UserError(`objective.${f.setting}: ${(e as Error).message}`);
+    }
+    for (const [path, data] of params) values.set(`${f.encoder.name}/${path}`, data);
+    say(`frozen: ${f.encoder.name} (${f.encoder.graph.parameters.toLocaleString('en-US')} parameters) from ${f.checkpoint}: ${f.setting} at ${f.at}, weight ${f.weight}`);
+  }
+  return values;
 }
 
 /**
@@ -118,10 +137,18 @@ export async function runTrain(file: string, opts: TrainCliOptions): Promise<num
   const batch = wholeNumber('--batch', opts.batch) ?? m.train.batch;
   const seed = wholeNumber('--seed', opts.seed, 0) ?? m.train.seed;
 
-  // 2. compile the two step programs (the kernels themselves compile on the device below)
+  // 2. the frozen encoders' checkpoints, then the two step programs (the kernels themselves compile on the device below)
+  let frozen: FrozenTerm[];
+  try {
+    frozen = frozenTerms(m);
+  } catch (e) {
+    if (e instanceof FrozenTermError) throw new UserError(e.message);
+    throw e;
+  }
+  const frozenParams = frozenValues(frozen, say);
   const t0 = performance.now();
-  const steps = buildGanSteps(m, batch);
-  const spec = trainerSpec(m, steps, { batch, seed, emaMode });
+  const steps = buildGanSteps(m, batch, DEFAULT_LIMITS, frozen);
+  const spec = trainerSpec(m, steps, { batch, seed, emaMode, frozen });
   const text = steps.dStep.feeds.find((f) => f.role.role === 'text');
   const resolutions = [...new Set(steps.dStep.feeds.filter((f) => f.role.role === 'real_image').map((f) => f.shape[2]))];
   say(`${m.name}: batch ${batch}, seed ${seed}; planned memory:`);
@@ -154,6 +181,7 @@ export async function runTrain(file: string, opts: TrainCliOptions): Promise<num
   try {
     trainer = await Trainer.create(spec, source, {
       strict: opts.strict,
+      frozen: frozenParams,
       warn: (w) => process.stderr.write(`${w}\n`),
       onCompile: (done, n) => status.update(`compiling kernels ${done}/${n}`, done === n),
       onWarm: () => status.update('first dispatch of every kernel (the driver finishes compiling them)...'),

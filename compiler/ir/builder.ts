@@ -32,8 +32,9 @@ export class GraphBuilder {
 
   // ---- leaves -------------------------------------------------------------
 
-  param(name: string, shape: Shape, init: Init = { kind: 'zeros' }, group = 'default'): Value {
-    return this.graph.newValue(shape, 'param', { name, init, group });
+  /** A parameter of an optimizer group; `frozen` for a pretrained network's (no gradient arena, never trained). */
+  param(name: string, shape: Shape, init: Init = { kind: 'zeros' }, group = 'default', frozen = false): Value {
+    return this.graph.newValue(shape, 'param', { name, init, group, ...(frozen ? { frozen } : {}) });
   }
 
   input(name: string, shape: Shape): Value {

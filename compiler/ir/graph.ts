@@ -25,6 +25,8 @@ export interface Value {
   readonly init?: Init;
   /** Params: the network they belong to, e.g. 'G', 'D0' (optimizer groups). */
   readonly group?: string;
+  /** Params of a frozen network (a pretrained encoder): never trained, so no gradient arena. */
+  readonly frozen?: boolean;
 }
 
 export interface Node {
@@ -49,7 +51,7 @@ export class Graph {
   readonly outputs = new Map<string, Value>();
   private readonly leaves = new Map<string, Value>();
 
-  newValue(shape: Shape, kind: ValueKind, extra: { name?: string; init?: Init; group?: string; node?: Node } = {}): Value {
+  newValue(shape: Shape, kind: ValueKind, extra: { name?: string; init?: Init; group?: string; frozen?: boolean; node?: Node } = {}): Value {
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 1) throw new Error(`invalid shape ${fmtShape(shape)}${extra.name ? ` for '${extra.name}'` : ''}`);
     }

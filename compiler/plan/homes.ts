@@ -47,6 +47,7 @@ export function placeFixedValues(c: Computation, layout: StateLayout): Homes {
     const ps = layout.params[p];
     if (!ps) throw new Error(`grads: '${p}' is not a param`);
     if (bytesOf(v) !== ps.size) throw new Error(`grads: gradient of '${p}' has shape ${fmtShape(v.shape)}, param has ${fmtShape(ps.shape)}`);
+    if (!ps.grad) throw new Error(`grads: '${p}' is frozen (a pretrained encoder's): it has no gradient arena`);
     gradParams.push(p);
     if (v.node && !home.has(v.id)) home.set(v.id, ps.grad);
     else copies.push({ op: 'copy', src: home.get(v.id)!, dst: ps.grad });
@@ -112,8 +113,10 @@ export function clearUnwrittenGrads(groups: readonly string[], layout: StateLayo
   const clears: Step[] = [];
   for (const g of groups) {
     for (const p of layout.groups[g]?.params ?? []) {
+      const grad = layout.params[p].grad;
+      if (!grad) throw new Error(`group '${g}' is frozen: it cannot be optimised`);
       if (!homes.gradParams.includes(p)) {
-        clears.push({ op: 'clear', dst: layout.params[p].grad });
+        clears.push({ op: 'clear', dst: grad });
         homes.gradParams.push(p);
       }
     }

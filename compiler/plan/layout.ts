@@ -1,7 +1,8 @@
 // The state layout shared by every program of a model: params packed by
 // optimizer group into arena chunks no larger than one binding (so one
-// optimizer dispatch covers a chunk), a gradient arena with the same layout,
-// and the state buffers (BatchNorm running statistics).
+// optimizer dispatch covers a chunk), a gradient arena with the same layout
+// (none for a frozen group: a pretrained encoder is never trained), and the
+// state buffers (BatchNorm running statistics).
 import { PLAN_FORMAT_VERSION, type Slot, type StateLayout } from '../../runtime/format/plan.ts';
 import { bytesOf, type Graph, type Value } from '../ir/graph.ts';
 import { DEFAULT_LIMITS, tooBig, type PlanLimits } from './limits.ts';
@@ -36,6 +37,9 @@ export function layoutState(graph: Graph, limits: PlanLimits = DEFAULT_LIMITS): 
     groups.get(g)!.push(p);
   }
   for (const [g, ps] of groups) {
+    const frozen = ps[0].frozen === true;
+    if (ps.some((p) => (p.frozen === true) !== frozen)) throw new Error(`internal: param group '${g}' mixes frozen and trained params`);
+    const gradOf = (buffer: string) => buffer.replace(/^param:/, 'grad:');
     const chunks = pack(ps, `param:${g}`, (v, buffer, offset) => {
       const size = bytesOf(v);
       layout.params[v.name!] = {
@@ -45,13 +49,14 @@ export function layoutState(graph: Graph, limits: PlanLimits = DEFAULT_LIMITS): 
         shape: [...v.shape],
         group: g,
         init: v.init ?? { kind: 'zeros' },
-        grad: { buffer: buffer.replace(/^param:/, 'grad:'), offset, size },
+        ...(frozen ? {} : { grad: { buffer: gradOf(buffer), offset, size } }),
       };
     });
-    for (const c of chunks) layout.buffers[c.replace(/^param:/, 'grad:')] = layout.buffers[c];
+    if (!frozen) for (const c of chunks) layout.buffers[gradOf(c)] = layout.buffers[c];
     layout.groups[g] = {
       params: ps.map((p) => p.name!),
-      chunks: chunks.map((c) => ({ param: c, grad: c.replace(/^param:/, 'grad:'), bytes: layout.buffers[c] })),
+      chunks: chunks.map((c) => ({ param: c, ...(frozen ? {} : { grad: gradOf(c) }), bytes: layout.buffers[c] })),
+      ...(frozen ? { frozen } : {}),
     };
   }
   pack(graph.byKind('buffer'), 'state', (v, buffer, offset) => {

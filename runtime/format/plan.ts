@@ -45,8 +45,8 @@ export interface ParamSlot extends Slot {
   shape: number[];
   group: string;
   init: Init;
-  /** The same range in the gradient arena. */
-  grad: Slot;
+  /** The same range in the gradient arena; absent for a frozen group's params (no gradient arena). */
+  grad?: Slot;
 }
 
 export interface StateSlot extends Slot {
@@ -60,8 +60,8 @@ export interface StateLayout {
   state: Record<string, StateSlot>;
   /** Every arena buffer and its size in bytes. */
   buffers: Record<string, number>;
-  /** Optimizer groups: the param and gradient arena chunks of each. */
-  groups: Record<string, { params: string[]; chunks: { param: string; grad: string; bytes: number }[] }>;
+  /** Optimizer groups: the param and gradient arena chunks of each; a frozen group (a pretrained encoder) has no gradient chunks and no optimizer. */
+  groups: Record<string, { params: string[]; chunks: { param: string; grad?: string; bytes: number }[]; frozen?: boolean }>;
 }
 
 export type Step =
@@ -220,18 +220,20 @@ function readLayout(x: unknown): StateLayout {
   const o = fields(x, what, ['version', 'params', 'state', 'buffers', 'groups']);
   const buffers = record(o.buffers, `${what}.buffers`, size);
   const params = record(o.params, `${what}.params`, (p, path) => {
-    const f = fields(p, path, ['buffer', 'offset', 'size', 'shape', 'group', 'init', 'grad']);
+    const f = fields(p, path, ['buffer', 'offset', 'size', 'shape', 'group', 'init'], ['grad']);
     const slot: ParamSlot = {
       ...readSlot({ buffer: f.buffer, offset: f.offset, size: f.size }, path),
       shape: readShape(f.shape, `${path}.shape`),
       group: str(f.group, `${path}.group`),
       init: readInit(f.init, `${path}.init`),
-      grad: readSlot(f.grad, `${path}.grad`),
+      ...(f.grad === undefined ? {} : { grad: readSlot(f.grad, `${path}.grad`) }),
     };
     checkShapeFits(slot, path);
     checkInside(slot, buffers[slot.buffer], path);
-    checkInside(slot.grad, buffers[slot.grad.buffer], `${path}.grad`);
-    if (slot.grad.size !== slot.size) throw new FormatError(`${path}.grad: ${slot.grad.size} bytes for a param of ${slot.size}`);
+    if (slot.grad) {
+      checkInside(slot.grad, buffers[slot.grad.buffer], `${path}.grad`);
+      if (slot.grad.size !== slot.size) throw new FormatError(`${path}.grad: ${slot.grad.size} bytes for a param of ${slot.size}`);
+    }
     return slot;
   });
   const state = record(o.state, `${what}.state`, (s, path) => {
@@ -246,21 +248,24 @@ function readLayout(x: unknown): StateLayout {
     return slot;
   });
   const groups = record(o.groups, `${what}.groups`, (g, path) => {
-    const f = fields(g, path, ['params', 'chunks']);
+    const f = fields(g, path, ['params', 'chunks'], ['frozen']);
+    const frozen = f.frozen === undefined ? false : f.frozen === true ? true : (() => { throw new FormatError(`${path}.frozen: expected true`); })();
     const members = array(f.params, `${path}.params`, (p, pp) => {
       const name = str(p, pp);
       if (!params[name]) throw new FormatError(`${pp}: no param '${name}' in the layout`);
       return name;
     });
     const chunks = array(f.chunks, `${path}.chunks`, (c, cp) => {
-      const cf = fields(c, cp, ['param', 'grad', 'bytes']);
-      const chunk = { param: str(cf.param, `${cp}.param`), grad: str(cf.grad, `${cp}.grad`), bytes: size(cf.bytes, `${cp}.bytes`) };
-      for (const b of [chunk.param, chunk.grad]) {
+      const cf = fields(c, cp, ['param', 'bytes'], ['grad']);
+      if ((cf.grad === undefined) !== frozen) throw new FormatError(`${cp}: ${frozen ? 'a frozen group has no gradient chunks' : 'missing grad'}`);
+      const chunk = { param: str(cf.param, `${cp}.param`), ...(cf.grad === undefined ? {} : { grad: str(cf.grad, `${cp}.grad`) }), bytes: size(cf.bytes, `${cp}.bytes`) };
+      for (const b of [chunk.param, ...(chunk.grad ? [chunk.grad] : [])]) {
         if (buffers[b] !== chunk.bytes) throw new FormatError(`${cp}: chunk of ${chunk.bytes} bytes, but buffer '${b}' has ${buffers[b] ?? 'no size (unknown buffer)'}`);
       }
       return chunk;
     });
-    return { params: members, chunks };
+    for (const m of members) if (!params[m].grad !== frozen) throw new FormatError(`${path}: param '${m}' ${frozen ? 'of a frozen group has a gradient slot' : 'has no gradient slot'}`);
+    return { params: members, chunks, ...(frozen ? { frozen } : {}) };
   });
   return { version, params, state, buffers, groups };
 }

@@ -9,7 +9,9 @@ export type LossTerm =
   | 'uncond_real' | 'uncond_wrong' | 'uncond_fake'
   | 'align_real' | 'align_fake'
   | 'kl'
-  | 'colour'; // StackGAN-v2's colour consistency of a stage with the one it refines
+  | 'colour' // StackGAN-v2's colour consistency of a stage with the one it refines
+  | 'clip' // CLIP-image guidance: 1 - cos(frozen CLIP image embedding of a stage's image, text embedding)
+  | 'perceptual'; // MSE of frozen VGG16 features of a stage's fake and real images
 
 /** Which of a discriminator's three forward passes. */
 export type Pass = 'real' | 'wrong' | 'fake';

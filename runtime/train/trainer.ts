@@ -56,6 +56,8 @@ export interface TrainerSpec {
   seed: number;
   /** Objective terms the model asks for that the programs leave out (trained without, with a warning). */
   unsupported: string[];
+  /** Frozen encoders in the programs (CLIP guidance, perceptual): their terms and checkpoints, for the sidecar. */
+  frozen?: { term: string; encoder: string; checkpoint: string }[];
 }
 
 export class NonFiniteLossError extends Error {
@@ -84,6 +86,8 @@ export interface TrainerOptions {
   onCompile?: (done: number, total: number) => void;
   /** Called once the kernels are compiled, before each is dispatched once (lavapipe JIT-compiles on first dispatch). */
   onWarm?: () => void;
+  /** Values of the frozen groups' params (pretrained encoders), by param name: written over the seed's initial values, and kept on resume. */
+  frozen?: Map<string, Float32Array>;
 }
 
 export interface RunOptions {
@@ -146,6 +150,7 @@ export class Trainer {
     readonly optD: Optimizer[],
     readonly optG: Optimizer,
     readonly ema: Ema | null,
+    private readonly frozen: Map<string, Float32Array>,
   ) {
     this.noise = new NoiseStream(spec.seed);
     this.dLosses = lossOutputs(spec.dStep);
@@ -159,6 +164,11 @@ export class Trainer {
       for (const u of spec.unsupported) opts.warn?.(`warning: training without ${u} (not implemented yet; recorded in the checkpoint sidecar)`);
     }
     checkSource(spec, source);
+    // A frozen encoder left at its random initial weights would train G towards noise, silently.
+    for (const [g, grp] of Object.entries(spec.layout.groups)) {
+      const missing = grp.frozen ? grp.params.filter((p) => !opts.frozen?.has(p)) : [];
+      if (missing.length) throw new Error(`frozen group '${g}' has no values for ${missing.length} param(s) (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', ...' : ''}): load its checkpoint`);
+    }
     const rt = await Runtime.create(spec.layout, { ctx: opts.ctx, seed: spec.seed });
     const optD = spec.groups.d.map((d) => {
       const s = spec.optim.d[d];
@@ -177,14 +187,15 @@ export class Trainer {
     opts.onWarm?.();
     const dProg = await rt.load(spec.dStep.plan, optD);
     const gProg = await rt.load(spec.gStep.plan, gHooks);
-    const t = new Trainer(spec, source, rt, dProg, gProg, optD, optG, ema);
+    const t = new Trainer(spec, source, rt, dProg, gProg, optD, optG, ema, opts.frozen ?? new Map());
     t.init();
     return t;
   }
 
-  /** Fresh weights from the seed, EMA started, noise stream at its start. */
+  /** Fresh weights from the seed (the frozen encoders' from their checkpoints), EMA started, noise stream at its start. */
   private init(): void {
     this.rt.initState(this.spec.seed);
+    for (const [name, data] of this.frozen) this.rt.writeParam(name, data);
     this.ema?.reset();
     this.step = 0;
   }

@@ -41,7 +41,7 @@ const DOCUMENTED: { train: TrainConfig; objective: ObjectiveConfig } = {
     kl: 2, // "KL weight | 2.0"
     align: 1, // MS-CLIP-GAN's own head (no upstream default)
     colour: 0, // "colour-consistency weight | 0 for text-to-image"
-    perceptual: 0,
+    perceptual: null,
     clip_guidance: null,
   },
 };
@@ -88,7 +88,7 @@ objective { kl = 0.5  use_uncond_loss = true }`,
     const set = bundled('models/ms-clip-gan.gan', { set: ['train.g.betas=(0.9, 0.99)', 'objective.align=0.25'] });
     expect(set.train.g).toEqual({ ...ADAM, betas: [0.9, 0.99] });
     expect(set.objective.align).toBe(0.25);
-    expect(base.objective.clip_guidance).toEqual({ weight: 1, at: 'g2', model: 'encoders/clip-vit-b32.gan', checkpoint: 'weights/clip-vit-b32.safetensors' });
+    expect(base.objective.clip_guidance).toEqual({ weight: 1, at: 'g2', model: 'encoders/clip-vit-b32.gan', checkpoint: 'weights/clip-vit-b32.safetensors', encoder_preset: '' });
   });
 });
 
@@ -97,14 +97,17 @@ describe('objective settings in effect', () => {
 
   it('no kl without a condition, no align without an align head, no uncond without both heads, no colour on one stage', () => {
     const dcgan = bundled('models/dcgan.gan');
-    expect(keys(dcgan)).toEqual(['adversarial', 'perceptual']);
-    expect(keys(model(checkText(MINI)))).toEqual(['adversarial', 'kl', 'perceptual', 'use_uncond_loss']);
-    expect(keys(model(checkText(MINI + 'objective { use_uncond_loss = true }\n')))).toEqual(['adversarial', 'kl', 'perceptual', 'uncond', 'use_uncond_loss']);
-    expect(keys(bundled('models/ms-clip-gan.gan'))).toEqual(['adversarial', 'align', 'clip_guidance', 'colour', 'kl', 'perceptual', 'use_uncond_loss']);
+    expect(keys(dcgan)).toEqual(['adversarial']);
+    expect(keys(model(checkText(MINI)))).toEqual(['adversarial', 'kl', 'use_uncond_loss']);
+    expect(keys(model(checkText(MINI + 'objective { use_uncond_loss = true }\n')))).toEqual(['adversarial', 'kl', 'uncond', 'use_uncond_loss']);
+    expect(keys(bundled('models/ms-clip-gan.gan'))).toEqual(['adversarial', 'align', 'clip_guidance', 'colour', 'kl', 'use_uncond_loss']);
+    // A term set with weight 0, or turned off, is not in effect.
+    expect(keys(model(checkText(MINI + 'objective { perceptual = vgg(weight = 0, at = g0, checkpoint = "v.safetensors") }\n')))).not.toContain('perceptual');
+    expect(keys(model(checkText(MINI + 'objective { perceptual = vgg(weight = 0.5, at = g0, checkpoint = "v.safetensors") }\n')))).toContain('perceptual');
     // Both summaries show that view; train keys that are unset are left out of the table.
     const line = (m: CheckedModel, what: string) => renderSummary(m, { layers: false }).split('\n').find((l) => l.startsWith(`${what}: `));
-    expect(line(dcgan, 'objective')).toBe('objective: adversarial="bce"  perceptual=0');
+    expect(line(dcgan, 'objective')).toBe('objective: adversarial="bce"');
     expect(line(model(checkText(MINI)), 'train')).not.toContain('steps');
-    expect(Object.keys((toJsonSummary(dcgan) as { objective: object }).objective).sort()).toEqual(['adversarial', 'perceptual']);
+    expect(Object.keys((toJsonSummary(dcgan) as { objective: object }).objective).sort()).toEqual(['adversarial']);
   });
 });

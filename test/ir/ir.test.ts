@@ -71,7 +71,7 @@ describe('IR', () => {
     const plan = compileProgram(b.graph, layout, { name: 'g_step', outputs: { lossG }, grads, groups: ['G'] });
     expect(plan.grads).toEqual(['g/fc/weight']);
     expect(plan.feeds.z.kind).toBe('noise');
-    const dArena = layout.params['d/fc/weight'].grad.buffer;
+    const dArena = layout.params['d/fc/weight'].grad!.buffer;
     const writes = plan.steps.flatMap((s) => (s.op === 'dispatch' ? [s.args[s.args.length - 1].buffer] : []));
     expect(writes).not.toContain(dArena);
   });

@@ -121,18 +121,38 @@ describe('gan train', () => {
     expect(err).not.toMatch(/\n\s+at /);
   }, 60_000);
 
-  it('an unimplemented term: --strict refuses, otherwise a one-line warning recorded in the sidecar; --epochs counts passes', () => {
-    const out = join(dir, 'perceptual');
-    const strict = gan('train', model, '--data', data, '--steps', '2', '--out', out, '--strict', '--set', 'objective.perceptual=1');
+  it('a term nothing computes: --strict refuses, otherwise a one-line warning recorded in the sidecar; --epochs counts passes', () => {
+    // A loss declared in a discriminator that no objective weight reads.
+    const withLoss = join(dir, 'extra-loss.gan');
+    const body = `  f = image |> conv(ndf, k = 4, stride = 2) |> leaky_relu(0.2)
+  head uncond = f |> conv(1, k = 8, stride = 8, bias = true) |> reshape(1)
+  head cond = concat(tile(mu, 8), f) |> conv(1, k = 8, stride = 8, bias = true)
+  loss extra = l1(f |> mean_hw, f |> mean_hw)
+`;
+    writeFileSync(withLoss, miniGan({ text: 16, z: 8, caOut: 16, ngf: 4, ndf: 4, discriminator: body }) + 'train { batch = 2 }\n');
+    const out = join(dir, 'extra');
+    const unsupported = "loss 'extra' of d0 (no objective weight reads it)";
+    const strict = gan('train', withLoss, '--data', data, '--steps', '2', '--out', out, '--strict');
     expect(strict.code).toBe(1);
-    expect(strict.err).toMatch(/^gan: --strict: the model asks for terms this trainer does not compute: perceptual$/m);
-    const r = gan('train', model, '--data', data, '--epochs', '1', '--out', out, '--set', 'objective.perceptual=1');
+    expect(strict.err).toContain(`gan: --strict: the model asks for terms this trainer does not compute: ${unsupported}`);
+    const r = gan('train', withLoss, '--data', data, '--epochs', '1', '--out', out);
     expect(r.code).toBe(0);
-    expect(r.err).toBe('warning: training without perceptual (not implemented yet; recorded in the checkpoint sidecar)\n');
+    expect(r.err).toBe(`warning: training without ${unsupported} (not implemented yet; recorded in the checkpoint sidecar)\n`);
     const ck = loadCheckpoint(out);
     expect(ck.sidecar.step).toBe(4); // 8 images at batch 2
-    expect(ck.sidecar.unsupported).toEqual(['perceptual']);
-    expect(ck.sidecar.model).toMatchObject({ set: ['objective.perceptual=1'] });
+    expect(ck.sidecar.unsupported).toEqual([unsupported]);
+  }, 60_000);
+
+  it('a frozen term without its checkpoint stops before compiling, naming the path; off trains without it', () => {
+    const out = join(dir, 'perceptual');
+    const term = 'objective.perceptual=vgg(weight = 1, at = g0, checkpoint = "no/vgg16.safetensors")';
+    const r = gan('train', model, '--data', data, '--steps', '2', '--out', out, '--set', term);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^gan: objective\.perceptual needs VGG16's weights, and 'no\/vgg16\.safetensors' does not exist \(.*\)\. .*--set objective\.perceptual=off$/m);
+    expect(r.out).not.toMatch(/compil/);
+    const off = gan('train', model, '--data', data, '--steps', '2', '--out', out, '--set', 'objective.perceptual=off');
+    expect(off.code).toBe(0);
+    expect(loadCheckpoint(out).sidecar.unsupported).toEqual([]);
   }, 60_000);
 
   it('refuses data whose embeddings do not fit the model, before training', () => {
