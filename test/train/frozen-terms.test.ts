@@ -9,8 +9,8 @@
 //    along a random direction in G's parameters;
 //  - frozen: the encoders get no gradient arena, no optimizer, no place in
 //    D's program or in checkpoints, and keep their weights.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -21,6 +21,8 @@ import { buildGanSteps, type GanSteps } from '../../compiler/gan-step.ts';
 import { checkFile } from '../../compiler/index.ts';
 import { DEFAULT_LIMITS } from '../../compiler/plan/index.ts';
 import { Runtime } from '../../runtime/executor.ts';
+import { loadCheckpoint } from '../../runtime/train/checkpoint.ts';
+import { generateShapes } from '../../runtime/train/data/index.ts';
 import { relErr } from '../oracle/compare.ts';
 import { randn, randu } from '../oracle/random.ts';
 import { startTorch, torchAvailable } from '../oracle/torch.ts';
@@ -183,6 +185,35 @@ describe.skipIf(!torchAvailable())('frozen encoder terms in the G step', () => {
     const err = Math.abs(numeric - analytic) / Math.abs(analytic);
     expect(err, `numeric ${numeric} vs analytic ${analytic}: rel err ${err}`).toBeLessThan(0.02);
   });
+});
+
+describe.skipIf(!torchAvailable())('gan train with CLIP guidance', () => {
+  it('trains with the term in metrics.jsonl, records the checkpoint in the sidecar, and resumes', async () => {
+    const clipPath = checkpoint({ ...CLIP_CFG, seed: 9 }, 'clip-cli');
+    const data = join(dir, 'shapes');
+    await generateShapes({ out: data, n: 8, size: 16, dim: 8, seed: 3 });
+    const out = join(dir, 'run');
+    const env = { ...process.env, NO_COLOR: '1', XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp/xdg' };
+    const train = (...extra: string[]) =>
+      spawnSync(
+        process.execPath,
+        ['scripts/gan.js', 'train', 'models/ms-clip-gan.gan', '--preset', 'tiny', '--data', data, '--out', out, '--batch', '2',
+          '--set', 'res=16', '--set', 'text_dim=8', '--set', 'clip_dim=8',
+          '--set', `objective.clip_guidance=clip(weight = 0.5, at = g2, checkpoint = "${clipPath}", encoder_preset = "tiny")`, ...extra],
+        { encoding: 'utf8', env, timeout: 300_000 },
+      );
+    const first = train('--steps', '2');
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/^frozen: clip_image \(7,808 parameters\) from .*clip-cli\/weights\.safetensors: clip_guidance at g2, weight 0\.5$/m);
+    const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.step)).toEqual([1, 2]);
+    for (const l of lines) expect(l.losses['G.g2.clip']).toBeGreaterThan(0);
+    const ck = loadCheckpoint(out);
+    expect(ck.sidecar.settings).toMatchObject({ frozen: [{ term: 'clip_guidance', encoder: 'clip_image', checkpoint: clipPath }] });
+    const resumed = train('--steps', '3', '--resume');
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(loadCheckpoint(out).sidecar.step).toBe(3);
+  }, 300_000);
 });
 
 describe('frozen terms fail before compiling', () => {
