@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { runCheck } from './check.ts';
 import { runCompile, UserError } from './compile.ts';
 import { doctorReport, renderDoctor } from './doctor.ts';
+import { runEmbed, type EmbedCliOptions } from './embed.ts';
 import { runEval, type EvalCliOptions } from './eval.ts';
 import { runSample, type SampleCliOptions } from './sample.ts';
 import { registerData } from './data.ts';
@@ -50,9 +51,16 @@ export async function main(argv: string[]): Promise<number> {
     .command('sample')
     .description('generate images from a checkpoint (EMA weights, BatchNorm in eval mode) for caption embeddings')
     .argument('<source>', 'a run folder or checkpoint (or a .gan file: its untrained initial weights)')
-    .requiredOption('--embeddings <file>', 'caption embeddings, .npy [N, D] or [N, K, D] (caption 0 of each)')
+    .option('--embeddings <file>', 'caption embeddings, .npy [N, D] or [N, K, D] (caption 0 of each)')
+    .option('--caption <text>', 'a caption to embed with CLIP instead of --embeddings (as gan embed does); repeatable', collect)
     .requiredOption('--out <path>', "grid.png, or a folder ending in '/' for one PNG per image")
     .option('--captions <file>', 'captions.jsonl of the embeddings: their texts go in an HTML page beside the grid')
+    .option('--weights <file>', "with --caption: the CLIP checkpoint (safetensors, OpenAI's tensor names)")
+    .option('--vocab <file>', 'with --caption: the CLIP vocabulary (bpe_simple_vocab_16e6.txt.gz, or vocab.json)')
+    .option('--merges <file>', 'with --caption: merges.txt for a vocab.json (default: beside it)')
+    .option('--clip-model <file>', 'with --caption: the CLIP .gan file (default: the bundled models/encoders/clip-vit-b32.gan)')
+    .option('--clip-preset <name>', 'with --caption: apply a preset of the CLIP .gan file')
+    .option('--clip-set <key=value>', 'with --caption: override a param of the CLIP .gan file; repeatable', collect)
     .option('--n <n>', 'images (default 16; embeddings are cycled when fewer)')
     .option('--stage <name>', "which stage's images (default: the last; 'all' for every stage)")
     .option('--seed <s>', 'noise seed (default 0)')
@@ -61,6 +69,22 @@ export async function main(argv: string[]): Promise<number> {
     .option('--preset <name>', 'for a .gan source: apply a preset')
     .action(async (source: string, opts: SampleCliOptions) => {
       code = await runSample(source, opts);
+    });
+
+  program
+    .command('embed')
+    .description("embed a dataset's captions with CLIP's text tower: captions.jsonl -> embeddings.npy, L2-normalised")
+    .argument('<captions>', 'captions.jsonl: one line per image, {"file": ..., "captions": [K texts]}')
+    .requiredOption('--weights <file>', "the CLIP checkpoint (safetensors, OpenAI's tensor names)")
+    .requiredOption('--vocab <file>', 'the CLIP vocabulary: bpe_simple_vocab_16e6.txt.gz, or vocab.json (merges.txt beside it)')
+    .requiredOption('--out <file>', 'the .npy to write: [N, K, D], or [N, D] when K = 1 (written atomically)')
+    .option('--merges <file>', 'merges.txt for a vocab.json (default: beside it)')
+    .option('--model <file>', 'the CLIP .gan file, encoder text (default: the bundled models/encoders/clip-vit-b32.gan)')
+    .option('--preset <name>', 'apply a preset of the CLIP .gan file')
+    .option('--set <key=value>', 'override a param of the CLIP .gan file (vocab=..., context=...); repeatable', collect)
+    .option('--batch <n>', 'captions per GPU batch (default 32)')
+    .action(async (captions: string, opts: EmbedCliOptions) => {
+      code = await runEmbed(captions, opts);
     });
 
   program

@@ -3,7 +3,9 @@
 // with the generator alone, BatchNorm in eval mode, from a checkpoint's EMA
 // weights (or its live weights with --live). A .gan file instead of a
 // checkpoint samples the model's seeded initial weights: a check of the
-// pipeline, not of a trained model.
+// pipeline, not of a trained model. `--caption TEXT` (repeatable, with
+// --weights and --vocab of a CLIP checkpoint) replaces --embeddings: the texts
+// are embedded as `gan embed` embeds them (embed.ts).
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path';
@@ -16,7 +18,8 @@ import { loadCheckpoint, type Checkpoint } from '../../runtime/train/checkpoint.
 import { gridHtml, writeGridPng, writeImagePngs, type GridLayout, type StageImages } from '../../runtime/train/samples.ts';
 import { UserError } from './compile.ts';
 import { printDiagnostics } from './diagnostics.ts';
-import { buildGeneratorEval, generate, writeGeneratorWeights } from './generator-eval.ts';
+import { DEFAULT_EMBED_BATCH, embedCaptions, openClipText, truncationNote } from './embed.ts';
+import { buildGeneratorEval, generate, generatorOf, writeGeneratorWeights } from './generator-eval.ts';
 import { recordSources } from './train.ts';
 
 /** A model and the generator weights to sample it with. */
@@ -216,7 +219,16 @@ export async function sampleImages(src: SampleSource, text: Float32Array, n: num
 }
 
 export interface SampleCliOptions extends SourceOptions {
-  embeddings: string;
+  embeddings?: string;
+  /** Texts to embed with CLIP instead of reading --embeddings. */
+  caption?: string[];
+  /** With --caption: the CLIP checkpoint, vocabulary and text-tower model. */
+  weights?: string;
+  vocab?: string;
+  merges?: string;
+  clipModel?: string;
+  clipPreset?: string;
+  clipSet?: string[];
   captions?: string;
   n?: string;
   stage?: string;
@@ -230,10 +242,22 @@ export async function runSample(target: string, opts: SampleCliOptions): Promise
   const n = positiveInt('--n', opts.n, 16);
   const seed = seedOf(opts.seed);
   if (!isDirOut(opts.out) && extname(opts.out).toLowerCase() !== '.png') throw new UserError(`--out must be a .png file or a folder ending in '/', got '${opts.out}'`);
+  const given = opts.caption ?? [];
+  if (given.length && opts.embeddings) throw new UserError('give --embeddings or --caption, not both');
+  if (!given.length && !opts.embeddings) throw new UserError('give --embeddings FILE.npy, or --caption TEXT (repeatable) with --weights and --vocab of a CLIP checkpoint');
+  if (given.length && opts.captions) throw new UserError('--captions names the texts of --embeddings; with --caption the texts are given');
+  if (given.length && (!opts.weights || !opts.vocab)) throw new UserError('--caption needs --weights CLIP.safetensors and --vocab FILE (the CLIP vocabulary) to embed its texts');
   const src = openSampleSource(target, opts);
-  const emb = readEmbeddingTable(opts.embeddings);
-  const captions = opts.captions ? readCaptionTable(opts.captions) : undefined;
-  if (captions && captions.length !== emb.N) throw new UserError(`${opts.captions} has ${captions.length} lines, ${opts.embeddings} has ${emb.N} images`);
+  let emb: EmbeddingTable;
+  let captions: string[][] | undefined;
+  if (given.length) {
+    emb = await embedCaptionTexts(src, given, opts);
+    captions = given.map((t) => [t]);
+  } else {
+    emb = readEmbeddingTable(opts.embeddings!);
+    captions = opts.captions ? readCaptionTable(opts.captions) : undefined;
+    if (captions && captions.length !== emb.N) throw new UserError(`${opts.captions} has ${captions.length} lines, ${opts.embeddings} has ${emb.N} images`);
+  }
   // Caption 0 of the first n images, cycled when there are fewer (each copy gets its own noise).
   const picks = Array.from({ length: n }, (_, j) => ({ i: j % emb.N, k: 0 }));
   const stages = await sampleImages(src, pickRows(emb, picks), n, seed);
@@ -264,4 +288,22 @@ export async function runSample(target: string, opts: SampleCliOptions): Promise
   process.stdout.write(`sampled ${n} image(s) from ${src.describe}, seed ${seed}, BatchNorm in eval mode\n`);
   process.stdout.write(written.length <= 4 ? written.map((w) => `  ${w}\n`).join('') : `  ${written.length} files in ${join(opts.out)}\n`);
   return 0;
+}
+
+/**
+ * The --caption texts as an [N, 1, D] table, embedded as `gan embed` does;
+ * the CLIP output width is checked against the model's `text` input before
+ * anything runs.
+ */
+async function embedCaptionTexts(src: SampleSource, texts: string[], opts: SampleCliOptions): Promise<EmbeddingTable> {
+  const clip = openClipText({ weights: opts.weights!, vocab: opts.vocab!, merges: opts.merges, model: opts.clipModel, preset: opts.clipPreset, set: opts.clipSet, setFlag: '--clip-set' });
+  const g = generatorOf(src.model);
+  const shape = g.inputs.text === undefined ? undefined : g.graph.nodes[g.inputs.text].shape;
+  if (!shape) throw new UserError("the model's generator has no 'text' input to feed caption embeddings into");
+  if (shape.length !== 1 || shape[0] !== clip.dim) {
+    throw new UserError(`${clip.describe} gives ${clip.dim}-wide embeddings, the model's 'text' input is ${shape.length === 1 ? `${shape[0]} wide` : `[${shape.join(', ')}]`}`);
+  }
+  const { data, truncated } = await embedCaptions(clip, texts, { batch: DEFAULT_EMBED_BATCH });
+  if (truncated) process.stderr.write(`${truncationNote(truncated, texts.length, clip.context)}\n`);
+  return { N: texts.length, K: 1, D: clip.dim, data };
 }

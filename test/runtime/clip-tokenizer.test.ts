@@ -3,63 +3,16 @@
 // `regex` module), on a vocabulary that the Python script learns from a small
 // caption corpus and writes in both published forms; then the error messages
 // for malformed vocabulary files, which need no Python.
-import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CLIP_MAX_MERGES, ClipTokenizer, pythonHtmlUnescape } from '../../runtime/text/clip-tokenizer.ts';
 import { loadClipTokenizer } from '../../runtime/text/vocab-files.ts';
+import { BPE_CORPUS as CORPUS, tokenizerReference as reference, tokenizerReferenceAvailable as referenceAvailable } from '../helpers/clip-vocab.ts';
 
-const PYTHON = '/usr/bin/python3';
-const REFERENCE = join(dirname(fileURLToPath(import.meta.url)), 'clip_tokenizer_ref.py');
 const dir = mkdtempSync(join(tmpdir(), 'gan-clip-tok-'));
-
-function reference<T>(request: object): T {
-  const out = execFileSync(PYTHON, [REFERENCE], { input: JSON.stringify(request), maxBuffer: 1 << 28 });
-  return JSON.parse(out.toString('utf8')) as T;
-}
-
-/** Like the PyTorch oracle: skipped without Python's `regex` module, except under CI, where it must be there. */
-function referenceAvailable(): boolean {
-  const r = spawnSync(PYTHON, ['-c', 'import regex'], { encoding: 'utf8' });
-  if (!r.error && r.status === 0) return true;
-  const why = r.error?.message ?? r.stderr.trim().split('\n').pop();
-  if (/^(1|true|yes)$/i.test(process.env.CI ?? '')) return true;
-  console.warn(`[clip-tokenizer] skipping the Python comparisons: ${PYTHON} cannot import regex (${why}); apt-get install python3-regex`);
-  return false;
-}
-
-/** The captions the Python script learns its merges from: common words, repeated letters, several scripts. */
-const CORPUS = [
-  'a photo of a cat sitting on a red sofa',
-  'a red circle on a blue background',
-  'a blue square next to a green triangle',
-  'two dogs playing in the snow',
-  'the quick brown fox jumps over the lazy dog',
-  'a painting of a lighthouse at sunset',
-  'a close up photo of a yellow flower',
-  'a small bird standing on a branch',
-  'a white plate with a banana and an apple',
-  'a man riding a bicycle down the street',
-  'people walking in a park on a sunny day',
-  'a black and white photo of a train station',
-  'a bowl of soup with bread on the side',
-  "it's a dog, they'll play, we've seen, you're right, i'm here, i'd go, don't stop",
-  'bananas bananas banana mississippi lollipop aaaa bookkeeper',
-  'the shapes are red green blue yellow purple orange',
-  'photo photography photographer photographs',
-  'café crème brûlée naïve façade',
-  'Ελληνικά ελληνικά γλώσσα',
-  '日本語 日本 語 テキスト',
-  '한국어 한국 문장',
-  'مرحبا بالعالم مرحبا',
-  'a dog 🐶 and a cat 🐱 🐶🐶',
-  'wow!!! wait... well -- maybe ?!',
-  'in 2024 a 3.5mm jack cost 10 dollars',
-];
 
 /** Every string compared with Python, in both vocabulary forms. */
 const LONG_TEXT = Array.from({ length: 60 }, (_, i) => `caption${i} of a photo`).join(', ');
