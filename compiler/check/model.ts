@@ -39,6 +39,8 @@ export interface NetworkInfo {
   output?: number;
   /** Encoder: how a published checkpoint's tensor names map onto its parameters (its `weights` declaration). */
   checkpointNames?: A.WeightRule[];
+  /** Encoder: the other encoders' rules of its file: a checkpoint of several (CLIP's two towers) loads into each. */
+  siblingCheckpointNames?: A.WeightRule[];
 }
 
 export interface CheckedModel {
@@ -387,13 +389,28 @@ class ModelChecker {
     graph.outputs.set('out', result.node);
     const rules = this.src.weights.get(d.name)?.rules;
     if (rules) this.checkWeightRules(d.name, rules, graph);
-    return { name: d.name, kind: 'encoder', resolution: 0, graph, stages: [], heads: {}, losses: {}, inputs, exports: {}, output: result.node, checkpointNames: rules };
+    const siblings = [...this.src.weights.values()].filter((w) => w.name !== d.name).flatMap((w) => w.rules);
+    return {
+      name: d.name,
+      kind: 'encoder',
+      resolution: 0,
+      graph,
+      stages: [],
+      heads: {},
+      losses: {},
+      inputs,
+      exports: {},
+      output: result.node,
+      checkpointNames: rules,
+      ...(siblings.length ? { siblingCheckpointNames: siblings } : {}),
+    };
   }
 
   private checkWeightRules(encoder: string, rules: A.WeightRule[], graph: NetworkGraph): void {
     const params = graph.nodes.flatMap((n) => n.params.map((p) => p.name));
     const named = new Set<string>();
     for (const r of rules) {
+      if (r.to === '') continue; // a tensor the checkpoint holds that no parameter takes
       const prefix = isPrefixRule(r);
       if (!prefix && (r.from.endsWith('.') || r.to.endsWith('/'))) {
         this.diags.push(error(Codes.badValue, `a prefix rule maps a name ending in '.' to a path ending in '/'`, r.toSpan, { label: 'expected both ends, or neither' }));

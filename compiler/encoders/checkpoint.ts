@@ -2,7 +2,9 @@
 // (safetensors with the publisher's tensor names) through the encoder's
 // `weights` rules. Every tensor is checked: a name no rule maps, a parameter
 // no tensor fills, a shape that differs, a dtype that is not floating point,
-// two tensors for one parameter. All problems are reported together, naming
+// two tensors for one parameter. Tensors that a rule maps to "" (CLIP's
+// `logit_scale`) or that the file's other encoders take (a CLIP checkpoint
+// holds both towers) are skipped. All problems are reported together, naming
 // the file and each tensor, before anything reaches the device.
 import type { NetworkInfo } from '../check/model.ts';
 import { readSafetensors, toFloat32, type Tensor } from '../../runtime/format/safetensors.ts';
@@ -43,6 +45,7 @@ export function checkpointParams(enc: NetworkInfo, tensors: Record<string, Tenso
   const problems: string[] = [];
   for (const [name, t] of Object.entries(tensors)) {
     const path = paramPathFor(rules, name);
+    if (path === '' || (path === undefined && enc.siblingCheckpointNames && paramPathFor(enc.siblingCheckpointNames, name) !== undefined)) continue;
     if (path === undefined) {
       problems.push(`unexpected tensor '${name}' ${shapeStr(t.shape)}: no weights rule maps it`);
       continue;

@@ -2,7 +2,9 @@
 // into a parameter path: `"visual.transformer.resblocks.{i}.ln_1." =
 // "Residual.{i}/layernorm.0/"`. A rule whose ends are `.` and `/` maps a prefix
 // (the rest of the name is kept); `{name}` placeholders match whole numbers and
-// carry them to the same placeholders on the other side, in order. One place
+// carry them to the same placeholders on the other side, in order. A rule to
+// "" names a tensor the checkpoint holds that no parameter takes (CLIP's
+// `logit_scale`): loading skips it. One place
 // for the checker (every rule names a parameter, every parameter is named) and
 // the loader (compiler/encoders/checkpoint.ts).
 import type { WeightRule } from '../../grammar/ast.ts';
@@ -24,8 +26,8 @@ export function namePattern(pattern: string, prefix: boolean): RegExp {
 }
 
 /**
- * The parameter path a checkpoint tensor name maps to, or undefined when no
- * rule matches. An exact rule wins over a prefix rule; among prefix rules the
+ * The parameter path a checkpoint tensor name maps to ('' for a tensor to
+ * skip), or undefined when no rule matches. An exact rule wins over a prefix rule; among prefix rules the
  * longest matching prefix wins.
  */
 export function paramPathFor(rules: readonly WeightRule[], name: string): string | undefined {

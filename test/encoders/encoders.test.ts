@@ -102,6 +102,19 @@ describe.skipIf(!torchAvailable())('frozen encoders vs PyTorch', () => {
     const tensors = Object.fromEntries(Object.entries(ref.tensors).map(([k, shape]) => [k, { dtype: 'F32' as const, shape, data: new Float32Array(0) }]));
     expect(checkpointParams(enc, tensors, 'reference').size).toBe(Object.keys(ref.tensors).length);
   });
+
+  it("OpenAI's whole checkpoint (both towers and logit_scale) loads into either tower", () => {
+    const image = count({ net: 'clip_image', width: 768, layers: 12, heads: 12, patch: 32, res: 224, output_dim: 512 }).tensors;
+    const text = count({ net: 'clip_text', vocab: 49408, context: 77, width: 512, layers: 12, heads: 8, output_dim: 512 }).tensors;
+    const whole = Object.fromEntries(
+      [...Object.entries({ ...image, ...text }), ['logit_scale', []] as const].map(([k, shape]) => [k, { dtype: 'F16' as const, shape: [...shape], data: new Uint16Array(0) }]),
+    );
+    expect(checkpointParams(loadEncoder(CLIP, 'image'), whole, 'clip.safetensors').size).toBe(Object.keys(image).length);
+    expect(checkpointParams(loadEncoder(CLIP, 'text'), whole, 'clip.safetensors').size).toBe(Object.keys(text).length);
+    // A tensor that neither tower names is still refused.
+    const extra = { ...whole, 'visual.attnpool.weight': { dtype: 'F16' as const, shape: [1], data: new Uint16Array(1) } };
+    expect(() => checkpointParams(loadEncoder(CLIP, 'text'), extra, 'clip.safetensors')).toThrow(/unexpected tensor 'visual\.attnpool\.weight' \[1\]: no weights rule maps it/);
+  });
 });
 
 describe('checkpoint problems are reported together, naming the file and each tensor', () => {
