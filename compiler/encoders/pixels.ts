@@ -17,10 +17,9 @@ export const IMAGENET_STATS: ChannelStats = { mean: [0.485, 0.456, 0.406], std: 
 
 /** An NCHW image in [-1, 1] as an encoder's input: [0, 1], resized (bicubic, as CLIP's preprocessing) to `size`, normalised. */
 export function encoderPixels(b: GraphBuilder, image: Value, size: number, stats: ChannelStats): Value {
-  const [n, c, h, w] = image.shape;
+  const [, c, h, w] = image.shape;
   if (c !== 3) throw new Error(`an encoder reads RGB images, got ${c} channels`);
   let x = b.mul(b.add(image, 1), 0.5);
   if (h !== size || w !== size) x = resize(b, x, size, size, 'bicubic');
-  const perChannel = (v: readonly number[]) => b.concat(v.map((k) => b.scalar(k, [1, 1, 1, 1])), 1);
-  return b.div(b.sub(x, perChannel(stats.mean)), perChannel(stats.std));
+  return b.apply('normalize_channels', [x], { mean: [...stats.mean], std: [...stats.std] });
 }

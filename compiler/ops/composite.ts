@@ -50,4 +50,26 @@ export function cosine(b: GraphBuilder, x: Value, y: Value, axis = 1, eps = 1e-8
   return b.apply('cosine', [x, y], { axis, eps });
 }
 
-export const compositeOps = [gluOp, cosineOp];
+/** Per-channel (axis 1) normalisation by fixed statistics: (x - mean[c]) / std[c], as torchvision's Normalize and CLIP's preprocessing. */
+export const normalizeChannelsOp: CompositeOp<{ mean: number[]; std: number[] }> = {
+  name: 'normalize_channels',
+  kind: 'composite',
+  doc: '(x - mean[c]) / std[c] over axis 1 with fixed per-channel statistics (torchvision Normalize)',
+  arity: 1,
+  expand: (b, [x], { mean, std }) => {
+    const c = x.shape[1];
+    if (mean.length !== c || std.length !== c) throw new Error(`normalize_channels: ${c} channels, ${mean.length} means and ${std.length} deviations`);
+    const perChannel = (v: readonly number[]) => b.concat(v.map((k) => b.scalar(k, [1, 1, ...x.shape.slice(2).map(() => 1)])), 1);
+    return b.div(b.sub(x, perChannel(mean)), perChannel(std));
+  },
+  parity: [
+    {
+      name: 'clip',
+      inputs: [[2, 3, 4, 5]],
+      attrs: { mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711] },
+      torch: '(x0 - torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)) / torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)',
+    },
+  ],
+};
+
+export const compositeOps = [gluOp, cosineOp, normalizeChannelsOp];
