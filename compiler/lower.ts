@@ -68,7 +68,11 @@ export function lowerNetwork(net: NetworkInfo, opts: LowerOptions, builder = new
   const group = net.name;
   const param = (p: ParamInfo) => {
     const name = `${net.name}/${p.name}`;
-    const v = leaf(b, name, () => b.param(name, p.shape, INITS[p.init], group, net.kind === 'encoder'));
+    const frozen = net.kind === 'encoder';
+    // A frozen network's weights come from its checkpoint: orthogonal init of
+    // CLIP's full-size matrices would take minutes on the host for nothing.
+    const init = frozen && p.init === 'orthogonal' ? INITS.embedding : INITS[p.init];
+    const v = leaf(b, name, () => b.param(name, p.shape, init, group, frozen));
     params.push(v);
     return v;
   };

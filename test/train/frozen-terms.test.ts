@@ -99,6 +99,8 @@ describe.skipIf(!torchAvailable())('frozen encoder terms in the G step', () => {
     const l = withTerms.layout;
     expect(l.groups.clip_image.frozen).toBe(true);
     expect(Object.keys(l.buffers).filter((b) => b.startsWith('grad:clip_image') || b.startsWith('grad:vgg16'))).toEqual([]);
+    // Their weights come from checkpoints: no orthogonal init (minutes on the host at CLIP's full size).
+    expect(Object.values(l.params).filter((p) => l.groups[p.group].frozen && p.init.kind === 'orthogonal')).toEqual([]);
     expect(withTerms.groups).toEqual({ g: 'G', d: ['d0', 'd1', 'd2'] });
     expect(withTerms.gStep.plan.grads.some((p) => p.startsWith('clip_image/') || p.startsWith('vgg16/'))).toBe(false);
     expect(withTerms.unsupported).toEqual([]);
