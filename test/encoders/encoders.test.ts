@@ -117,6 +117,53 @@ describe.skipIf(!torchAvailable())('frozen encoders vs PyTorch', () => {
   });
 });
 
+describe.skipIf(!torchAvailable())('scripts/convert-checkpoint.py: published PyTorch checkpoints to safetensors', () => {
+  const convert = (input: string, output: string) =>
+    execFileSync(PYTHON, ['scripts/convert-checkpoint.py', input, output], { encoding: 'utf8' });
+  const torchScript = (code: string) => execFileSync(PYTHON, ['-c', `import sys, torch\nsys.path.insert(0, ${JSON.stringify(import.meta.dirname)})\nimport encoders_ref as R\n${code}`], { encoding: 'utf8' });
+
+  it("a TorchScript archive in float16 (OpenAI's CLIP .pt) converts and loads into the image tower", () => {
+    const ref = reference({ ...TINY_IMAGE, seed: 7 }, 'convert-clip');
+    const pt = join(dir, 'clip.pt');
+    torchScript(
+      [
+        `m = R.build(${JSON.stringify(TINY_IMAGE)})`,
+        `m.load_state_dict({k: v.float() for k, v in R.read_safetensors(${JSON.stringify(ref.weights)})[1].items()})`,
+        'm = m.half().eval()',
+        `torch.jit.trace(m.float(), torch.zeros(1, 3, 16, 16)).half().save(${JSON.stringify(pt)})`,
+      ].join('\n'),
+    );
+    const out = join(dir, 'clip-converted.safetensors');
+    expect(convert(pt, out)).toMatch(/clip-converted\.safetensors: \d+ tensors, 7,808 values \(F16\)/);
+    const enc = loadEncoder(CLIP, 'image', { preset: 'tiny' });
+    const params = readCheckpoint(enc, out);
+    const original = readCheckpoint(enc, ref.weights);
+    for (const [k, v] of original) {
+      const f16 = Float32Array.from(v, (x) => Math.fround(x)); // F32 reference values...
+      const got = params.get(k)!;
+      // ... rounded to float16 by the .half() above: within half precision of them.
+      for (let i = 0; i < got.length; i++) expect(Math.abs(got[i] - f16[i])).toBeLessThanOrEqual(Math.abs(f16[i]) * 2 ** -11 + 2 ** -24);
+    }
+  });
+
+  it("a plain state dict with tensors the encoder does not use (torchvision's VGG16 .pth) converts and loads", () => {
+    const ref = reference({ ...TINY_VGG, seed: 8 }, 'convert-vgg');
+    const pth = join(dir, 'vgg.pth');
+    torchScript(
+      [
+        `sd = R.read_safetensors(${JSON.stringify(ref.weights)})[1]`,
+        'sd.update({"classifier.0.weight": torch.zeros(10, 32), "classifier.0.bias": torch.zeros(10), "classifier.6.weight": torch.zeros(5, 10), "classifier.6.bias": torch.zeros(5)})',
+        `torch.save(sd, ${JSON.stringify(pth)})`,
+      ].join('\n'),
+    );
+    const out = join(dir, 'vgg-converted.safetensors');
+    convert(pth, out);
+    const enc = loadEncoder(VGG, 'features', { preset: 'tiny' });
+    const params = readCheckpoint(enc, out);
+    for (const [k, v] of readCheckpoint(enc, ref.weights)) expect(params.get(k)).toEqual(v);
+  });
+});
+
 describe('checkpoint problems are reported together, naming the file and each tensor', () => {
   const enc = loadEncoder(VGG, 'features', { preset: 'tiny' });
   const good = (): Record<string, Tensor> => {
@@ -139,7 +186,7 @@ describe('checkpoint problems are reported together, naming the file and each te
     const t = good();
     delete t['features.0.bias'];
     t['features.0.running_mean'] = { dtype: 'F32', shape: [4], data: new Float32Array(4) };
-    t['classifier.0.weight'] = { dtype: 'F32', shape: [1], data: new Float32Array(1) };
+    t['head.0.weight'] = { dtype: 'F32', shape: [1], data: new Float32Array(1) };
     t['features.2.weight'] = { dtype: 'F32', shape: [4, 4, 3, 3, 1], data: new Float32Array(144) };
     t['features.5.bias'] = { dtype: 'I32', shape: [8], data: new Int32Array(8) };
     let err: unknown;
@@ -153,7 +200,7 @@ describe('checkpoint problems are reported together, naming the file and each te
     expect(msg).toMatch(/^vgg\.safetensors: does not fit encoder 'features' \(5 problems\)/);
     expect(msg).toContain("missing: no tensor fills parameter 'ConvRelu.0/conv2d.0/bias' [4]");
     expect(msg).toContain("unexpected tensor 'features.0.running_mean': its rule maps it to 'ConvRelu.0/conv2d.0/running_mean', which encoder 'features' does not have");
-    expect(msg).toContain("unexpected tensor 'classifier.0.weight' [1]: no weights rule maps it");
+    expect(msg).toContain("unexpected tensor 'head.0.weight' [1]: no weights rule maps it");
     expect(msg).toContain("tensor 'features.2.weight' is [4, 4, 3, 3, 1], parameter 'ConvRelu.1/conv2d.0/weight' is [4, 4, 3, 3]");
     expect(msg).toContain("tensor 'features.5.bias' is I32; expected floating point");
   });
