@@ -47,8 +47,7 @@
 // without their encoder given are listed in `unsupported`.
 import { paramGrads } from './autodiff.ts';
 import type { FrozenTerm } from './encoders/frozen.ts';
-import { CLIP_STATS, encoderPixels, IMAGENET_STATS } from './encoders/pixels.ts';
-import { cosine } from './ops/composite.ts';
+import { frozenTermValue } from './encoders/terms.ts';
 import type { CheckedModel, NetworkInfo } from './check/model.ts';
 import { objectiveInEffect } from './check/settings.ts';
 import { GraphBuilder } from './ir/builder.ts';
@@ -291,20 +290,13 @@ function buildD(m: CheckedModel, batch: number, w: Weights): { s: StepGraph; gra
   return { s, grads };
 }
 
-/** A frozen term's value on G's images (see the header), unweighted. */
-function frozenTermValue(s: StepGraph, t: FrozenTerm, G: LoweredNetwork, batch: number): Value {
-  const b = s.b;
-  const enc = t.encoder;
-  const [input] = Object.keys(enc.inputs);
-  const size = enc.graph.nodes[enc.inputs[input]].shape[1];
-  const embed = (image: Value, stats: typeof CLIP_STATS) => lowerNetwork(enc, { batch, training: false, bind: { [input]: encoderPixels(b, image, size, stats) } }, b).outputs.out;
+/** A frozen term on G's stage images (compiler/encoders/terms.ts); the perceptual term's real images become a feed. */
+function frozenTerm(s: StepGraph, t: FrozenTerm, G: LoweredNetwork): Value {
   const fake = G.outputs[`${t.at}.image`];
-  if (t.kind === 'clip') return b.mean(b.sub(1, cosine(b, embed(fake, CLIP_STATS), G.inputs.text, 1)));
+  if (t.kind === 'clip') return frozenTermValue(s.b, t, fake, { text: G.inputs.text });
   const name = `real.${t.at}`;
   s.feed(name, { role: 'real_image', stage: t.at });
-  const real = b.input(name, fake.shape);
-  const d = b.sub(embed(fake, IMAGENET_STATS), b.detach(embed(real, IMAGENET_STATS)));
-  return b.mean(b.mul(d, d));
+  return frozenTermValue(s.b, t, fake, { real: s.b.input(name, fake.shape) });
 }
 
 function buildG(m: CheckedModel, batch: number, w: Weights, frozen: readonly FrozenTerm[]): { s: StepGraph; grads: Map<string, Value | null> } {
@@ -324,7 +316,7 @@ function buildG(m: CheckedModel, batch: number, w: Weights, frozen: readonly Fro
       terms.push({ name: `G.${st.name}.colour`, v: colourTerm(b, G.outputs[`${st.name}.image`], G.outputs[`${st.from}.image`]), term: 'colour', stage: st.name, weight: w.colour });
     }
   }
-  for (const t of frozen) terms.push({ name: `G.${t.at}.${t.kind}`, v: frozenTermValue(s, t, G, batch), term: t.kind, stage: t.at, weight: t.weight });
+  for (const t of frozen) terms.push({ name: `G.${t.at}.${t.kind}`, v: frozenTerm(s, t, G), term: t.kind, stage: t.at, weight: t.weight });
   // The KL is always an output (a trainer logs it); it joins errG with a non-zero weight.
   if (G.outputs.kl) {
     if (w.kl !== 0) terms.push({ name: 'G.kl', v: G.outputs.kl, term: 'kl', weight: w.kl });

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CheckpointError, checkpointParams, readCheckpoint } from '../../compiler/encoders/checkpoint.ts';
 import { encoderProgram, loadEncoder } from '../../compiler/encoders/program.ts';
-import { readSafetensors, type Tensor } from '../../runtime/format/safetensors.ts';
+import { encodeSafetensors, readSafetensors, type Tensor } from '../../runtime/format/safetensors.ts';
 import { relErr } from '../oracle/compare.ts';
 import { torchAvailable } from '../oracle/torch.ts';
 
@@ -177,6 +177,13 @@ describe('checkpoint problems are reported together, naming the file and each te
     }
     return out;
   };
+
+  it('a truncated file is refused naming it, before anything is read into the encoder', () => {
+    const whole = encodeSafetensors(good());
+    const cut = join(dir, 'cut.safetensors');
+    writeFileSync(cut, whole.subarray(0, whole.length - 100));
+    expect(() => readCheckpoint(enc, cut)).toThrow(new RegExp(`^${cut.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: tensor '.*': data_offsets \\[\\d+, \\d+\\] run past the data`));
+  });
 
   it('a complete checkpoint maps', () => {
     expect(checkpointParams(enc, good(), 'vgg.safetensors').size).toBe(20);

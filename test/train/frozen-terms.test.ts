@@ -4,6 +4,8 @@
 // stage of models/ms-clip-gan.gan (tiny), with the encoders' `tiny` presets and
 // random checkpoints under the published names (test/encoders/encoders_ref.py).
 //  - values: each term against PyTorch on the step's own fake images;
+//  - the gradient each term sends into G (with respect to the images, and the
+//    text) against PyTorch's autograd;
 //  - gradients: G's gradient with the terms minus without them is the
 //    gradient of the weighted terms, checked against central differences
 //    along a random direction in G's parameters;
@@ -17,9 +19,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { CheckedModel } from '../../compiler/check/model.ts';
 import { readCheckpoint } from '../../compiler/encoders/checkpoint.ts';
 import { FrozenTermError, frozenTerms } from '../../compiler/encoders/frozen.ts';
+import { grad } from '../../compiler/autodiff.ts';
+import { frozenTermValue } from '../../compiler/encoders/terms.ts';
 import { buildGanSteps, type GanSteps } from '../../compiler/gan-step.ts';
+import { GraphBuilder } from '../../compiler/ir/builder.ts';
 import { checkFile } from '../../compiler/index.ts';
-import { DEFAULT_LIMITS } from '../../compiler/plan/index.ts';
+import { compileProgram, DEFAULT_LIMITS, layoutState } from '../../compiler/plan/index.ts';
 import { Runtime } from '../../runtime/executor.ts';
 import { loadCheckpoint } from '../../runtime/train/checkpoint.ts';
 import { generateShapes } from '../../runtime/train/data/index.ts';
@@ -57,6 +62,24 @@ describe.skipIf(!torchAvailable())('frozen encoder terms in the G step', () => {
   ];
   const m = model(terms);
   const frozen = frozenTerms(m);
+  // The two encoders in PyTorch with the same weights, and the pixel preparation written out.
+  const PY_NETS = [
+    'import sys',
+    `sys.path.insert(0, ${JSON.stringify(REF_DIR)})`,
+    'import encoders_ref as R',
+    'def net(cfg, path):',
+    '    m = R.build(cfg)',
+    '    m.load_state_dict({k: v.float() for k, v in R.read_safetensors(path)[1].items()})',
+    '    return m.eval()',
+    `clip = net(${JSON.stringify(CLIP_CFG)}, ${JSON.stringify(clipPath)})`,
+    `vgg = net(${JSON.stringify({ ...VGG_CFG, res: 32 })}, ${JSON.stringify(vggPath)})`,
+    'def pix(img, size, mean, std):',
+    '    x = (img + 1) / 2',
+    '    if x.shape[-1] != size: x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)',
+    '    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)',
+    'CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)',
+    'IN_MEAN, IN_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)',
+  ].join('\n');
   const withTerms = buildGanSteps(m, BATCH, DEFAULT_LIMITS, frozen);
   const without = buildGanSteps(model([]), BATCH, DEFAULT_LIMITS, []);
   const values = new Map<string, Float32Array>();
@@ -123,21 +146,7 @@ describe.skipIf(!torchAvailable())('frozen encoder terms in the G step', () => {
     const torch = await startTorch();
     const ref = await torch.run(
       [
-        'import sys',
-        `sys.path.insert(0, ${JSON.stringify(REF_DIR)})`,
-        'import encoders_ref as R',
-        'def net(cfg, path):',
-        '    m = R.build(cfg)',
-        '    m.load_state_dict({k: v.float() for k, v in R.read_safetensors(path)[1].items()})',
-        '    return m.eval()',
-        `clip = net(${JSON.stringify(CLIP_CFG)}, ${JSON.stringify(clipPath)})`,
-        `vgg = net(${JSON.stringify({ ...VGG_CFG, res: 32 })}, ${JSON.stringify(vggPath)})`,
-        'def pix(img, size, mean, std):',
-        '    x = (img + 1) / 2',
-        '    if x.shape[-1] != size: x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)',
-        '    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)',
-        'CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)',
-        'IN_MEAN, IN_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)',
+        PY_NETS,
         'emb = clip(pix(g2, 16, CLIP_MEAN, CLIP_STD))',
         'clip_term = (1 - F.cosine_similarity(emb, text, 1)).mean()',
         'perc = ((vgg(pix(g1, 32, IN_MEAN, IN_STD)) - vgg(pix(real, 32, IN_MEAN, IN_STD))) ** 2).mean()',
@@ -155,6 +164,49 @@ describe.skipIf(!torchAvailable())('frozen encoder terms in the G step', () => {
     // Both terms are live in errG with their weights.
     const w = Object.fromEntries(withTerms.gStep.outputs.filter((o) => o.weight !== undefined).map((o) => [o.name, o.weight]));
     expect([w['G.g2.clip'], w['G.g1.perceptual']]).toEqual([0.7, 0.3]);
+  });
+
+  it("each term's gradient with respect to the images (and the text) equals PyTorch's", async () => {
+    const b = new GraphBuilder();
+    const [clipTerm, vggTerm] = frozen;
+    const fake64 = b.input('fake64', [BATCH, 3, 64, 64]);
+    const fake32 = b.input('fake32', [BATCH, 3, 32, 32]);
+    const real32 = b.input('real32', [BATCH, 3, 32, 32]);
+    const text = b.input('text', [BATCH, 8]);
+    const clipV = frozenTermValue(b, clipTerm, fake64, { text });
+    const percV = frozenTermValue(b, vggTerm, fake32, { real: real32 });
+    const [gClip, gText] = grad(b, clipV, [fake64, text]);
+    const [gPerc, gReal] = grad(b, percV, [fake32, real32]);
+    expect(gReal).toBeNull(); // the real side is detached
+    const layout = layoutState(b.graph);
+    const plan = compileProgram(b.graph, layout, { name: 'terms', outputs: { clip: clipV, perc: percV, gClip: gClip!, gText: gText!, gPerc: gPerc! } });
+    const rt = await Runtime.create(layout);
+    runtimes.push(rt);
+    rt.initState(0);
+    for (const [k, v] of values) rt.writeParam(k, v);
+    const host = {
+      fake64: { shape: [BATCH, 3, 64, 64], data: randu([BATCH, 3, 64, 64], 71, -1, 1).data },
+      fake32: { shape: [BATCH, 3, 32, 32], data: randu([BATCH, 3, 32, 32], 72, -1, 1).data },
+      real32: { shape: [BATCH, 3, 32, 32], data: randu([BATCH, 3, 32, 32], 73, -1, 1).data },
+      text: { shape: [BATCH, 8], data: randn([BATCH, 8], 74).data },
+    };
+    const out = await rt.run(await rt.load(plan), Object.fromEntries(Object.entries(host).map(([k, v]) => [k, v.data])));
+    const torch = await startTorch();
+    const ref = await torch.run(
+      [
+        PY_NETS,
+        'clip_term = (1 - F.cosine_similarity(clip(pix(fake64, 16, CLIP_MEAN, CLIP_STD)), text, 1)).mean()',
+        'perc = ((vgg(pix(fake32, 32, IN_MEAN, IN_STD)) - vgg(pix(real32, 32, IN_MEAN, IN_STD)).detach()) ** 2).mean()',
+        'clip_term.backward(); perc.backward()',
+        'out = {"gClip": fake64.grad, "gText": text.grad, "gPerc": fake32.grad}',
+      ].join('\n'),
+      host,
+      { grad: ['fake64', 'fake32', 'text'] },
+    );
+    for (const k of ['gClip', 'gText', 'gPerc']) {
+      const e = relErr(out[k], ref[k].data);
+      expect(e, `${k}: rel err ${e}`).toBeLessThan(1e-4);
+    }
   });
 
   it("G's gradient through the frozen encoders matches central differences", async () => {
