@@ -15,10 +15,8 @@ import sharp from 'sharp';
 import { normalSource } from '../init.ts';
 
 /** One stage's images: [N, 3, R, R], values in [-1, 1] (a generator's tanh output). */
-export interface StageImages {
-  name: string;
-  images: Float32Array;
-}
+export type { StageImages } from '../module/generator.ts';
+import type { StageImages } from '../module/generator.ts';
 
 export interface GridOptions {
   /** Images per row (default: ceil(sqrt(N)), a square grid). */
