@@ -10,6 +10,10 @@ import { compileProgram, formatMemory, layoutState, type PlanLimits, DEFAULT_LIM
 import { maxBufferSize } from '../plan/limits.ts';
 import { checkFile } from '../index.ts';
 import { printDiagnostics } from './diagnostics.ts';
+import { emitGeneratorModule } from '../emit/ts-module.ts';
+import { checkWeights, GeneratorInputError } from '../../runtime/module/generator.ts';
+import { buildGeneratorEval } from './generator-eval.ts';
+import { openSampleSource } from './sample.ts';
 
 export interface CompileCliOptions {
   set?: string[];
@@ -18,6 +22,9 @@ export interface CompileCliOptions {
   batch?: string;
   eval?: boolean;
   net?: string;
+  /** --emit ts: the module directory and, optionally, a checkpoint whose (EMA) generator weights it carries. */
+  out?: string;
+  weights?: string;
 }
 
 function parseBatch(s: string | undefined, fallback: number): number {
@@ -41,7 +48,9 @@ export function runCompile(file: string, opts: CompileCliOptions): number {
   printDiagnostics(r);
   if (!r.model) return 1;
   const emit = opts.emit ?? 'ir';
-  if (emit !== 'ir') throw new UserError(`--emit ${emit} is not supported yet (supported: ir)`);
+  if (emit === 'ts') return emitTs(file, r.model, r.sources, opts);
+  if (emit !== 'ir') throw new UserError(`--emit ${emit} is not supported (supported: ir, ts)`);
+  if (opts.out || opts.weights) throw new UserError('--out and --weights go with --emit ts');
   const batch = parseBatch(opts.batch, r.model.train.batch);
   for (const net of selectNetworks(r.model, opts.net)) {
     const lowered = lowerNetwork(net, { batch, training: !opts.eval });
@@ -49,6 +58,48 @@ export function runCompile(file: string, opts: CompileCliOptions): number {
     process.stdout.write(printGraph(lowered.builder.graph) + '\n\n');
   }
   return 0;
+}
+
+/** `--emit ts`: the generator as a TypeScript module directory (compiler/emit/ts-module.ts). */
+function emitTs(file: string, m: CheckedModel, sources: Map<string, string>, opts: CompileCliOptions): number {
+  if (!opts.out) throw new UserError('--emit ts needs --out DIR (the module directory)');
+  if (opts.net) throw new UserError('--emit ts compiles the generator; --net does not apply');
+  const batch = parseBatch(opts.batch, Math.min(m.train.batch, 16));
+  const spec = buildGeneratorEval(m, batch);
+  let weights: Record<string, Float32Array> | undefined;
+  if (opts.weights) {
+    const src = openSampleSource(opts.weights, {});
+    weights = src.weights(spec.layout);
+    try {
+      checkWeights(spec.layout, weights, src.describe);
+    } catch (e) {
+      throw e instanceof GeneratorInputError ? new UserError(e.message) : e;
+    }
+  }
+  const text = sources.get(m.file) ?? '';
+  const source = [m.file, ...(opts.preset ? [`--preset ${opts.preset}`] : []), ...(opts.set ?? []).map((s) => `--set ${s}`)].join(' ');
+  const cls = emitGeneratorModule(spec, { name: m.name, source, doc: leadingComment(text), textDoc: inputComment(text, 'text') }, opts.out, weights);
+  process.stdout.write(
+    `${opts.out}: module ${cls} (index.ts, generator.json: ${spec.plan.kernels.length} kernels at batch ${batch}${weights ? ', weights.safetensors' : ''}, runtime/)\n`,
+  );
+  return 0;
+}
+
+/** The comment lines at the top of a .gan file, as one paragraph. */
+function leadingComment(text: string): string {
+  const lines: string[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    const m = /^\s*\/\/\s?(.*)$/.exec(line);
+    if (!m) break;
+    lines.push(m[1].trim());
+  }
+  return lines.join(' ').trim();
+}
+
+/** The comment after an input's declaration (`input text: [512]  // what it is`). */
+function inputComment(text: string, input: string): string {
+  const re = new RegExp(`^\\s*input\\s+${input}\\s*:[^\\n]*?//\\s*(.*)$`, 'm');
+  return re.exec(text)?.[1].trim() ?? '';
 }
 
 /** Each network's forward (eval) and forward + backward (training) plans at `batch`, as `--memory` reports them. */

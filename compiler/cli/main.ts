@@ -35,15 +35,17 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command('compile')
-    .description('lower a .gan file to the tensor IR (and, later, TypeScript + WGSL)')
+    .description('lower a .gan file to the tensor IR (--emit ir), or write its generator as a TypeScript module (--emit ts --out DIR)')
     .argument('<file>', 'the .gan model')
-    .option('--emit <what>', 'what to print: ir', 'ir')
-    .option('--batch <n>', 'batch size (default: train.batch)')
+    .option('--emit <what>', 'ir: print the tensor IR; ts: write a TypeScript module of the generator to --out', 'ir')
+    .option('--out <dir>', '--emit ts: the module directory (index.ts, generator.json, runtime/, weights.safetensors)')
+    .option('--weights <ckpt>', "--emit ts: a checkpoint (run folder or ckpt-*.json) whose generator weights (EMA) the module carries")
+    .option('--batch <n>', 'batch size (default: train.batch; --emit ts: min(train.batch, 16), the samples per run)')
     .option('--eval', 'BatchNorm in eval mode (running statistics)')
     .option('--net <name>', 'only this network (G, d0, ...)')
     .option('--set <key=value>', 'override a param or a setting; repeatable', collect)
     .option('--preset <name>', 'apply a preset declared in the model')
-    .action((file: string, opts: { emit?: string; batch?: string; eval?: boolean; net?: string; set?: string[]; preset?: string }) => {
+    .action((file: string, opts: { emit?: string; batch?: string; eval?: boolean; net?: string; set?: string[]; preset?: string; out?: string; weights?: string }) => {
       code = runCompile(file, opts);
     });
 

@@ -52,8 +52,8 @@ export function parseGeneratorSpec(text: string): GeneratorSpec {
   return { model: o.model, batch: o.batch, textFeed: o.textFeed, textDim: o.textDim, stages: o.stages, layout, plan };
 }
 
-/** Writes every param and state buffer of `layout` from `values` (by layout name), refusing missing or misfitting tensors. */
-export function writeWeights(rt: Runtime, layout: StateLayout, values: Record<string, Float32Array>, what: string): void {
+/** Refuses `values` unless they hold every param and state buffer of `layout` (by layout name) at its size. */
+export function checkWeights(layout: StateLayout, values: Record<string, Float32Array>, what: string): void {
   const slots = [...Object.entries(layout.params), ...Object.entries(layout.state)];
   const missing = slots.filter(([k]) => !(k in values)).map(([k]) => k);
   if (missing.length) throw new GeneratorInputError(`${what} lacks ${missing.length} generator tensor(s): ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ', ...' : ''}`);
@@ -62,6 +62,11 @@ export function writeWeights(rt: Runtime, layout: StateLayout, values: Record<st
     const [k, slot] = sizes[0];
     throw new GeneratorInputError(`${what}: tensor '${k}' has ${values[k].length} values, the model's has ${slot.size / 4}${sizes.length > 1 ? ` (and ${sizes.length - 1} more differ)` : ''}: another model or other params?`);
   }
+}
+
+/** Writes every param and state buffer of `layout` from `values` (by layout name), refusing missing or misfitting tensors. */
+export function writeWeights(rt: Runtime, layout: StateLayout, values: Record<string, Float32Array>, what: string): void {
+  checkWeights(layout, values, what);
   for (const name of Object.keys(layout.params)) rt.writeParam(name, values[name]);
   for (const name of Object.keys(layout.state)) rt.writeState(name, values[name]);
 }

@@ -1,0 +1,184 @@
+// `gan compile --emit ts`: the generated module directory of a trained mini
+// model. Its images equal the compiler path's (`gan sample`'s) bit for bit on
+// this adapter; it passes `tsc --strict`; its imports stay inside the
+// directory (a copy of the runtime, no compiler or grammar); names and doc
+// comments from the .gan cannot inject code; wrong inputs are refused naming
+// the input and both shapes; examples/node-sample.ts runs it to a PNG grid.
+// The module runs in a child process, as an application would load it.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import sharp from 'sharp';
+import ts from 'typescript';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildGeneratorEval, generate, writeGeneratorWeights } from '../../compiler/cli/generator-eval.ts';
+import { openSampleSource } from '../../compiler/cli/sample.ts';
+import { docText, safeIdentifier } from '../../compiler/emit/ts-module.ts';
+import { Runtime } from '../../runtime/executor.ts';
+import { generateShapes } from '../../runtime/train/data/index.ts';
+import { writeNpy } from '../../runtime/train/data/npy.ts';
+import { miniGan } from '../helpers/gan.ts';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const env = { ...process.env, NO_COLOR: '1', XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp/xdg' };
+const tmp = mkdtempSync(join(tmpdir(), 'gan-emit-'));
+// Inside the repository (out/ is ignored), so the module finds `webgpu` and `sharp` in node_modules as a user's project would.
+mkdirSync(join(ROOT, 'out'), { recursive: true });
+const outRoot = mkdtempSync(join(ROOT, 'out', 'test-emit-'));
+const moduleDir = join(outRoot, 'mini');
+const model = join(tmp, 'mini.gan');
+const run = join(tmp, 'run');
+const D = 16;
+
+function gan(...args: string[]) {
+  const r = spawnSync(process.execPath, ['scripts/gan.js', ...args], { encoding: 'utf8', env, timeout: 120_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr.replace(/^Warning: \S+ artificially reduced .*\n/gm, '') };
+}
+
+/** Runs TypeScript in a fresh Node process (tsx), as an application of the module would run. */
+function tsxScript(code: string) {
+  const file = join(outRoot, `script-${Math.random().toString(36).slice(2)}.ts`);
+  writeFileSync(file, code);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', file], { encoding: 'utf8', env, timeout: 120_000, cwd: ROOT });
+  return { code: r.status, out: r.stdout, err: r.stderr.replace(/^Warning: \S+ artificially reduced .*\n/gm, '') };
+}
+
+const text = Float32Array.from({ length: 5 * D }, (_, i) => Math.sin(i * 1.7));
+
+beforeAll(async () => {
+  writeFileSync(
+    model,
+    '// A mini GAN for the module tests. A hostile comment: */ process.exit(1); /*\n' +
+      miniGan({ text: D, z: 8, caOut: 16, ngf: 4, ndf: 4 }).replace(`input text: [${D}]`, `input text: [${D}]  // caption embedding */ process.exit(2); /*`) +
+      'train { batch = 2 }\n',
+  );
+  await generateShapes({ out: join(tmp, 'shapes'), n: 8, size: 16, dim: D, seed: 3 });
+  const t = gan('train', model, '--data', join(tmp, 'shapes'), '--steps', '2', '--out', run);
+  expect(t.code, t.err).toBe(0);
+  const c = gan('compile', model, '--emit', 'ts', '--weights', run, '--batch', '2', '--out', moduleDir);
+  expect(c.code, c.err).toBe(0);
+  expect(c.out).toMatch(/module Mini \(index\.ts, generator\.json: \d+ kernels at batch 2, weights\.safetensors, runtime\/\)/);
+}, 180_000);
+
+afterAll(() => rmSync(outRoot, { recursive: true, force: true }));
+
+describe('gan compile --emit ts', () => {
+  it("generates what the compiler path generates, bit for bit, for any n (runs of the compiled batch)", async () => {
+    writeFileSync(join(outRoot, 'text.bin'), Buffer.from(text.buffer));
+    const r = tsxScript(`
+import { readFileSync, writeFileSync } from 'node:fs';
+import Mini from ${JSON.stringify(join(moduleDir, 'index.ts'))};
+const raw = readFileSync(${JSON.stringify(join(outRoot, 'text.bin'))});
+const text = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+const m = await Mini.load();
+const stages = await m.generate({ text, seed: 7 });
+for (const s of stages) writeFileSync(${JSON.stringify(outRoot)} + '/module-' + s.name + '.bin', Buffer.from(s.images.buffer));
+console.log(JSON.stringify({ n: stages.map((s) => s.images.length), classStages: Mini.stages }));
+m.destroy();
+`);
+    expect(r.code, r.err).toBe(0);
+    // The compiler path: `gan sample`'s program and weights, in this process.
+    const src = openSampleSource(run, {});
+    const gen = buildGeneratorEval(src.model, 2);
+    const rt = await Runtime.create(gen.layout, { seed: 7 });
+    writeGeneratorWeights(rt, gen.layout, src.weights(gen.layout), src.describe);
+    const expected = await generate(rt, await rt.load(gen.plan), gen, text, 5);
+    rt.destroy();
+    expect(JSON.parse(r.out).classStages).toEqual([{ name: 'g0', resolution: 16 }]);
+    for (const s of expected) {
+      const got = readFileSync(join(outRoot, `module-${s.name}.bin`));
+      expect(got.byteLength).toBe(5 * 3 * 16 * 16 * 4);
+      expect(Buffer.compare(got, Buffer.from(s.images.buffer)), `stage ${s.name}`).toBe(0);
+      expect(Math.max(...s.images) - Math.min(...s.images), 'real images, not a constant').toBeGreaterThan(0.01);
+    }
+  }, 120_000);
+
+  it('refuses wrong inputs naming the input and both shapes', () => {
+    const r = tsxScript(`
+import Mini from ${JSON.stringify(join(moduleDir, 'index.ts'))};
+const m = await Mini.load();
+for (const bad of [{ text: new Float32Array(${D} * 2 + 3) }, { text: new Float32Array(${D} * 2), n: 3 }, { text: new Float32Array(${D}), stage: 'g9' }]) {
+  try { await m.generate(bad as never); console.log('no error'); } catch (e) { console.log((e as Error).name + ': ' + (e as Error).message); }
+}
+m.destroy();
+`);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out.trim().split('\n')).toEqual([
+      `GeneratorInputError: text: expected [n, ${D}], got ${D * 2 + 3} values (not a multiple of ${D})`,
+      `GeneratorInputError: text: expected [3, ${D}] (${3 * D} values), got ${2 * D} values ([2, ${D}])`,
+      "GeneratorInputError: stage: 'g9' is not one of g0",
+    ]);
+  }, 120_000);
+
+  it('passes tsc --strict, formatted, with doc comments carried over and escaped', () => {
+    const r = spawnSync(
+      process.execPath,
+      [join(ROOT, 'node_modules/typescript/bin/tsc'), '--noEmit', '--strict', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--allowImportingTsExtensions', '--skipLibCheck', '--types', 'node,@webgpu/types', join(moduleDir, 'index.ts')],
+      { encoding: 'utf8' },
+    );
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const index = readFileSync(join(moduleDir, 'index.ts'), 'utf8');
+    expect(index).toContain('export class Mini {');
+    expect(index).toContain('caption embedding *\\/ process.exit(2); /*');
+    expect(index).toContain('A hostile comment: *\\/ process.exit(1); /*');
+    // The escaped text stays inside comments: the only code mentioning process.exit is none.
+    const code = ts.createSourceFile('index.ts', index, ts.ScriptTarget.ES2022, true);
+    let calls = 0;
+    const walk = (n: ts.Node) => {
+      if (ts.isCallExpression(n) && n.expression.getText() === 'process.exit') calls++;
+      n.forEachChild(walk);
+    };
+    walk(code);
+    expect(calls).toBe(0);
+    expect(index).toMatch(/\/\*\* \[n, 16\] caption embeddings, row after row: caption embedding/);
+  }, 60_000);
+
+  it('imports only its own copy of the runtime (nothing of compiler/ or grammar/) and known packages', () => {
+    const files = readdirSync(moduleDir, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile() && e.name.endsWith('.ts'))
+      .map((e) => join(e.parentPath, e.name));
+    expect(files.map((f) => relative(moduleDir, f).split(sep)[0]).every((top) => top === 'index.ts' || top === 'runtime')).toBe(true);
+    const packages = new Set<string>();
+    for (const f of files) {
+      for (const spec of ts.preProcessFile(readFileSync(f, 'utf8'), true, true).importedFiles.map((i) => i.fileName)) {
+        if (!spec.startsWith('.')) {
+          packages.add(spec.startsWith('node:') ? 'node:' : spec);
+          continue;
+        }
+        const target = resolve(dirname(f), spec);
+        expect(target.startsWith(moduleDir + sep), `${relative(moduleDir, f)} imports ${spec}, outside the module`).toBe(true);
+        expect(files).toContain(target);
+      }
+    }
+    expect([...packages].sort()).toEqual(['node:', 'sharp', 'webgpu']);
+  });
+
+  it('examples/node-sample.ts writes a grid from an embeddings file', async () => {
+    const npy = join(outRoot, 'emb.npy');
+    writeNpy(npy, [5, D], text);
+    const png = join(outRoot, 'grid.png');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'examples/node-sample.ts', moduleDir, npy, png, '--n', '4'], { encoding: 'utf8', env, cwd: ROOT, timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('4 images of stage g0');
+    const meta = await sharp(png).metadata();
+    // A 2 x 2 grid of 16 px images (with the grid's padding).
+    expect(meta.width).toBeGreaterThanOrEqual(32);
+    expect(meta.height).toBe(meta.width);
+  }, 120_000);
+});
+
+describe('names from the .gan file', () => {
+  it('become safe identifiers', () => {
+    expect(safeIdentifier('MSClipGAN')).toBe('MSClipGAN');
+    expect(safeIdentifier('3stage')).toBe('Gan3stage');
+    expect(safeIdentifier('class')).toBe('GanClass');
+    expect(safeIdentifier('a-b c;d')).toBe('a_b_c_d');
+    expect(safeIdentifier('x`${process.exit()}`')).toBe('x_$_process_exit____');
+  });
+
+  it('cannot close a doc comment', () => {
+    expect(docText('ok */ code /* more')).toBe('ok *\\/ code /* more');
+    expect(docText('bell\u0007and\u001b[31m')).toBe('bell and [31m');
+  });
+});
