@@ -10,6 +10,7 @@ import { compileProgram, formatMemory, layoutState, type PlanLimits, DEFAULT_LIM
 import { maxBufferSize } from '../plan/limits.ts';
 import { checkFile } from '../index.ts';
 import { printDiagnostics } from './diagnostics.ts';
+import { UserError } from './user-error.ts';
 import { emitGeneratorModule } from '../emit/ts-module.ts';
 import { checkWeights, GeneratorInputError } from '../../runtime/module/generator.ts';
 import { buildGeneratorEval } from './generator-eval.ts';
@@ -34,7 +35,6 @@ function parseBatch(s: string | undefined, fallback: number): number {
   return n;
 }
 
-export class UserError extends Error {}
 
 function selectNetworks(m: CheckedModel, only?: string) {
   if (!only) return m.networks;

@@ -17,7 +17,7 @@ import { encoderProgram, loadEncoder } from '../encoders/program.ts';
 import type { ClipTokenizer } from '../../runtime/text/clip-tokenizer.ts';
 import { loadClipTokenizer } from '../../runtime/text/vocab-files.ts';
 import { writeNpy } from '../../runtime/train/data/npy.ts';
-import { UserError } from './compile.ts';
+import { UserError } from './user-error.ts';
 
 /** The bundled CLIP ViT-B/32, found beside this file so that `gan` works from any folder. */
 const BUNDLED_CLIP = fileURLToPath(new URL('../../models/encoders/clip-vit-b32.gan', import.meta.url));

@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { backgroundAgreement, colourAgreement, renderBackgroundAgreement, renderColourAgreement, type BackgroundAgreement, type ColourAgreement } from '../../runtime/train/colour-metric.ts';
 import { sampleFixture } from '../../runtime/train/samples.ts';
-import { UserError } from './compile.ts';
+import { UserError } from './user-error.ts';
 import { openSampleSource, pickRows, positiveInt, readCaptionTable, readEmbeddingTable, sampleImages, seedOf, type SourceOptions } from './sample.ts';
 
 export interface EvalCliOptions extends SourceOptions {

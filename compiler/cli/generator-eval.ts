@@ -8,7 +8,7 @@ import { compileProgram, layoutState, DEFAULT_LIMITS, type PlanLimits } from '..
 import type { StateLayout } from '../../runtime/format/plan.ts';
 import type { Program, Runtime } from '../../runtime/executor.ts';
 import { GeneratorInputError, runGenerator, writeWeights, type GeneratorSpec, type StageImages } from '../../runtime/module/generator.ts';
-import { UserError } from './compile.ts';
+import { UserError } from './user-error.ts';
 
 /** The generator's eval program and what a caller needs to run it (runtime/module/generator.ts). */
 export type GeneratorEval = GeneratorSpec;

@@ -2,7 +2,8 @@
 // print diagnostics (never a stack trace) and exit 1.
 import { Command, CommanderError } from 'commander';
 import { runCheck } from './check.ts';
-import { runCompile, UserError } from './compile.ts';
+import { runCompile } from './compile.ts';
+import { UserError } from './user-error.ts';
 import { doctorReport, renderDoctor } from './doctor.ts';
 import { runEmbed, type EmbedCliOptions } from './embed.ts';
 import { runEval, type EvalCliOptions } from './eval.ts';

@@ -16,7 +16,7 @@ import { initialValues } from '../../runtime/init.ts';
 import { readNpy } from '../../runtime/train/data/npy.ts';
 import { loadCheckpoint, type Checkpoint } from '../../runtime/train/checkpoint.ts';
 import { gridHtml, writeGridPng, writeImagePngs, type GridLayout, type StageImages } from '../../runtime/train/samples.ts';
-import { UserError } from './compile.ts';
+import { UserError } from './user-error.ts';
 import { printDiagnostics } from './diagnostics.ts';
 import { DEFAULT_EMBED_BATCH, embedCaptions, openClipText, truncationNote } from './embed.ts';
 import { buildGeneratorEval, generate, generatorOf, writeGeneratorWeights } from './generator-eval.ts';

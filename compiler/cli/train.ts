@@ -19,7 +19,7 @@ import { DataError, openDataset, validateDataset, type BatchSource } from '../..
 import type { EmaMode } from '../../runtime/train/ema.ts';
 import { sampleFixture, writeSamples } from '../../runtime/train/samples.ts';
 import { NonFiniteLossError, Trainer, type TrainerSpec } from '../../runtime/train/trainer.ts';
-import { UserError } from './compile.ts';
+import { UserError } from './user-error.ts';
 import { printDiagnostics } from './diagnostics.ts';
 import { buildGeneratorEval, generate, writeGeneratorWeights } from './generator-eval.ts';
 
