@@ -6,25 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create, globals } from 'webgpu';
 import { throttleDawnPolling } from './dawn-polling.ts';
+import { describeAdapter, deviceDescriptor, isSoftware, type DeviceInfo, type GpuContext } from './gpu-context.ts';
+
+export { describeAdapter, type DeviceInfo, type GpuContext };
 
 export type AdapterPreference = 'auto' | 'hardware' | 'software';
-
-export interface DeviceInfo {
-  vendor: string;
-  architecture: string;
-  device: string;
-  description: string;
-  backend: string;
-  software: boolean;
-  limits: Record<string, number>;
-  features: string[];
-}
-
-export interface GpuContext {
-  adapter: GPUAdapter;
-  device: GPUDevice;
-  info: DeviceInfo;
-}
 
 /** Raised when no usable adapter exists; the CLI prints it without a stack. */
 export class NoAdapterError extends Error {
@@ -73,12 +59,6 @@ export function preferenceFromEnv(): AdapterPreference {
   throw new NoAdapterError(`GAN_ADAPTER must be auto, hardware or software, not '${v}'`);
 }
 
-function isSoftware(adapter: GPUAdapter): boolean {
-  const i = adapter.info;
-  const text = `${i.vendor} ${i.architecture} ${i.device} ${i.description}`.toLowerCase();
-  return /llvmpipe|lavapipe|swiftshader|software|warp/.test(text) || (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
-}
-
 export async function requestAdapter(pref: AdapterPreference = preferenceFromEnv()): Promise<GPUAdapter> {
   const g = instance();
   const hw = pref !== 'software' ? await g.requestAdapter({ powerPreference: 'high-performance' }) : null;
@@ -95,36 +75,6 @@ export async function requestAdapter(pref: AdapterPreference = preferenceFromEnv
     );
   }
   return sw;
-}
-
-const LIMIT_KEYS = [
-  'maxBufferSize',
-  'maxStorageBufferBindingSize',
-  'maxStorageBuffersPerShaderStage',
-  'maxComputeWorkgroupStorageSize',
-  'maxComputeInvocationsPerWorkgroup',
-  'maxComputeWorkgroupSizeX',
-  'maxComputeWorkgroupsPerDimension',
-  'maxBindGroups',
-] as const;
-
-export function describeAdapter(adapter: GPUAdapter): DeviceInfo {
-  const i = adapter.info;
-  const limits: Record<string, number> = {};
-  for (const k of LIMIT_KEYS) limits[k] = Number(adapter.limits[k]);
-  const desc = i.description ?? '';
-  // Dawn on Linux only ships the Vulkan backend; the description names the driver.
-  const backend = (i as { backendType?: string }).backendType ?? 'vulkan';
-  return {
-    vendor: i.vendor,
-    architecture: i.architecture,
-    device: i.device,
-    description: desc,
-    backend,
-    software: isSoftware(adapter),
-    limits,
-    features: [...adapter.features].map(String).sort(),
-  };
 }
 
 const lostListeners = new Set<(message: string) => void>();
@@ -160,14 +110,6 @@ export function reportDeviceLost(message: string): never {
 export function getDevice(pref?: AdapterPreference): Promise<GpuContext> {
   shared ??= openDevice(pref);
   return shared;
-}
-
-/** The device descriptor: the adapter's own limits and the optional features it has that we use. */
-function deviceDescriptor(adapter: GPUAdapter): GPUDeviceDescriptor {
-  const requiredLimits: Record<string, number> = {};
-  for (const k of LIMIT_KEYS) requiredLimits[k] = Number(adapter.limits[k]);
-  const requiredFeatures = (['timestamp-query', 'shader-f16', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
-  return { requiredLimits, requiredFeatures };
 }
 
 /**

@@ -13,7 +13,7 @@
 // the returned promise never wait on the GPU. The runtime knows nothing about
 // ops: it only imports the plan format.
 import { MAP_MODE_READ, READBACK_USAGE, STORAGE_USAGE as STORAGE, UNIFORM_USAGE, USAGE } from './buffers.ts';
-import { getDevice, type GpuContext } from './device.ts';
+import type { GpuContext } from './gpu-context.ts';
 import { paramBytes, paramsBinding, type KernelSpec } from './format/kernel.ts';
 import { dispatchGrid, dispatchParams, type DispatchStep, type Plan, type Slot, type StateLayout } from './format/plan.ts';
 import { initialValues } from './init.ts';
@@ -79,7 +79,8 @@ export class Runtime {
   }
 
   static async create(layout: StateLayout, opts: { ctx?: GpuContext; seed?: number } = {}): Promise<Runtime> {
-    return new Runtime(opts.ctx ?? (await getDevice()), layout, opts.seed ?? 0);
+    // Dawn in Node by default, imported only then: a page passes its browserDevice() and never loads it.
+    return new Runtime(opts.ctx ?? (await (await import('./device.ts')).getDevice()), layout, opts.seed ?? 0);
   }
 
   /** Seeds the on-GPU noise generator (streams restart from step 0); exportState/importState save and restore it mid-run. */

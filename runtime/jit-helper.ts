@@ -10,7 +10,7 @@
 // Hardware drivers compile at pipeline creation (already in parallel), so the
 // helper exists only on software adapters, and GAN_JIT_HELPER=0 turns it off.
 import { USAGE } from './buffers.ts';
-import { siblingDevice, type GpuContext } from './device.ts';
+import type { GpuContext } from './gpu-context.ts';
 import type { KernelSpec } from './format/kernel.ts';
 import { pipelineCache } from './pipelines.ts';
 
@@ -36,14 +36,16 @@ let zeros: GPUBuffer | undefined;
 
 /** Whether a helper device is used on this context (software adapter, not disabled, shader cache on). */
 export function jitHelperWanted(ctx: GpuContext): boolean {
-  if (!ctx.info.software || process.env.GAN_JIT_HELPER === '0') return false;
+  // Only Dawn in Node has Mesa's shader cache to warm (a page has no `process`).
+  if (typeof process === 'undefined' || !ctx.info.software || process.env.GAN_JIT_HELPER === '0') return false;
   const off = (process.env.MESA_SHADER_CACHE_DISABLE ?? '').toLowerCase();
   return !(off === 'true' || off === '1');
 }
 
 /** The process's helper device (opened once, kept alive like the main one), or null where none is wanted. */
 function helperDevice(ctx: GpuContext): Promise<GPUDevice | null> {
-  helper ??= jitHelperWanted(ctx) ? siblingDevice(ctx).catch(() => null) : Promise.resolve(null);
+  // Dawn's sibling device, imported only when wanted (never in a browser: jitHelperWanted is false there).
+  helper ??= jitHelperWanted(ctx) ? import('./device.ts').then((d) => d.siblingDevice(ctx)).catch(() => null) : Promise.resolve(null);
   return helper;
 }
 
