@@ -1,5 +1,6 @@
 // The runtime's generator path bundles for a browser: esbuild (platform
-// browser) builds runtime/module/generator.ts with runtime/device-browser.ts,
+// browser) builds runtime/module/generator.ts with runtime/device-browser.ts
+// and the safetensors codec (a page's weights),
 // and neither the entry chunk nor anything it imports statically loads a Node
 // module or Dawn (`webgpu`): those live in runtime/device.ts, which the
 // runtime imports lazily, only when no device was given. (A page in a real
@@ -17,7 +18,11 @@ describe('the generator path in a browser bundle', () => {
     const outdir = mkdtempSync(join(tmpdir(), 'gan-bundle-'));
     const r = await build({
       stdin: {
-        contents: "export { Generator, parseGeneratorSpec } from './runtime/module/generator.ts';\nexport { browserDevice } from './runtime/device-browser.ts';\n",
+        contents: [
+          "export { Generator, parseGeneratorSpec } from './runtime/module/generator.ts';",
+          "export { browserDevice } from './runtime/device-browser.ts';",
+          "export { decodeSafetensors, toFloat32 } from './runtime/format/safetensors-codec.ts';",
+        ].join('\n'),
         resolveDir: ROOT,
         sourcefile: 'page-entry.ts',
         loader: 'ts',
