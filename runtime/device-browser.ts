@@ -13,5 +13,7 @@ export async function browserDevice(gpu: GPU | undefined = (globalThis as { navi
   const adapter = await gpu.requestAdapter();
   if (!adapter) throw new NoWebGpuError('this browser has WebGPU but offers no adapter (no supported GPU, or WebGPU is disabled or blocklisted for it)');
   const device = await adapter.requestDevice(deviceDescriptor(adapter));
+  // A WGSL or validation error would otherwise pass unseen: say it on the console (the page's test fails on it).
+  device.addEventListener('uncapturederror', (ev) => console.error(`gan: WebGPU error: ${(ev as GPUUncapturedErrorEvent).error.message}`));
   return { adapter, device, info: describeAdapter(adapter) };
 }

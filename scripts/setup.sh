@@ -100,4 +100,18 @@ if ! torch_ok; then
     case "${CI:-}" in 1|true|TRUE|yes) exit 1 ;; esac
   fi
 fi
+
+# --- Headless Chromium for the browser test of generated modules -----------
+# Its SwiftShader gives pages a WebGPU adapter on a GPU-less machine
+# (shared/reference/machine-notes.md); test/emit/ts-module.test.ts drives it.
+chromium=${GAN_CHROMIUM:-/usr/lib/chromium/chromium-headless-shell}
+if [ ! -x "$chromium" ] && is_debian12 && [ "$chromium" = /usr/lib/chromium/chromium-headless-shell ]; then
+  log "installing Debian's chromium-headless-shell for the browser test"
+  apt_update
+  apt_install --no-install-recommends chromium-headless-shell || true
+fi
+if [ ! -x "$chromium" ]; then
+  log "no headless Chromium at $chromium: the browser test of generated modules is skipped, and under CI it fails"
+  case "${CI:-}" in 1|true|TRUE|yes) exit 1 ;; esac
+fi
 exit 0

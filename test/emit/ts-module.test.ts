@@ -3,10 +3,13 @@
 // this adapter; it passes `tsc --strict`; its imports stay inside the
 // directory (a copy of the runtime, no compiler or grammar); names and doc
 // comments from the .gan cannot inject code; wrong inputs are refused naming
-// the input and both shapes; examples/node-sample.ts runs it to a PNG grid.
+// the input and both shapes; examples/node-sample.ts runs it to a PNG grid;
+// the page of examples/web runs it in headless Chromium (SwiftShader's WebGPU)
+// to the Node path's images, and says so plainly where a browser has no WebGPU.
 // The module runs in a child process, as an application would load it.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import sharp from 'sharp';
@@ -19,6 +22,8 @@ import { Runtime } from '../../runtime/executor.ts';
 import { generateShapes } from '../../runtime/train/data/index.ts';
 import { writeNpy } from '../../runtime/train/data/npy.ts';
 import { miniGan } from '../helpers/gan.ts';
+import { buildWebPage } from '../../scripts/build-web.ts';
+import puppeteer from 'puppeteer-core';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const env = { ...process.env, NO_COLOR: '1', XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp/xdg' };
@@ -138,7 +143,7 @@ m.destroy();
     const files = readdirSync(moduleDir, { recursive: true, withFileTypes: true })
       .filter((e) => e.isFile() && e.name.endsWith('.ts'))
       .map((e) => join(e.parentPath, e.name));
-    expect(files.map((f) => relative(moduleDir, f).split(sep)[0]).every((top) => top === 'index.ts' || top === 'runtime')).toBe(true);
+    expect([...new Set(files.map((f) => relative(moduleDir, f).split(sep)[0]))].sort()).toEqual(['browser.ts', 'index.ts', 'runtime']);
     const packages = new Set<string>();
     for (const f of files) {
       for (const spec of ts.preProcessFile(readFileSync(f, 'utf8'), true, true).importedFiles.map((i) => i.fileName)) {
@@ -181,4 +186,75 @@ describe('names from the .gan file', () => {
     expect(docText('ok */ code /* more')).toBe('ok *\\/ code /* more');
     expect(docText('bell\u0007and\u001b[31m')).toBe('bell and [31m');
   });
+});
+
+/** Debian's headless Chromium (scripts/setup.sh installs it); the machine notes give the flags. */
+const CHROMIUM = process.env.GAN_CHROMIUM ?? '/usr/lib/chromium/chromium-headless-shell';
+
+describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('the web page (examples/web) in a real browser', () => {
+  let server: Server;
+  let base = '';
+  beforeAll(async () => {
+    await buildWebPage(moduleDir);
+    const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.json': 'application/json' };
+    server = createServer((req, res) => {
+      const path = resolve(moduleDir, `.${decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)}`);
+      const file = existsSync(path) && statSync(path).isDirectory() ? join(path, 'index.html') : path;
+      if (!file.startsWith(moduleDir) || !existsSync(file)) {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': types[file.slice(file.lastIndexOf('.'))] ?? 'application/octet-stream' }).end(readFileSync(file));
+    }).listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    base = `http://127.0.0.1:${(server.address() as { port: number }).port}/web/`;
+  }, 60_000);
+  afterAll(() => server?.close());
+
+  async function visit(flags: string[]) {
+    const browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: 'shell', args: ['--no-sandbox', ...flags] });
+    try {
+      const page = await browser.newPage();
+      const messages: string[] = [];
+      page.on('console', (m) => messages.push(`${m.type()}: ${m.text()}`));
+      page.on('pageerror', (e) => messages.push(`pageerror: ${(e as Error).message}`));
+      await page.goto(base);
+      await page.waitForFunction(() => (window as unknown as { ganResult?: unknown }).ganResult !== undefined, { timeout: 90_000 });
+      const result = await page.evaluate(() => (window as unknown as { ganResult: unknown }).ganResult);
+      const status = await page.$eval('#status', (e) => e.textContent ?? '');
+      return { result: result as { error?: string; name?: string; adapter?: { architecture: string }; stages?: { name: string; images: number[] }[] }, status, messages };
+    } finally {
+      await browser.close();
+    }
+  }
+
+  it("shows the module's images, equal to the Node path's to float32 tolerance, with no WebGPU message", async () => {
+    const { result, status, messages } = await visit(['--enable-unsafe-webgpu']);
+    expect(result.error, status).toBeUndefined();
+    expect(messages.filter((m) => /error|warning|wgsl|validation/i.test(m))).toEqual([]);
+    expect(result.adapter?.architecture).toBe('swiftshader');
+    expect(status).toMatch(/^Mini: 4 images per stage on /);
+    // The Node path: the same plan, weights, captions (examples/web/main.ts fixedText) and seed on Dawn + lavapipe.
+    const src = openSampleSource(run, {});
+    const gen = buildGeneratorEval(src.model, 2);
+    const rt = await Runtime.create(gen.layout, { seed: 7 });
+    writeGeneratorWeights(rt, gen.layout, src.weights(gen.layout), src.describe);
+    const fixed = Float32Array.from({ length: 4 * D }, (_, i) => Math.sin(i * 1.7));
+    const expected = await generate(rt, await rt.load(gen.plan), gen, fixed, 4);
+    rt.destroy();
+    for (const s of expected) {
+      const got = result.stages!.find((x) => x.name === s.name)!.images;
+      let worst = 0;
+      for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - s.images[i]));
+      // Another shader compiler (SwiftShader vs lavapipe): rounding differs, the images do not.
+      expect(worst, `stage ${s.name}: max |browser - node|`).toBeLessThan(1e-3);
+    }
+  }, 120_000);
+
+  it('says plainly when the browser has no WebGPU', async () => {
+    // Without --enable-unsafe-webgpu, Chromium offers no adapter on a GPU-less machine.
+    const { result, status } = await visit([]);
+    expect(result.name).toBe('NoWebGpuError');
+    expect(status).toMatch(/^No WebGPU here: this browser has (no WebGPU|WebGPU but offers no adapter)/);
+  }, 120_000);
 });
