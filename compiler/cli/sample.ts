@@ -11,7 +11,6 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path';
 import type { CheckedModel } from '../check/model.ts';
 import { checkFile } from '../index.ts';
-import { Runtime } from '../../runtime/executor.ts';
 import { initialValues } from '../../runtime/init.ts';
 import { readNpy } from '../../runtime/train/data/npy.ts';
 import { loadCheckpoint, type Checkpoint } from '../../runtime/train/checkpoint.ts';
@@ -19,7 +18,8 @@ import { gridHtml, writeGridPng, writeImagePngs, type GridLayout, type StageImag
 import { UserError } from './user-error.ts';
 import { printDiagnostics } from './diagnostics.ts';
 import { DEFAULT_EMBED_BATCH, embedCaptions, openClipText, truncationNote } from './embed.ts';
-import { buildGeneratorEval, generate, generatorOf, writeGeneratorWeights } from './generator-eval.ts';
+import { buildGeneratorEval, generatorOf } from './generator-eval.ts';
+import { Generator, GeneratorInputError } from '../../runtime/module/generator.ts';
 import { recordSources } from './train.ts';
 
 /** A model and the generator weights to sample it with. */
@@ -202,19 +202,21 @@ export function seedOf(s: string | undefined): number {
 
 /**
  * Generates every stage's images for the given embedding rows ([n, D]) from a
- * source's generator: compiles it in eval mode at min(n, 16) per batch, writes
- * the weights, runs with device noise seeded by `seed`.
+ * source's generator: compiles it in eval mode at min(n, 16) per batch and
+ * runs it through the API a generated module runs (runtime/module/generator.ts
+ * Generator), with device noise seeded by `seed`.
  */
 export async function sampleImages(src: SampleSource, text: Float32Array, n: number, seed: number): Promise<StageImages[]> {
   const gen = buildGeneratorEval(src.model, Math.min(n, 16));
   if (text.length !== n * gen.textDim) throw new UserError(`the embeddings are ${text.length / n} wide, the model's 'text' input is ${gen.textDim}`);
-  const rt = await Runtime.create(gen.layout, { seed });
+  let g: Generator | undefined;
   try {
-    writeGeneratorWeights(rt, gen.layout, src.weights(gen.layout), src.describe);
-    const prog = await rt.load(gen.plan);
-    return await generate(rt, prog, gen, text, n);
+    g = await Generator.create(gen, src.weights(gen.layout), { what: src.describe });
+    return await g.generate({ text, n, seed });
+  } catch (e) {
+    throw e instanceof GeneratorInputError ? new UserError(e.message) : e;
   } finally {
-    rt.destroy();
+    g?.destroy();
   }
 }
 
