@@ -11,7 +11,10 @@ import { maxBufferSize } from '../plan/limits.ts';
 import { checkFile } from '../index.ts';
 import { printDiagnostics } from './diagnostics.ts';
 import { UserError } from './user-error.ts';
-import { emitGeneratorModule } from '../emit/ts-module.ts';
+import { emitGeneratorModule, type ModuleTraining } from '../emit/ts-module.ts';
+import { objectiveInEffect } from '../check/settings.ts';
+import { buildGanSteps } from '../gan-step.ts';
+import { trainerSpec } from './train.ts';
 import { checkWeights, GeneratorInputError } from '../../runtime/module/generator.ts';
 import { buildGeneratorEval } from './generator-eval.ts';
 import { openSampleSource } from './sample.ts';
@@ -78,9 +81,20 @@ function emitTs(file: string, m: CheckedModel, sources: Map<string, string>, opt
   }
   const text = sources.get(m.file) ?? '';
   const source = [m.file, ...(opts.preset ? [`--preset ${opts.preset}`] : []), ...(opts.set ?? []).map((s) => `--set ${s}`)].join(' ');
-  const cls = emitGeneratorModule(spec, { name: m.name, source, doc: leadingComment(text), textDoc: inputComment(text, 'text') }, opts.out, weights);
+  // The training programs, as gan train builds them (not with frozen encoders: their weights come from other checkpoints).
+  let training: ModuleTraining | undefined;
+  const frozen = objectiveInEffect(m.objective, m.networks);
+  if (frozen.clip_guidance || frozen.perceptual) {
+    process.stdout.write('training programs left out: the objective has frozen-encoder terms (clip_guidance, perceptual), whose weights a module does not carry yet\n');
+  } else {
+    const steps = buildGanSteps(m, m.train.batch);
+    const textFeed = steps.dStep.feeds.find((f) => f.role.role === 'text');
+    const resolutions = [...new Set(steps.dStep.feeds.filter((f) => f.role.role === 'real_image').map((f) => f.shape[2]))];
+    training = { spec: trainerSpec(m, steps), data: { resolutions, textDim: textFeed?.shape[1] ?? 0, wrongSameGroup: m.train.wrong_same_group } };
+  }
+  const cls = emitGeneratorModule(spec, { name: m.name, source, doc: leadingComment(text), textDoc: inputComment(text, 'text') }, opts.out, weights, training);
   process.stdout.write(
-    `${opts.out}: module ${cls} (index.ts, generator.json: ${spec.plan.kernels.length} kernels at batch ${batch}${weights ? ', weights.safetensors' : ''}, runtime/)\n`,
+    `${opts.out}: module ${cls} (index.ts, generator.json: ${spec.plan.kernels.length} kernels at batch ${batch}${weights ? ', weights.safetensors' : ''}${training ? ', training.json' : ''}, runtime/)\n`,
   );
   return 0;
 }

@@ -14,12 +14,23 @@ import { fileURLToPath } from 'node:url';
 import { Project, Scope, StructureKind, VariableDeclarationKind } from 'ts-morph';
 import { encodeSafetensors } from '../../runtime/format/safetensors.ts';
 import { serializeGeneratorSpec, type GeneratorSpec } from '../../runtime/module/generator.ts';
+import { serializeTrainerSpec } from '../../runtime/module/trainer-spec.ts';
+import type { TrainerSpec } from '../../runtime/train/trainer.ts';
 import { importClosure } from './closure.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** The runtime entry points a module imports; their import closure is copied. */
-const RUNTIME_ENTRIES = ['runtime/module/generator.ts', 'runtime/device.ts', 'runtime/device-browser.ts', 'runtime/format/safetensors.ts', 'runtime/train/samples.ts'];
+const RUNTIME_ENTRIES = [
+  'runtime/module/generator.ts',
+  'runtime/module/trainer-spec.ts',
+  'runtime/device.ts',
+  'runtime/device-browser.ts',
+  'runtime/format/safetensors.ts',
+  'runtime/train/samples.ts',
+  'runtime/train/trainer.ts',
+  'runtime/train/data/index.ts',
+];
 
 const RESERVED = new Set(
   ('break case catch class const continue debugger default delete do else enum export extends false finally for function if import in instanceof new null return super switch this throw true try typeof var void while with ' +
@@ -49,17 +60,25 @@ export interface ModuleInfo {
   textDoc: string;
 }
 
+/** The training programs a module carries: what `gan train` runs, and how it opens the data. */
+export interface ModuleTraining {
+  spec: TrainerSpec;
+  /** openDataset's settings beside the spec's batch and seed. */
+  data: { resolutions: number[]; textDim: number; wrongSameGroup: number };
+}
+
 /** Writes the module directory; returns the class name. */
-export function emitGeneratorModule(spec: GeneratorSpec, info: ModuleInfo, outDir: string, weights?: Record<string, Float32Array>): string {
+export function emitGeneratorModule(spec: GeneratorSpec, info: ModuleInfo, outDir: string, weights?: Record<string, Float32Array>, training?: ModuleTraining): string {
   mkdirSync(outDir, { recursive: true });
   for (const f of importClosure(ROOT, RUNTIME_ENTRIES)) {
     mkdirSync(join(outDir, dirname(f)), { recursive: true });
     copyFileSync(join(ROOT, f), join(outDir, f));
   }
   writeFileSync(join(outDir, 'generator.json'), serializeGeneratorSpec(spec));
+  if (training) writeFileSync(join(outDir, 'training.json'), JSON.stringify({ data: training.data, spec: JSON.parse(serializeTrainerSpec(training.spec)) }));
   if (weights) writeFileSync(join(outDir, 'weights.safetensors'), encodeSafetensors(Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, { shape: [v.length], data: v }]))));
   const cls = safeIdentifier(info.name);
-  writeFileSync(join(outDir, 'index.ts'), indexSource(cls, spec, info, weights !== undefined));
+  writeFileSync(join(outDir, 'index.ts'), indexSource(cls, spec, info, weights !== undefined, training !== undefined));
   writeFileSync(join(outDir, 'browser.ts'), browserSource(cls, info));
   return cls;
 }
@@ -99,7 +118,7 @@ export async function load${cls}(base: URL | string): Promise<Generator> {
 `;
 }
 
-function indexSource(cls: string, spec: GeneratorSpec, info: ModuleInfo, bundled: boolean): string {
+function indexSource(cls: string, spec: GeneratorSpec, info: ModuleInfo, bundled: boolean, trains: boolean): string {
   const project = new Project({ useInMemoryFileSystem: true });
   const f = project.createSourceFile('index.ts');
   const stageType = `${cls}Stage`;
@@ -113,8 +132,15 @@ function indexSource(cls: string, spec: GeneratorSpec, info: ModuleInfo, bundled
     { moduleSpecifier: './runtime/format/safetensors.ts', namedImports: ['readSafetensors', 'toFloat32'] },
     { moduleSpecifier: './runtime/module/generator.ts', namedImports: ['Generator', 'GeneratorInputError', 'parseGeneratorSpec', { name: 'StageImages', isTypeOnly: true }] },
     { moduleSpecifier: './runtime/train/samples.ts', namedImports: ['writeGridPng'] },
+    ...(trains
+      ? [
+          { moduleSpecifier: './runtime/module/trainer-spec.ts', namedImports: ['parseTrainerSpec'] },
+          { moduleSpecifier: './runtime/train/trainer.ts', namedImports: ['Trainer', { name: 'TrainerOptions', isTypeOnly: true }] },
+          { moduleSpecifier: './runtime/train/data/index.ts', namedImports: ['openDataset'] },
+        ]
+      : []),
   ]);
-  f.addStatements('export { GeneratorInputError, writeGridPng };\nexport type { StageImages };');
+  f.addStatements(`export { GeneratorInputError, writeGridPng${trains ? ', Trainer' : ''} };\nexport type { StageImages };`);
   f.addTypeAlias({
     name: stageType,
     isExported: true,
@@ -184,6 +210,34 @@ function indexSource(cls: string, spec: GeneratorSpec, info: ModuleInfo, bundled
         ],
       },
       { name: 'destroy', returnType: 'void', docs: ['Frees the device buffers.'], statements: ['this.generator.destroy();'] },
+      ...(trains
+        ? [
+            {
+              name: 'trainer',
+              isStatic: true,
+              isAsync: true,
+              returnType: 'Promise<Trainer>',
+              docs: [
+                'The training programs `gan train` runs (D and G steps, optimizers, EMA) on a dataset folder (images/, embeddings.npy, captions.jsonl), ' +
+                  'from fresh weights of `seed` (default: the model\'s). Loop with `await t.trainStep()` (one iteration, its losses), ' +
+                  '`t.saveCheckpoint(dir)`, `t.resume(dir)`; or `t.run({ steps, out })`. Close with `await t.source.close(); t.destroy()`.',
+              ],
+              parameters: [{ name: 'opts', type: "{ data: string; seed?: number } & Omit<TrainerOptions, 'ctx'>" }],
+              statements: [
+                "const { data, spec } = JSON.parse(readFileSync(join(HERE, 'training.json'), 'utf8')) as { data: { resolutions: number[]; textDim: number; wrongSameGroup: number }; spec: unknown };",
+                'const training = parseTrainerSpec(JSON.stringify(spec));',
+                'const seed = opts.seed ?? training.seed;',
+                'const source = await openDataset(opts.data, { batch: training.batch, resolutions: data.resolutions, seed, textDim: data.textDim, wrongSameGroup: data.wrongSameGroup });',
+                'try {',
+                '  return await Trainer.create({ ...training, seed }, source, { ...opts, ctx: await getDevice() });',
+                '} catch (e) {',
+                '  await source.close();',
+                '  throw e;',
+                '}',
+              ],
+            },
+          ]
+        : []),
     ],
   });
   f.addExportAssignment({ expression: cls, isExportEquals: false });

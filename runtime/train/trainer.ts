@@ -268,6 +268,15 @@ export class Trainer {
     return { step: p.step, losses, step_ms: Math.round(ms * 100) / 100, images_per_s: Math.round((this.spec.batch / (ms / 1000)) * 100) / 100 };
   }
 
+  /**
+   * One iteration (D steps, G step, EMA), awaited with its losses: the unit of
+   * a training loop of one's own (a generated module's users write these).
+   * Throws NonFiniteLossError on NaN/Inf.
+   */
+  async trainStep(): Promise<MetricRecord> {
+    return this.collect(await this.submitStep(), null);
+  }
+
   /** Trains until `opts.steps` iterations are done (or shouldStop), logging and checkpointing on the way. */
   async run(opts: RunOptions): Promise<RunResult> {
     const log = opts.out ? new MetricsLog(`${opts.out}/metrics.jsonl`) : null;

@@ -63,7 +63,7 @@ beforeAll(async () => {
   expect(t.code, t.err).toBe(0);
   const c = gan('compile', model, '--emit', 'ts', '--weights', run, '--batch', '2', '--out', moduleDir);
   expect(c.code, c.err).toBe(0);
-  expect(c.out).toMatch(/module Mini \(index\.ts, generator\.json: \d+ kernels at batch 2, weights\.safetensors, runtime\/\)/);
+  expect(c.out).toMatch(/module Mini \(index\.ts, generator\.json: \d+ kernels at batch 2, weights\.safetensors, training\.json, runtime\/\)/);
 }, 180_000);
 
 afterAll(() => rmSync(outRoot, { recursive: true, force: true }));
@@ -97,6 +97,21 @@ m.destroy();
       expect(Buffer.compare(got, Buffer.from(s.images.buffer)), `stage ${s.name}`).toBe(0);
       expect(Math.max(...s.images) - Math.min(...s.images), 'real images, not a constant').toBeGreaterThan(0.01);
     }
+  }, 120_000);
+
+  it("carries gan train's programs: its trainer's first steps give the CLI run's losses exactly", () => {
+    const r = tsxScript(`
+import Mini from ${JSON.stringify(join(moduleDir, 'index.ts'))};
+const t = await Mini.trainer({ data: ${JSON.stringify(join(tmp, 'shapes'))} });
+const losses = [(await t.trainStep()).losses, (await t.trainStep()).losses];
+console.log(JSON.stringify(losses));
+await t.source.close();
+t.destroy();
+`);
+    expect(r.code, r.err).toBe(0);
+    const cli = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).losses);
+    expect(JSON.parse(r.out.trim().split('\n').at(-1)!)).toEqual(cli);
+    expect(Object.keys(cli[0])).toContain('G.loss');
   }, 120_000);
 
   it('refuses wrong inputs naming the input and both shapes', () => {
