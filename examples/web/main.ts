@@ -11,9 +11,15 @@ const SEED = 7;
 const status = document.getElementById('status')!;
 const out = window as unknown as { ganResult?: unknown };
 
-/** Fixed caption embeddings: row after row of sin(1.7 i) (the tests compare the same on Node). */
+/** Fixed caption embeddings: rows of sin(1.7 i), each L2-normalised as caption embeddings are (the tests compare the same on Node). */
 export function fixedText(n: number, d: number): Float32Array {
-  return Float32Array.from({ length: n * d }, (_, i) => Math.sin(i * 1.7));
+  const t = Float32Array.from({ length: n * d }, (_, i) => Math.sin(i * 1.7));
+  for (let r = 0; r < n; r++) {
+    const row = t.subarray(r * d, (r + 1) * d);
+    const norm = Math.hypot(...row);
+    row.forEach((v, k) => (row[k] = v / norm));
+  }
+  return t;
 }
 
 function draw(images: Float32Array, n: number, r: number): void {
@@ -38,7 +44,7 @@ try {
   const stages = await generator.generate({ text: fixedText(N, generator.spec.textDim), seed: SEED });
   const last = stages[stages.length - 1];
   draw(last.images, N, generator.spec.stages[generator.spec.stages.length - 1].resolution);
-  status.textContent = `${generator.spec.model}: ${N} images per stage on ${generator.rt.ctx.info.description || generator.rt.ctx.info.vendor}`;
+  status.textContent = `${generator.spec.model}: ${N} images per stage on ${generator.rt.ctx.info.description || `${generator.rt.ctx.info.vendor} ${generator.rt.ctx.info.architecture}`}`;
   out.ganResult = { adapter: generator.rt.ctx.info, stages: stages.map((s) => ({ name: s.name, images: Array.from(s.images) })) };
 } catch (e) {
   const message = (e as Error).message;

@@ -255,6 +255,11 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('the web page (example
     const rt = await Runtime.create(gen.layout, { seed: 7 });
     writeGeneratorWeights(rt, gen.layout, src.weights(gen.layout), src.describe);
     const fixed = Float32Array.from({ length: 4 * D }, (_, i) => Math.sin(i * 1.7));
+    for (let r = 0; r < 4; r++) {
+      const row = fixed.subarray(r * D, (r + 1) * D);
+      const norm = Math.hypot(...row);
+      row.forEach((v, k) => (row[k] = v / norm));
+    }
     const expected = await generate(rt, await rt.load(gen.plan), gen, fixed, 4);
     rt.destroy();
     for (const s of expected) {
