@@ -12,7 +12,9 @@ import { checkFile } from '../index.ts';
 import { printDiagnostics } from './diagnostics.ts';
 import { UserError } from './user-error.ts';
 import { emitGeneratorModule, type ModuleTraining } from '../emit/ts-module.ts';
-import { objectiveInEffect } from '../check/settings.ts';
+import { checkpointSources } from '../encoders/checkpoint.ts';
+import { FrozenTermError, frozenTerms, type FrozenTerm } from '../encoders/frozen.ts';
+import { readSafetensors } from '../../runtime/format/safetensors.ts';
 import { buildGanSteps } from '../gan-step.ts';
 import { trainerSpec } from './train.ts';
 import { checkWeights, GeneratorInputError } from '../../runtime/module/generator.ts';
@@ -81,20 +83,31 @@ function emitTs(file: string, m: CheckedModel, sources: Map<string, string>, opt
   }
   const text = sources.get(m.file) ?? '';
   const source = [m.file, ...(opts.preset ? [`--preset ${opts.preset}`] : []), ...(opts.set ?? []).map((s) => `--set ${s}`)].join(' ');
-  // The training programs, as gan train builds them (not with frozen encoders: their weights come from other checkpoints).
-  let training: ModuleTraining | undefined;
-  const frozen = objectiveInEffect(m.objective, m.networks);
-  if (frozen.clip_guidance || frozen.perceptual) {
-    process.stdout.write('training programs left out: the objective has frozen-encoder terms (clip_guidance, perceptual), whose weights a module does not carry yet\n');
-  } else {
-    const steps = buildGanSteps(m, m.train.batch);
-    const textFeed = steps.dStep.feeds.find((f) => f.role.role === 'text');
-    const resolutions = [...new Set(steps.dStep.feeds.filter((f) => f.role.role === 'real_image').map((f) => f.shape[2]))];
-    training = { spec: trainerSpec(m, steps), data: { resolutions, textDim: textFeed?.shape[1] ?? 0, wrongSameGroup: m.train.wrong_same_group } };
+  // The training programs, as gan train builds them; frozen encoders' weights stay in their checkpoints, which the module names.
+  let frozen: FrozenTerm[];
+  try {
+    frozen = frozenTerms(m);
+  } catch (e) {
+    throw e instanceof FrozenTermError ? new UserError(e.message) : e;
   }
+  const steps = buildGanSteps(m, m.train.batch, DEFAULT_LIMITS, frozen);
+  const textFeed = steps.dStep.feeds.find((f) => f.role.role === 'text');
+  const resolutions = [...new Set(steps.dStep.feeds.filter((f) => f.role.role === 'real_image').map((f) => f.shape[2]))];
+  const training: ModuleTraining = {
+    spec: trainerSpec(m, steps, { frozen }),
+    data: { resolutions, textDim: textFeed?.shape[1] ?? 0, wrongSameGroup: m.train.wrong_same_group },
+    frozen: frozen.map((f) => {
+      try {
+        const sources = checkpointSources(f.encoder, readSafetensors(f.checkpoint).tensors, f.checkpoint);
+        return { checkpoint: f.checkpoint, tensors: Object.fromEntries([...sources].map(([path, name]) => [`${f.encoder.name}/${path}`, name])) };
+      } catch (e) {
+        throw new UserError(`objective.${f.setting}: ${(e as Error).message}`);
+      }
+    }),
+  };
   const cls = emitGeneratorModule(spec, { name: m.name, source, doc: leadingComment(text), textDoc: inputComment(text, 'text') }, opts.out, weights, training);
   process.stdout.write(
-    `${opts.out}: module ${cls} (index.ts, generator.json: ${spec.plan.kernels.length} kernels at batch ${batch}${weights ? ', weights.safetensors' : ''}${training ? ', training.json' : ''}, runtime/)\n`,
+    `${opts.out}: module ${cls} (index.ts, generator.json: ${spec.plan.kernels.length} kernels at batch ${batch}${weights ? ', weights.safetensors' : ''}${training.frozen.length ? `, training.json (frozen weights read from ${training.frozen.map((f) => f.checkpoint).join(', ')})` : ', training.json'}, runtime/)\n`,
   );
   return 0;
 }

@@ -24,6 +24,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const RUNTIME_ENTRIES = [
   'runtime/module/generator.ts',
   'runtime/module/trainer-spec.ts',
+  'runtime/module/frozen-weights.ts',
   'runtime/device.ts',
   'runtime/device-browser.ts',
   'runtime/format/safetensors.ts',
@@ -65,6 +66,8 @@ export interface ModuleTraining {
   spec: TrainerSpec;
   /** openDataset's settings beside the spec's batch and seed. */
   data: { resolutions: number[]; textDim: number; wrongSameGroup: number };
+  /** Frozen encoders' weights: their checkpoint files and which tensor fills each param (by layout name). */
+  frozen: { checkpoint: string; tensors: Record<string, string> }[];
 }
 
 /** Writes the module directory; returns the class name. */
@@ -75,7 +78,7 @@ export function emitGeneratorModule(spec: GeneratorSpec, info: ModuleInfo, outDi
     copyFileSync(join(ROOT, f), join(outDir, f));
   }
   writeFileSync(join(outDir, 'generator.json'), serializeGeneratorSpec(spec));
-  if (training) writeFileSync(join(outDir, 'training.json'), JSON.stringify({ data: training.data, spec: JSON.parse(serializeTrainerSpec(training.spec)) }));
+  if (training) writeFileSync(join(outDir, 'training.json'), JSON.stringify({ data: training.data, frozen: training.frozen, spec: JSON.parse(serializeTrainerSpec(training.spec)) }));
   if (weights) writeFileSync(join(outDir, 'weights.safetensors'), encodeSafetensors(Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, { shape: [v.length], data: v }]))));
   const cls = safeIdentifier(info.name);
   writeFileSync(join(outDir, 'index.ts'), indexSource(cls, spec, info, weights !== undefined, training !== undefined));
@@ -137,6 +140,7 @@ function indexSource(cls: string, spec: GeneratorSpec, info: ModuleInfo, bundled
           { moduleSpecifier: './runtime/module/trainer-spec.ts', namedImports: ['parseTrainerSpec'] },
           { moduleSpecifier: './runtime/train/trainer.ts', namedImports: ['Trainer', { name: 'TrainerOptions', isTypeOnly: true }] },
           { moduleSpecifier: './runtime/train/data/index.ts', namedImports: ['openDataset'] },
+          { moduleSpecifier: './runtime/module/frozen-weights.ts', namedImports: ['readFrozenWeights'] },
         ]
       : []),
   ]);
@@ -224,12 +228,12 @@ function indexSource(cls: string, spec: GeneratorSpec, info: ModuleInfo, bundled
               ],
               parameters: [{ name: 'opts', type: "{ data: string; seed?: number } & Omit<TrainerOptions, 'ctx'>" }],
               statements: [
-                "const { data, spec } = JSON.parse(readFileSync(join(HERE, 'training.json'), 'utf8')) as { data: { resolutions: number[]; textDim: number; wrongSameGroup: number }; spec: unknown };",
+                "const { data, frozen, spec } = JSON.parse(readFileSync(join(HERE, 'training.json'), 'utf8')) as { data: { resolutions: number[]; textDim: number; wrongSameGroup: number }; frozen: { checkpoint: string; tensors: Record<string, string> }[]; spec: unknown };",
                 'const training = parseTrainerSpec(JSON.stringify(spec));',
                 'const seed = opts.seed ?? training.seed;',
                 'const source = await openDataset(opts.data, { batch: training.batch, resolutions: data.resolutions, seed, textDim: data.textDim, wrongSameGroup: data.wrongSameGroup });',
                 'try {',
-                '  return await Trainer.create({ ...training, seed }, source, { ...opts, ctx: await getDevice() });',
+                '  return await Trainer.create({ ...training, seed }, source, { ...opts, ctx: await getDevice(), frozen: readFrozenWeights(frozen) });',
                 '} catch (e) {',
                 '  await source.close();',
                 '  throw e;',

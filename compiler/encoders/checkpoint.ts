@@ -37,6 +37,15 @@ const shapeStr = (s: readonly number[]) => `[${s.join(', ')}]`;
  * listing every problem.
  */
 export function checkpointParams(enc: NetworkInfo, tensors: Record<string, Tensor>, file: string): Map<string, Float32Array> {
+  return mapCheckpoint(enc, tensors, file).values;
+}
+
+/** Which checkpoint tensor fills each parameter (by parameter path), checked as checkpointParams checks it. */
+export function checkpointSources(enc: NetworkInfo, tensors: Record<string, Tensor>, file: string): Map<string, string> {
+  return mapCheckpoint(enc, tensors, file).sources;
+}
+
+function mapCheckpoint(enc: NetworkInfo, tensors: Record<string, Tensor>, file: string): { values: Map<string, Float32Array>; sources: Map<string, string> } {
   const rules = enc.checkpointNames;
   if (!rules) throw new CheckpointError(file, enc.name, [`encoder '${enc.name}' declares no 'weights' rules, so no checkpoint can be mapped onto it`]);
   const params = encoderParams(enc);
@@ -75,7 +84,7 @@ export function checkpointParams(enc: NetworkInfo, tensors: Record<string, Tenso
     if (!source.has(path)) problems.push(`missing: no tensor fills parameter '${path}' ${shapeStr(shape)}`);
   }
   if (problems.length) throw new CheckpointError(file, enc.name, problems);
-  return out;
+  return { values: out, sources: source };
 }
 
 /** Reads `file` and maps it onto the encoder (see checkpointParams). */

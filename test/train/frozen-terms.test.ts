@@ -12,7 +12,7 @@
 //  - frozen: the encoders get no gradient arena, no optimizer, no place in
 //    D's program or in checkpoints, and keep their weights.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -34,6 +34,7 @@ import { startTorch, torchAvailable } from '../oracle/torch.ts';
 
 const PYTHON = process.env.GAN_TORCH_PYTHON ?? '/usr/bin/python3';
 const REF_DIR = join(import.meta.dirname, '..', 'encoders');
+const ROOT = join(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'gan-frozen-'));
 const BATCH = 4;
 
@@ -248,14 +249,10 @@ describe.skipIf(!torchAvailable())('gan train with CLIP guidance', () => {
     await generateShapes({ out: data, n: 8, size: 16, dim: 8, seed: 3 });
     const out = join(dir, 'run');
     const env = { ...process.env, NO_COLOR: '1', XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp/xdg' };
-    const train = (...extra: string[]) =>
-      spawnSync(
-        process.execPath,
-        ['scripts/gan.js', 'train', 'models/ms-clip-gan.gan', '--preset', 'tiny', '--data', data, '--out', out, '--batch', '2',
-          '--set', 'res=16', '--set', 'text_dim=8', '--set', 'clip_dim=8',
-          '--set', `objective.clip_guidance=clip(weight = 0.5, at = g2, checkpoint = "${clipPath}", encoder_preset = "tiny")`, ...extra],
-        { encoding: 'utf8', env, timeout: 300_000 },
-      );
+    const model = ['models/ms-clip-gan.gan', '--preset', 'tiny', '--set', 'train.batch=2', '--set', 'res=16', '--set', 'text_dim=8', '--set', 'clip_dim=8',
+      '--set', `objective.clip_guidance=clip(weight = 0.5, at = g2, checkpoint = "${clipPath}", encoder_preset = "tiny")`];
+    const gan = (...args: string[]) => spawnSync(process.execPath, ['scripts/gan.js', ...args], { encoding: 'utf8', env, timeout: 300_000 });
+    const train = (...extra: string[]) => gan('train', ...model, '--data', data, '--out', out, ...extra);
     const first = train('--steps', '2');
     expect(first.status, first.stderr).toBe(0);
     expect(first.stdout).toMatch(/^frozen: clip_image \(7,808 parameters\) from .*clip-cli\/weights\.safetensors: clip_guidance at g2, weight 0\.5$/m);
@@ -267,6 +264,26 @@ describe.skipIf(!torchAvailable())('gan train with CLIP guidance', () => {
     const resumed = train('--steps', '3', '--resume');
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(loadCheckpoint(out).sidecar.step).toBe(3);
+
+    // A generated module carries these programs and names the CLIP checkpoint: its first steps give the same losses.
+    mkdirSync(join(ROOT, 'out'), { recursive: true });
+    const moduleDir = mkdtempSync(join(ROOT, 'out', 'test-frozen-module-'));
+    try {
+      const c = gan('compile', ...model, '--emit', 'ts', '--out', moduleDir);
+      expect(c.status, c.stderr).toBe(0);
+      expect(c.stdout).toContain(`training.json (frozen weights read from ${clipPath})`);
+      const script = join(moduleDir, 'train2.ts');
+      writeFileSync(
+        script,
+        `import M from ${JSON.stringify(join(moduleDir, 'index.ts'))};\nconst t = await M.trainer({ data: ${JSON.stringify(data)} });\n` +
+          'console.log(JSON.stringify([(await t.trainStep()).losses, (await t.trainStep()).losses]));\nawait t.source.close();\nt.destroy();\n',
+      );
+      const r = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', env, cwd: ROOT, timeout: 300_000 });
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!)).toEqual(lines.map((l) => l.losses));
+    } finally {
+      rmSync(moduleDir, { recursive: true, force: true });
+    }
   }, 300_000);
 });
 
