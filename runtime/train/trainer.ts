@@ -150,7 +150,6 @@ export class Trainer {
     readonly optD: Optimizer[],
     readonly optG: Optimizer,
     readonly ema: Ema | null,
-    private readonly frozen: Map<string, Float32Array>,
   ) {
     this.noise = new NoiseStream(spec.seed);
     this.dLosses = lossOutputs(spec.dStep);
@@ -187,15 +186,19 @@ export class Trainer {
     opts.onWarm?.();
     const dProg = await rt.load(spec.dStep.plan, optD);
     const gProg = await rt.load(spec.gStep.plan, gHooks);
-    const t = new Trainer(spec, source, rt, dProg, gProg, optD, optG, ema, opts.frozen ?? new Map());
-    t.init();
+    const t = new Trainer(spec, source, rt, dProg, gProg, optD, optG, ema);
+    t.init(opts.frozen ?? new Map());
     return t;
   }
 
-  /** Fresh weights from the seed (the frozen encoders' from their checkpoints), EMA started, noise stream at its start. */
-  private init(): void {
+  /**
+   * Fresh weights from the seed (the frozen encoders' from their checkpoints:
+   * written once and not kept, since resume leaves them in place), EMA started,
+   * noise stream at its start.
+   */
+  private init(frozen: Map<string, Float32Array>): void {
     this.rt.initState(this.spec.seed);
-    for (const [name, data] of this.frozen) this.rt.writeParam(name, data);
+    for (const [name, data] of frozen) this.rt.writeParam(name, data);
     this.ema?.reset();
     this.step = 0;
   }
