@@ -41,29 +41,20 @@ export interface SgdConfig {
 
 export type OptimizerConfig = AdamConfig | SgdConfig;
 
-/** Guidance of G's images by a frozen CLIP image encoder at one stage. */
-export interface ClipGuidanceConfig {
+/**
+ * A term of G's loss computed by a frozen encoder on one stage's images:
+ * CLIP guidance (`clip(...)`, the CLIP image tower against the text) or the
+ * perceptual loss (`vgg(...)`, VGG16 features of fake and real images).
+ */
+export interface EncoderTermConfig {
   weight: number;
   /** A generator stage name. */
   at: string;
-  /** The .gan file declaring the CLIP towers (encoders `image` and `text`), relative to the model file. */
+  /** The .gan file declaring the encoder, relative to the model file. */
   model: string;
-  /** Path of the checkpoint (safetensors, OpenAI CLIP's tensor names), relative to the working directory. */
+  /** Path of the checkpoint (safetensors under the publisher's tensor names), relative to the working directory. */
   checkpoint: string;
   /** A preset of the encoder file ('' = none): its test-size instance, say. */
-  encoder_preset: string;
-}
-
-/** A perceptual loss: MSE of frozen VGG16 features (to relu4_3) of fake and real images at one stage. */
-export interface PerceptualConfig {
-  weight: number;
-  /** A generator stage name. */
-  at: string;
-  /** The .gan file declaring the encoder `features` (VGG16), relative to the model file. */
-  model: string;
-  /** Path of the checkpoint (safetensors, torchvision's tensor names), relative to the working directory. */
-  checkpoint: string;
-  /** A preset of the encoder file ('' = none). */
   encoder_preset: string;
 }
 
@@ -78,9 +69,9 @@ export interface ObjectiveConfig {
   align: number;
   colour: number;
   /** null: off (`perceptual = off`, or 0). */
-  perceptual: PerceptualConfig | null;
+  perceptual: EncoderTermConfig | null;
   /** null: off (`clip_guidance = off`). */
-  clip_guidance: ClipGuidanceConfig | null;
+  clip_guidance: EncoderTermConfig | null;
 }
 
 export interface TrainConfig {
@@ -202,7 +193,7 @@ const adversarialKinds: AdversarialLoss[] = ['bce', 'hinge', 'wgan'];
 export function objectiveSchema(stageNames: string[]): SectionSchema<ObjectiveConfig> {
   const stage: Check = (v) => (v.t === 'sym' && stageNames.includes(v.name) ? undefined : `must name a generator stage (${stageNames.join(', ')}), got ${describe(v)}`);
   const encoderTerm = <K extends 'clip' | 'vgg'>(kind: K, model: string) =>
-    callOf<{ kind: K } & ClipGuidanceConfig>(
+    callOf<{ kind: K } & EncoderTermConfig>(
       {
         [kind]: {
           args: {
@@ -213,7 +204,7 @@ export function objectiveSchema(stageNames: string[]): SectionSchema<ObjectiveCo
             encoder_preset: { check: isStr, read: readStr, default: { t: 'str', v: '' } },
           },
         },
-      } as CallSchemas<{ kind: K } & ClipGuidanceConfig>,
+      } as CallSchemas<{ kind: K } & EncoderTermConfig>,
       'term',
     );
   const clip = encoderTerm('clip', 'encoders/clip-vit-b32.gan');
