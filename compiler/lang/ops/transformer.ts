@@ -7,9 +7,11 @@
 // names map onto layer paths one to one.
 import { Codes } from '../../../grammar/diagnostics.ts';
 import { shapeStr } from '../../check/values.ts';
+import { embeddingOp as irEmbedding, takeRowsOp } from '../../ops/gather.ts';
+import { permuteOp } from '../../ops/shape.ts';
 import { attention } from '../../ops/transformer.ts';
 import { resize, type ResizeMode } from '../../ops/resize.ts';
-import { atLeast, bool, boolArg, needRank, num, numArg, tensorArg, type CallOp, type CheckContext } from '../op.ts';
+import { atLeast, bool, boolArg, irShape, needRank, num, numArg, tensorArg, type CallOp, type CheckContext } from '../op.ts';
 
 /** A per-sample axis argument (negative counts from the end) as an index into the per-sample shape. */
 function sampleAxis(ctx: CheckContext, rank: number, d: number, arg: string): number {
@@ -131,7 +133,8 @@ const embeddingOp: CallOp = {
     const ids = tensorArg(a, 'ids');
     const vocab = atLeast(ctx, a, 'vocab');
     const dim = atLeast(ctx, a, 'dim');
-    return ctx.node([ids], [...ids.shape, dim], { attrs: { vocab, dim }, params: [{ leaf: 'weight', shape: [vocab, dim], init: 'embedding' }] });
+    const shape = irShape(ctx, 'embedding', () => irEmbedding.shape([[1, ...ids.shape], [vocab, dim]], {}));
+    return ctx.node([ids], shape, { attrs: { vocab, dim }, params: [{ leaf: 'weight', shape: [vocab, dim], init: 'embedding' }] });
   },
   lower: ({ b, x, param }) => b.apply('embedding', [x[0], param('weight')!]),
   ir: ['embedding'],
@@ -230,7 +233,8 @@ const pickOp: CallOp = {
     const idx = tensorArg(a, 'idx');
     if (x.shape.length < 2) ctx.fail(Codes.shapeMismatch, `pick needs x of rank 2 or more, got ${shapeStr(x.shape)}`, ctx.argSpan('x'));
     if (idx.shape.length !== 1 || idx.shape[0] !== 1) ctx.fail(Codes.shapeMismatch, `pick needs one position per sample, idx: [1], got ${shapeStr(idx.shape)}`, ctx.argSpan('idx'));
-    return ctx.node([x, idx], x.shape.slice(1));
+    // take_rows on a batch of one: x [1, T, ...] and idx [1].
+    return ctx.node([x, idx], irShape(ctx, 'pick', () => takeRowsOp.shape([[1, ...x.shape], [1]], {})));
   },
   lower: ({ b, x }) => b.apply('take_rows', [x[0], b.reshape(x[1], [x[1].shape[0]])]),
   ir: ['reshape', 'take_rows'],
@@ -246,22 +250,22 @@ const transposeOp: CallOp = {
   check(ctx, a) {
     const x = tensorArg(a, 'x');
     if (x.shape.length < 2) ctx.fail(Codes.shapeMismatch, `transpose needs a tensor of rank 2 or more, got ${shapeStr(x.shape)}`, ctx.argSpan('x'));
-    const s = [...x.shape];
-    [s[s.length - 2], s[s.length - 1]] = [s[s.length - 1], s[s.length - 2]];
-    return ctx.node([x], s);
+    return ctx.node([x], irShape(ctx, 'transpose', () => permuteOp.shape([[1, ...x.shape]], { perm: swapLastTwo(x.shape.length + 1) })));
   },
-  lower: ({ b, x }) => {
-    const r = x[0].shape.length;
-    const perm = [...Array(r).keys()];
-    [perm[r - 2], perm[r - 1]] = [r - 1, r - 2];
-    return b.apply('permute', [x[0]], { perm });
-  },
+  lower: ({ b, x }) => b.apply('permute', [x[0]], { perm: swapLastTwo(x[0].shape.length) }),
   ir: ['permute'],
   examples: [
     { name: 'tokens', args: { x: 't' }, torch: 'y = t.transpose(1, 2)' },
     { name: 'map', args: { x: 'm' }, torch: 'y = m.transpose(2, 3)' },
   ],
 };
+
+/** The permutation of `rank` axes that swaps the last two. */
+function swapLastTwo(rank: number): number[] {
+  const perm = [...Array(rank).keys()];
+  [perm[rank - 2], perm[rank - 1]] = [rank - 1, rank - 2];
+  return perm;
+}
 
 const maxPoolOp: CallOp = {
   syntax: 'call',
