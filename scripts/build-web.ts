@@ -7,9 +7,23 @@
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { build, type BuildOptions } from 'esbuild';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * How the runtime bundles for a page: the runtime imports Dawn's Node device
+ * lazily, only without a given device, so split it into a chunk the page
+ * never loads, and leave Node's modules and Dawn out.
+ */
+export const BROWSER_BUILD: BuildOptions = {
+  bundle: true,
+  format: 'esm',
+  platform: 'browser',
+  target: 'es2022',
+  splitting: true,
+  external: ['node:*', 'webgpu'],
+};
 
 export async function buildWebPage(moduleDir: string): Promise<string> {
   const dir = resolve(moduleDir);
@@ -17,17 +31,10 @@ export async function buildWebPage(moduleDir: string): Promise<string> {
   const web = join(dir, 'web');
   mkdirSync(web, { recursive: true });
   await build({
+    ...BROWSER_BUILD,
     entryPoints: [join(ROOT, 'examples/web/main.ts')],
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
     outdir: web,
     entryNames: 'bundle',
-    // The runtime imports Dawn's Node device lazily, only without a given device:
-    // split it into a chunk the page never loads, and leave Node's modules out.
-    splitting: true,
-    external: ['node:*', 'webgpu'],
     alias: { 'gan-module': join(dir, 'browser.ts') },
     logLevel: 'warning',
   });

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
+import { BROWSER_BUILD } from '../../scripts/build-web.ts';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -27,12 +28,8 @@ describe('the generator path in a browser bundle', () => {
         sourcefile: 'page-entry.ts',
         loader: 'ts',
       },
-      bundle: true,
-      splitting: true,
-      format: 'esm',
-      platform: 'browser',
+      ...BROWSER_BUILD,
       outdir,
-      external: ['node:*', 'webgpu'],
       metafile: true,
       logLevel: 'silent',
     });
