@@ -22,6 +22,20 @@ export interface BatchNormAttrs {
   stats: boolean;
 }
 
+/**
+ * Batch mean and biased variance over `axes`: the centred two-pass form, with
+ * the mean detached inside the variance. The variance's derivative
+ * through the mean is exactly 0 (the centred values sum to 0), so the result
+ * and its true gradient are unchanged, but autodiff no longer makes the
+ * backward's sum(dy) wait for sum(dy * xc): the two are independent and share
+ * one reduction kernel.
+ */
+function momentsCentred(b: GraphBuilder, x: Value, axes: number[]): { mean: Value; v: Value } {
+  const mean = b.mean(x, axes, true);
+  const xc = b.sub(x, b.detach(mean));
+  return { mean, v: b.mean(b.mul(xc, xc), axes, true) };
+}
+
 function expand(b: GraphBuilder, ins: readonly Value[], o: BatchNormAttrs): Value {
   const x = ins[0];
   let k = 1;
@@ -41,9 +55,8 @@ function expand(b: GraphBuilder, ins: readonly Value[], o: BatchNormAttrs): Valu
   };
   if (o.training) {
     const n = axes.reduce((p, a) => p * x.shape[a], 1);
-    const mean = b.mean(x, axes, true);
+    const { mean, v } = momentsCentred(b, x, axes);
     const xc = b.sub(x, mean);
-    const v = b.mean(b.mul(xc, xc), axes, true);
     const rstd = b.div(1, b.sqrt(b.add(v, eps)));
     if (runningMean && runningVar) {
       if (n < 2) throw new Error(`batchnorm: training needs more than one value per channel, got ${fmtShape(x.shape)}`);
