@@ -81,6 +81,17 @@ function broadcastIndex(from: Shape, to: Shape, i: string, size: SizeArith): str
   return terms.join(' + ');
 }
 
+/**
+ * Elements one invocation of an elementwise kernel writes. Measured on
+ * lavapipe (y = 0.5 x + 1 over 256K elements, 100 dispatches): 798 us per
+ * dispatch with one element per invocation, 389 us with 4 (and with 16); the
+ * per-invocation cost, not memory, was the limit. In the tiny training step
+ * (3 alternating pairs) the step went from 449-515 to 419-435 ms; 16 per
+ * invocation measured about the same as 4, and 4 leaves a real GPU more
+ * invocations on mid-sized tensors.
+ */
+export const EW_PER_INVOCATION = 4;
+
 const REDUCE_WG = 64;
 /** Below this many reduced elements per output, one invocation reduces serially. */
 const SERIAL_REDUCE = 32;
@@ -292,14 +303,21 @@ ${R_.map((k) => `  part${k}[lid] = acc${k};`).join('\n')}
   } else {
     if (opts.accumulate) throw new Error('internal: only reductions accumulate');
     const fs = roots.map((r) => fnOf(r.output));
-    const g = gridFor(total);
+    const g = gridFor(Math.ceil(total / EW_PER_INVOCATION));
     workgroups = g.workgroups;
     flops = total * names.length;
+    // Each invocation writes EW_PER_INVOCATION elements, a grid's width apart
+    // (neighbouring lanes stay on neighbouring elements).
     main = `@compute @workgroup_size(${g.size})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = ${g.index('gid')};
-  if (i >= arrayLength(&out0)) { return; }
-${R_.map((k) => `  out${k}[i] = ${fs[k]}(i);`).join('\n')}
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let first = ${g.index('gid')};
+  let stride = nwg.x * nwg.y * ${g.size}u;
+  let n = arrayLength(&out0);
+  for (var e = 0u; e < ${EW_PER_INVOCATION}u; e++) {
+    let i = first + e * stride;
+    if (i >= n) { return; }
+${R_.map((k) => `    out${k}[i] = ${fs[k]}(i);`).join('\n')}
+  }
 }`;
   }
 

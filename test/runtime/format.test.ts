@@ -4,6 +4,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildGanSteps, type GanSteps } from '../../compiler/gan-step.ts';
 import { checkFile } from '../../compiler/index.ts';
+import { EW_PER_INVOCATION } from '../../compiler/kernels/fused.ts';
 import { planLimits } from '../../compiler/plan/index.ts';
 import { FormatError } from '../../runtime/format/validate.ts';
 import { parseLayout, parsePlan, PLAN_FORMAT_VERSION, serializeLayout, serializePlan, type Plan } from '../../runtime/format/plan.ts';
@@ -58,13 +59,13 @@ describe('plan format round trip', () => {
     for (const s of own) {
       if (s.op !== 'dispatch') continue;
       expect(s.workgroups).not.toEqual(plan.kernels[s.kernel].workgroups);
-      // Elementwise launches: 64 invocations per workgroup cover exactly the output binding's floats.
+      // Elementwise launches: 64 invocations per workgroup, EW_PER_INVOCATION elements each, cover exactly the output binding's floats.
       const out = s.args.at(-1)!.size / 4;
       const k = plan.kernels[s.kernel];
       if (/^fused_/.test(k.name) && !/_(sum|max|mean)/.test(k.name) && k.wgsl.includes('@workgroup_size(64)')) {
         const [x, y, z] = s.workgroups!;
-        expect(x * y * z * 64).toBeGreaterThanOrEqual(out);
-        expect((x * y * z - 1) * 64).toBeLessThan(out);
+        expect(x * y * z * 64 * EW_PER_INVOCATION).toBeGreaterThanOrEqual(out);
+        expect((x * y * z - 1) * 64 * EW_PER_INVOCATION).toBeLessThan(out);
       }
     }
     const back = parsePlan(serializePlan(plan));
