@@ -25,6 +25,7 @@ const RUNTIME_ENTRIES = [
   'runtime/module/generator.ts',
   'runtime/module/trainer-spec.ts',
   'runtime/module/frozen-weights.ts',
+  'runtime/module/fed-batches.ts',
   'runtime/device.ts',
   'runtime/device-browser.ts',
   'runtime/format/safetensors.ts',
@@ -81,7 +82,7 @@ export function emitGeneratorModule(spec: GeneratorSpec, info: ModuleInfo, outDi
   if (training) writeFileSync(join(outDir, 'training.json'), JSON.stringify({ data: training.data, frozen: training.frozen, spec: JSON.parse(serializeTrainerSpec(training.spec)) }));
   if (weights) writeFileSync(join(outDir, 'weights.safetensors'), encodeSafetensors(Object.fromEntries(Object.entries(weights).map(([k, v]) => [k, { shape: [v.length], data: v }]))));
   const cls = safeIdentifier(info.name);
-  writeFileSync(join(outDir, 'index.ts'), indexSource(cls, spec, info, weights !== undefined, training !== undefined));
+  writeFileSync(join(outDir, 'index.ts'), indexSource(cls, spec, info, weights !== undefined, training));
   writeFileSync(join(outDir, 'browser.ts'), browserSource(cls, info));
   return cls;
 }
@@ -121,7 +122,9 @@ export async function load${cls}(base: URL | string): Promise<Generator> {
 `;
 }
 
-function indexSource(cls: string, spec: GeneratorSpec, info: ModuleInfo, bundled: boolean, trains: boolean): string {
+function indexSource(cls: string, spec: GeneratorSpec, info: ModuleInfo, bundled: boolean, training: ModuleTraining | undefined): string {
+  const trains = training !== undefined;
+  const trainBatch = training?.spec.batch ?? spec.batch;
   const project = new Project({ useInMemoryFileSystem: true });
   const f = project.createSourceFile('index.ts');
   const stageType = `${cls}Stage`;
@@ -141,10 +144,11 @@ function indexSource(cls: string, spec: GeneratorSpec, info: ModuleInfo, bundled
           { moduleSpecifier: './runtime/train/trainer.ts', namedImports: ['Trainer', { name: 'TrainerOptions', isTypeOnly: true }] },
           { moduleSpecifier: './runtime/train/data/index.ts', namedImports: ['openDataset'] },
           { moduleSpecifier: './runtime/module/frozen-weights.ts', namedImports: ['readFrozenWeights'] },
+          { moduleSpecifier: './runtime/module/fed-batches.ts', namedImports: ['BatchInputError', 'FedBatches'] },
         ]
       : []),
   ]);
-  f.addStatements(`export { GeneratorInputError, writeGridPng${trains ? ', Trainer' : ''} };\nexport type { StageImages };`);
+  f.addStatements(`export { GeneratorInputError, writeGridPng${trains ? ', Trainer, BatchInputError' : ''} };\nexport type { StageImages };`);
   f.addTypeAlias({
     name: stageType,
     isExported: true,
@@ -162,6 +166,22 @@ function indexSource(cls: string, spec: GeneratorSpec, info: ModuleInfo, bundled
       { name: 'stage', type: stageType, hasQuestionToken: true, docs: ['Only this stage (default: every stage).'] },
     ],
   });
+  if (trains) {
+    // A stage name is an identifier of the .gan file; quoted where it is not one in TypeScript.
+    const key = (name: string) => (safeIdentifier(name) === name ? name : JSON.stringify(name));
+    const images = (what: string) =>
+      `{\n${stages.map((s) => `  /** [${trainBatch}, 3, ${s.resolution}, ${s.resolution}] ${what} at ${s.name}, in [-1, 1]. */\n  ${key(s.name)}: Float32Array;`).join('\n')}\n}`;
+    f.addInterface({
+      name: `${cls}Batch`,
+      isExported: true,
+      docs: [`One training batch of ${docText(info.name)} from your own data pipeline (the trainer's \`data\` as \`{ next() }\`); checked against the programs before it reaches the device.`],
+      properties: [
+        { name: 'text', type: 'Float32Array', docs: [`[${trainBatch}, ${D}] caption embeddings, row after row${info.textDoc ? `: ${docText(info.textDoc)}` : ''}.`] },
+        { name: 'real', type: images('real images'), docs: ['Real images per stage, matching `text`.'] },
+        { name: 'wrong', type: images('images mismatched with `text`'), docs: ['Mismatched ("wrong") images per stage, for the mismatched-pair terms.'] },
+      ],
+    });
+  }
   f.addVariableStatement({
     declarationKind: VariableDeclarationKind.Const,
     declarations: [{ name: 'HERE', initializer: 'dirname(fileURLToPath(import.meta.url))' }],
@@ -222,16 +242,19 @@ function indexSource(cls: string, spec: GeneratorSpec, info: ModuleInfo, bundled
               isAsync: true,
               returnType: 'Promise<Trainer>',
               docs: [
-                'The training programs `gan train` runs (D and G steps, optimizers, EMA) on a dataset folder (images/, embeddings.npy, captions.jsonl), ' +
-                  'from fresh weights of `seed` (default: the model\'s). Loop with `await t.trainStep()` (one iteration, its losses), ' +
-                  '`t.saveCheckpoint(dir)`, `t.resume(dir)`; or `t.run({ steps, out })`. Close with `await t.source.close(); t.destroy()`.',
+                'The training programs `gan train` runs (D and G steps, optimizers, EMA), from fresh weights of `seed` (default: the model\'s). ' +
+                  `\`data\`: a dataset folder (images/, embeddings.npy, captions.jsonl), or your own pipeline, \`{ next(): ${cls}Batch }\` (called once per batch; a batch that does not fit throws BatchInputError). ` +
+                  'Loop with `await t.trainStep()` (one iteration, its losses), `t.saveCheckpoint(dir)`, `t.resume(dir)`; or `t.run({ steps, out })`. Close with `await t.source.close(); t.destroy()`.',
               ],
-              parameters: [{ name: 'opts', type: "{ data: string; seed?: number } & Omit<TrainerOptions, 'ctx'>" }],
+              parameters: [{ name: 'opts', type: `{ data: string | { next(): ${cls}Batch | Promise<${cls}Batch> }; seed?: number } & Omit<TrainerOptions, 'ctx'>` }],
               statements: [
                 "const { data, frozen, spec } = JSON.parse(readFileSync(join(HERE, 'training.json'), 'utf8')) as { data: { resolutions: number[]; textDim: number; wrongSameGroup: number }; frozen: { checkpoint: string; tensors: Record<string, string> }[]; spec: unknown };",
                 'const training = parseTrainerSpec(JSON.stringify(spec));',
                 'const seed = opts.seed ?? training.seed;',
-                'const source = await openDataset(opts.data, { batch: training.batch, resolutions: data.resolutions, seed, textDim: data.textDim, wrongSameGroup: data.wrongSameGroup });',
+                'const source =',
+                "  typeof opts.data === 'string'",
+                '    ? await openDataset(opts.data, { batch: training.batch, resolutions: data.resolutions, seed, textDim: data.textDim, wrongSameGroup: data.wrongSameGroup })',
+                `    : new FedBatches(opts.data, { batch: training.batch, textDim: data.textDim, stages: ${cls}.stages });`,
                 'try {',
                 '  return await Trainer.create({ ...training, seed }, source, { ...opts, ctx: await getDevice(), frozen: readFrozenWeights(frozen) });',
                 '} catch (e) {',

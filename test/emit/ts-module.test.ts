@@ -114,6 +114,44 @@ t.destroy();
     expect(Object.keys(cli[0])).toContain('G.loss');
   }, 120_000);
 
+  it("trains from the caller's own batches (typed by stage): the same batches give the CLI run's losses exactly; misfits are refused by name", () => {
+    const r = tsxScript(`
+import { readFileSync } from 'node:fs';
+import Mini, { type MiniBatch } from ${JSON.stringify(join(moduleDir, 'index.ts'))};
+import { openDataset } from ${JSON.stringify(join(moduleDir, 'runtime/train/data/index.ts'))};
+// The caller's pipeline: here the dataset loader itself, with the settings gan train used, its batches re-keyed by stage.
+const { data, spec } = JSON.parse(readFileSync(${JSON.stringify(join(moduleDir, 'training.json'))}, 'utf8'));
+const src = await openDataset(${JSON.stringify(join(tmp, 'shapes'))}, { batch: spec.batch, resolutions: data.resolutions, seed: spec.seed, textDim: data.textDim, wrongSameGroup: data.wrongSameGroup });
+const feed = { async next(): Promise<MiniBatch> { const b = await src.next(); return { text: b.text, real: { g0: b.real.get(16)! }, wrong: { g0: b.wrong.get(16)! } }; } };
+const t = await Mini.trainer({ data: feed });
+console.log(JSON.stringify([(await t.trainStep()).losses, (await t.trainStep()).losses]));
+t.destroy();
+await src.close();
+const good = () => ({ text: new Float32Array(2 * ${D}), real: { g0: new Float32Array(2 * 3 * 16 * 16) }, wrong: { g0: new Float32Array(2 * 3 * 16 * 16) } });
+const bads = [
+  { ...good(), text: new Float32Array(${D}) },
+  { ...good(), real: {} },
+  { ...good(), wrong: { g0: new Float32Array(2 * 3 * 16 * 16), g7: new Float32Array(1) } },
+  { ...good(), text: Float32Array.from(good().text, (_, i) => (i === ${D} + 2 ? NaN : 0)) },
+];
+for (const bad of bads) {
+  const tb = await Mini.trainer({ data: { next: () => bad as MiniBatch } });
+  try { await tb.trainStep(); console.log('no error'); } catch (e) { console.log((e as Error).name + ': ' + (e as Error).message); }
+  tb.destroy();
+}
+`);
+    expect(r.code, r.err).toBe(0);
+    const lines = r.out.trim().split('\n');
+    const cli = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).losses);
+    expect(JSON.parse(lines[0])).toEqual(cli);
+    expect(lines.slice(1)).toEqual([
+      `BatchInputError: batch 0: text: expected [2, ${D}] (${2 * D} values), got ${D} values`,
+      'BatchInputError: batch 0: real.g0: expected a Float32Array [2, 3, 16, 16], got nothing',
+      'BatchInputError: batch 0: wrong.g7: no such stage (the stages are g0)',
+      'BatchInputError: batch 0: text[1, 2] is NaN',
+    ]);
+  }, 180_000);
+
   it('refuses wrong inputs naming the input and both shapes', () => {
     const r = tsxScript(`
 import Mini from ${JSON.stringify(join(moduleDir, 'index.ts'))};
