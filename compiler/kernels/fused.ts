@@ -82,13 +82,15 @@ function broadcastIndex(from: Shape, to: Shape, i: string, size: SizeArith): str
 }
 
 /**
- * Elements one invocation of an elementwise kernel writes. Measured on
- * lavapipe (y = 0.5 x + 1 over 256K elements, 100 dispatches): 798 us per
- * dispatch with one element per invocation, 389 us with 4 (and with 16); the
- * per-invocation cost, not memory, was the limit. In the tiny training step
- * (3 alternating pairs) the step went from 449-515 to 419-435 ms; 16 per
- * invocation measured about the same as 4, and 4 leaves a real GPU more
- * invocations on mid-sized tensors.
+ * Elements one invocation of an elementwise kernel writes, at most: the grid
+ * has 1/EW_PER_INVOCATION of an invocation per element and each invocation
+ * loops over its elements a grid's width apart (neighbouring lanes on
+ * neighbouring elements). Measured on lavapipe (y = 0.5 x + 1 over 256K
+ * elements, 100 dispatches): 553-589 us per dispatch with one element per
+ * invocation, 345-380 us with this loop; the per-invocation cost, not memory,
+ * was the limit. The loop's bound is the run-time length, so the JIT does not
+ * unroll it: a fixed count of 4 measured 318-396 us but quadrupled the
+ * elementwise kernels' cold JIT (2.6 -> 10.8 s for the tiny step's 50).
  */
 export const EW_PER_INVOCATION = 4;
 
@@ -306,16 +308,12 @@ ${R_.map((k) => `  part${k}[lid] = acc${k};`).join('\n')}
     const g = gridFor(Math.ceil(total / EW_PER_INVOCATION));
     workgroups = g.workgroups;
     flops = total * names.length;
-    // Each invocation writes EW_PER_INVOCATION elements, a grid's width apart
-    // (neighbouring lanes stay on neighbouring elements).
+    // A grid-stride loop: up to EW_PER_INVOCATION elements per invocation.
     main = `@compute @workgroup_size(${g.size})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let first = ${g.index('gid')};
   let stride = nwg.x * nwg.y * ${g.size}u;
   let n = arrayLength(&out0);
-  for (var e = 0u; e < ${EW_PER_INVOCATION}u; e++) {
-    let i = first + e * stride;
-    if (i >= n) { return; }
+  for (var i = ${g.index('gid')}; i < n; i += stride) {
 ${R_.map((k) => `    out${k}[i] = ${fs[k]}(i);`).join('\n')}
   }
 }`;
