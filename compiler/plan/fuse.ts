@@ -48,6 +48,10 @@ export function chooseInlineValues(c: Computation, maxLeaves: number): Fusion {
     // read disjoint parts of it (GLU's two halves are slices of one tensor).
     const reads = cons.reduce((r, m) => r + (m.op === 'slice' ? numel(m.output.shape) / numel(n.output.shape) : 1), 0);
     if (cons.length > 1 && k > RECOMPUTE_COST && reads > 1) continue;
+    // A small value broadcast into several big consumers (a per-channel
+    // statistic) is stored once rather than recomputed per element of each:
+    // its readers then stay cheap enough to be inlined themselves.
+    if (cons.length > 1 && k > 1 && cons.some((m) => numel(m.output.shape) >= 16 * numel(n.output.shape))) continue;
     if (leaves.size > maxLeaves || k > MAX_INLINE_COST) continue;
     inline.add(n.output.id);
   }
