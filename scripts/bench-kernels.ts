@@ -72,6 +72,8 @@ const SHAPES: Record<string, Conv2dShape[]> = {
   large: [conv(4, 3, 64, 64, 4, 2, 1), conv(4, 8, 16, 64, 4, 2, 1), conv(4, 4, 8, 128, 4, 2, 1), conv(4, 16, 32, 32, 4, 2, 1), conv(16, 256, 512, 8, 4, 2, 1), conv(16, 128, 256, 16, 4, 2, 1), conv(4, 64, 64, 15, 3, 1, 1)],
   // 1x1 outputs (logit heads).
   head: [conv(128, 512, 1, 4, 4, 4, 0), conv(4, 512, 1, 4, 4, 1, 0), conv(64, 256, 64, 2, 4, 2, 1)],
+  // The tiny preset's skinny full-resolution convs (few channels at 128-256 px).
+  skinny: [conv(4, 2, 2, 256, 3, 1, 1), conv(4, 1, 3, 256, 3, 1, 1), conv(4, 2, 4, 128, 3, 1, 1), conv(4, 3, 4, 256, 4, 2, 1)],
   // scripts/bench.ts CONVS.
   big: [conv(8, 64, 64, 32, 3, 1, 1), conv(8, 128, 128, 16, 3, 1, 1), conv(8, 64, 128, 32, 4, 2, 1)],
 };
