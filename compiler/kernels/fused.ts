@@ -1,8 +1,9 @@
 // Fused kernels: a root node plus the fusible producers inlined into it. Each
 // inlined node becomes a WGSL function `fN(i) -> f32` (its output at flat
 // index i), built from the op's own `fn` (compiler/ops); values computed
-// elsewhere are read from storage bindings. The root is either fusible (one
-// invocation per output element) or a reduction (a workgroup tree per output,
+// elsewhere are read from storage bindings. The root is either fusible (a
+// grid-stride loop over the output elements, about EW_PER_INVOCATION per
+// invocation) or a reduction (a workgroup tree per output,
 // or one invocation per output when the reduced extent is small), rendered
 // from the op's declared identity and combine step. The bounds check reads the
 // output count from the output binding (plans bind a value's exact bytes), so
@@ -132,7 +133,7 @@ function decompose(v: string, rs: readonly Run[], P: string, lines: string[], si
 
 /**
  * One kernel computing `roots`: either fusible roots of one output shape (an
- * invocation per element writes every root), or reductions of one kind over the
+ * invocation writes every root at each of its elements), or reductions of one kind over the
  * same input shape and axes (their accumulations share one loop). Bindings: the
  * leaves read, then one output per root. With `accumulate` (reductions only),
  * each output combines its old value with the new result: a reduction over the
