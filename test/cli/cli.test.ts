@@ -1,14 +1,10 @@
 // The `gan` command end to end, as a user runs it.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { gan } from '../helpers/cli.ts';
 
-function gan(...args: string[]) {
-  const r = spawnSync(process.execPath, ['scripts/gan.js', ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
 
 describe('gan check', () => {
   it('--json gives the published StackGAN++ counts', () => {

@@ -3,7 +3,7 @@
 // (the `tiny` preset at context 16) with random weights from
 // test/encoders/encoders_ref.py, and the output checked against embed_ref.py,
 // which recomputes it from the same files with PyTorch alone.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,16 +16,13 @@ import { trainClipVocab, tokenizerReferenceAvailable, type ClipVocabFiles } from
 import { miniGan } from '../helpers/gan.ts';
 import { relErr } from '../oracle/compare.ts';
 import { torchAvailable } from '../oracle/torch.ts';
+import { gan } from '../helpers/cli.ts';
 
 const PYTHON = process.env.GAN_TORCH_PYTHON ?? '/usr/bin/python3';
 const ENCODERS_REF = join(import.meta.dirname, '..', 'encoders', 'encoders_ref.py');
 const EMBED_REF = join(import.meta.dirname, 'embed_ref.py');
 const dir = mkdtempSync(join(tmpdir(), 'gan-embed-'));
 
-function gan(...args: string[]) {
-  const r = spawnSync(process.execPath, ['scripts/gan.js', ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 120_000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
 
 /** Random text-tower weights under OpenAI's names (encoders_ref.py run), the `tiny` preset's sizes unless overridden. */
 function textTowerWeights(tag: string, vocab: number, over: Record<string, number> = {}): string {

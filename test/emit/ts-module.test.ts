@@ -24,6 +24,7 @@ import { writeNpy } from '../../runtime/train/data/npy.ts';
 import { miniGan } from '../helpers/gan.ts';
 import { buildWebPage } from '../../scripts/build-web.ts';
 import puppeteer from 'puppeteer-core';
+import { gan } from '../helpers/cli.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const env = { ...process.env, NO_COLOR: '1', XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp/xdg' };
@@ -36,10 +37,6 @@ const model = join(tmp, 'mini.gan');
 const run = join(tmp, 'run');
 const D = 16;
 
-function gan(...args: string[]) {
-  const r = spawnSync(process.execPath, ['scripts/gan.js', ...args], { encoding: 'utf8', env, timeout: 120_000 });
-  return { code: r.status, out: r.stdout, err: r.stderr.replace(/^Warning: \S+ artificially reduced .*\n/gm, '') };
-}
 
 /** Runs TypeScript in a fresh Node process (tsx), as an application of the module would run. */
 function tsxScript(code: string) {

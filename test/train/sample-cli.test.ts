@@ -1,6 +1,5 @@
 // `gan sample` and `gan eval colour` through the CLI, as a user runs them
 // (a .gan source: its seeded initial weights; checkpoints once they exist).
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,11 +14,8 @@ import { recordSources } from '../../compiler/cli/train.ts';
 import { checkFile } from '../../compiler/index.ts';
 import { generateShapes } from '../../runtime/train/data/shapes.ts';
 import { miniGan } from '../helpers/gan.ts';
+import { gan } from '../helpers/cli.ts';
 
-function gan(...args: string[]) {
-  const r = spawnSync(process.execPath, ['scripts/gan.js', ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 120_000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'gan-sample-cli-'));
 const model = join(dir, 'mini.gan');

@@ -12,6 +12,7 @@ import { generateShapes } from '../../runtime/train/data/index.ts';
 import { listCheckpoints, loadCheckpoint } from '../../runtime/train/checkpoint.ts';
 import { MetricsLog } from '../../runtime/train/metrics.ts';
 import { miniGan } from '../helpers/gan.ts';
+import { gan, ours } from '../helpers/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'gan-train-cli-'));
 const model = join(dir, 'mini.gan');
@@ -19,12 +20,7 @@ const data = join(dir, 'shapes');
 const env = { ...process.env, NO_COLOR: '1', XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp/xdg' };
 
 /** stderr less Dawn's own notices about lavapipe's limits. */
-const ours = (err: string) => err.replace(/^Warning: \S+ artificially reduced .*\n/gm, '');
 
-function gan(...args: string[]) {
-  const r = spawnSync(process.execPath, ['scripts/gan.js', ...args], { encoding: 'utf8', env, timeout: 120_000 });
-  return { code: r.status, out: r.stdout, err: ours(r.stderr) };
-}
 
 beforeAll(async () => {
   writeFileSync(model, miniGan({ text: 16, z: 8, caOut: 16, ngf: 4, ndf: 4 }) + 'train { batch = 2  g = adam(lr = 2e-3)  d = adam(lr = 2e-3) }\n');
