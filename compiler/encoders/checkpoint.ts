@@ -7,7 +7,7 @@
 // holds both towers) are skipped. All problems are reported together, naming
 // the file and each tensor, before anything reaches the device.
 import type { NetworkInfo } from '../check/model.ts';
-import { readSafetensors, toFloat32, type Tensor } from '../../runtime/format/safetensors.ts';
+import { isFloatDtype, readSafetensors, toFloat32, type Tensor } from '../../runtime/format/safetensors.ts';
 import { paramPathFor } from './names.ts';
 
 export class CheckpointError extends Error {
@@ -37,15 +37,16 @@ const shapeStr = (s: readonly number[]) => `[${s.join(', ')}]`;
  * listing every problem.
  */
 export function checkpointParams(enc: NetworkInfo, tensors: Record<string, Tensor>, file: string): Map<string, Float32Array> {
-  return mapCheckpoint(enc, tensors, file).values;
+  return mapCheckpoint(enc, tensors, file, true).values;
 }
 
 /** Which checkpoint tensor fills each parameter (by parameter path), checked as checkpointParams checks it. */
 export function checkpointSources(enc: NetworkInfo, tensors: Record<string, Tensor>, file: string): Map<string, string> {
-  return mapCheckpoint(enc, tensors, file).sources;
+  return mapCheckpoint(enc, tensors, file, false).sources;
 }
 
-function mapCheckpoint(enc: NetworkInfo, tensors: Record<string, Tensor>, file: string): { values: Map<string, Float32Array>; sources: Map<string, string> } {
+/** Checks the mapping of `tensors` onto the encoder; `widen`: also each tensor's values as float32 (checkpointSources needs only the names). */
+function mapCheckpoint(enc: NetworkInfo, tensors: Record<string, Tensor>, file: string, widen: boolean): { values: Map<string, Float32Array>; sources: Map<string, string> } {
   const rules = enc.checkpointNames;
   if (!rules) throw new CheckpointError(file, enc.name, [`encoder '${enc.name}' declares no 'weights' rules, so no checkpoint can be mapped onto it`]);
   const params = encoderParams(enc);
@@ -73,12 +74,11 @@ function mapCheckpoint(enc: NetworkInfo, tensors: Record<string, Tensor>, file: 
       problems.push(`tensor '${name}' is ${shapeStr(t.shape)}, parameter '${path}' is ${shapeStr(want)}`);
       continue;
     }
-    const values = toFloat32(t);
-    if (!values) {
+    if (!isFloatDtype(t.dtype)) {
       problems.push(`tensor '${name}' is ${t.dtype}; expected floating point (F32, F16, BF16 or F64)`);
       continue;
     }
-    out.set(path, values);
+    if (widen) out.set(path, toFloat32(t)!);
   }
   for (const [path, shape] of params) {
     if (!source.has(path)) problems.push(`missing: no tensor fills parameter '${path}' ${shapeStr(shape)}`);

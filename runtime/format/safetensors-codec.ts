@@ -144,6 +144,11 @@ function halfToNumber(h: number): number {
   return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
+/** Whether toFloat32 takes this dtype (F32, F64, F16, BF16). */
+export function isFloatDtype(d: Dtype): boolean {
+  return d === 'F32' || d === 'F64' || d === 'F16' || d === 'BF16';
+}
+
 /** A floating-point tensor's values as float32 (F32, F64, F16, BF16); undefined for integer dtypes. */
 export function toFloat32(t: Tensor): Float32Array | undefined {
   switch (t.dtype) {
