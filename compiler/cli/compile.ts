@@ -17,8 +17,8 @@ import { FrozenTermError, frozenTerms, type FrozenTerm } from '../encoders/froze
 import { readSafetensors } from '../../runtime/format/safetensors.ts';
 import { buildGanSteps } from '../gan-step.ts';
 import { trainerSpec } from './train.ts';
-import { checkWeights, GeneratorInputError } from '../../runtime/module/generator.ts';
-import { buildGeneratorEval } from './generator-eval.ts';
+import { checkWeights } from '../../runtime/module/generator.ts';
+import { asUserError, buildGeneratorEval } from './generator-eval.ts';
 import { openSampleSource } from './sample.ts';
 
 export interface CompileCliOptions {
@@ -78,7 +78,7 @@ function emitTs(file: string, m: CheckedModel, sources: Map<string, string>, opt
     try {
       checkWeights(spec.layout, weights, src.describe);
     } catch (e) {
-      throw e instanceof GeneratorInputError ? new UserError(e.message) : e;
+      throw asUserError(e);
     }
   }
   const text = sources.get(m.file) ?? '';

@@ -60,4 +60,5 @@ export async function generate(rt: Runtime, prog: Program, gen: GeneratorEval, t
   }
 }
 
-const asUserError = (e: unknown) => (e instanceof GeneratorInputError ? new UserError(e.message) : e);
+/** A generator's input error (runtime/module/generator.ts) as the CLI's user error; anything else unchanged. */
+export const asUserError = (e: unknown) => (e instanceof GeneratorInputError ? new UserError(e.message) : e);

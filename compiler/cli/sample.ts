@@ -18,8 +18,8 @@ import { gridHtml, writeGridPng, writeImagePngs, type GridLayout, type StageImag
 import { UserError } from './user-error.ts';
 import { printDiagnostics } from './diagnostics.ts';
 import { DEFAULT_EMBED_BATCH, embedCaptions, openClipText, truncationNote } from './embed.ts';
-import { buildGeneratorEval, generatorOf } from './generator-eval.ts';
-import { Generator, GeneratorInputError } from '../../runtime/module/generator.ts';
+import { asUserError, buildGeneratorEval, generatorOf } from './generator-eval.ts';
+import { Generator } from '../../runtime/module/generator.ts';
 import { recordSources } from './train.ts';
 
 /** A model and the generator weights to sample it with. */
@@ -214,7 +214,7 @@ export async function sampleImages(src: SampleSource, text: Float32Array, n: num
     g = await Generator.create(gen, src.weights(gen.layout), { what: src.describe });
     return await g.generate({ text, n, seed });
   } catch (e) {
-    throw e instanceof GeneratorInputError ? new UserError(e.message) : e;
+    throw asUserError(e);
   } finally {
     g?.destroy();
   }
