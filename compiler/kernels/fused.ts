@@ -45,9 +45,10 @@ export interface FusedKernel {
  * on lavapipe: a shift or mask by a run-time amount costs what a literal one
  * does (4.3-4.4 ms either way for a 512K-element per-channel broadcast), while
  * a division by a run-time value made the same kernel 1.75x slower than by a
- * literal, which the JIT turns into a multiply: so only powers of two move to
- * the uniform. A power of two is always a shift or mask, 1 included, so the
- * WGSL's structure does not depend on which sizes happen to be 1.
+ * literal, which the JIT turns into a multiply: so a division or remainder
+ * moves to the uniform only by a power of two (a shift or mask, 1 included, so
+ * the WGSL's structure does not depend on which sizes happen to be 1), and a
+ * multiply always does.
  */
 function sizeArith(params: SizeParams, prefix: string): SizeArith {
   let n = 0;
@@ -56,7 +57,9 @@ function sizeArith(params: SizeParams, prefix: string): SizeArith {
   return {
     div: (e, v) => (pow2(v) ? `(${e} >> ${field(Math.log2(v))})` : `(${e} / ${v}u)`),
     mod: (e, v) => (pow2(v) ? `(${e} & ${field(v - 1)})` : `(${e} % ${v}u)`),
-    mul: (e, v) => (pow2(v) ? `(${e} << ${field(Math.log2(v))})` : `(${e} * ${v}u)`),
+    // A multiply by a run-time value costs what a literal one does, and one
+    // form for every value keeps the WGSL free of which strides are powers of two.
+    mul: (e, v) => `(${e} * ${field(v)})`,
     u: (v) => field(v),
   };
 }
@@ -68,18 +71,46 @@ function sizeArith(params: SizeParams, prefix: string): SizeArith {
 function broadcastIndex(from: Shape, to: Shape, i: string, size: SizeArith): string {
   if (sameShape(from, to)) return i;
   if (numel(from) === 1) return '0u';
+  return broadcastRuns(from, to)
+    .map((r) => {
+      const coord = size.div(i, r.toStride);
+      // The mask is a no-op on the outermost run but keeps one WGSL form for
+      // every broadcast with this many runs; only a non-power-of-two extent
+      // there (a % by a literal) is left out.
+      const kept = r.outermost && !(r.extent >= 1 && (r.extent & (r.extent - 1)) === 0) ? coord : size.mod(coord, r.extent);
+      return size.mul(kept, r.fromStride);
+    })
+    .join(' + ');
+}
+
+/**
+ * The dims `from` keeps (not broadcast) in runs of adjacent ones: within a run
+ * the flat coordinate is contiguous in both shapes, so one div, mod and mul
+ * index the whole run. Measured on the tiny step: per-dim terms rendered a
+ * per-channel read of [N, C, 1, 1] and of [1, C, 1, 1] as different WGSL.
+ */
+function broadcastRuns(from: Shape, to: Shape): { toStride: number; extent: number; fromStride: number; outermost: boolean }[] {
   const lead = to.length - from.length;
   const fs = strides(from);
   const ts = strides(to);
-  const terms: string[] = [];
+  const runs: { toStride: number; extent: number; fromStride: number; outermost: boolean }[] = [];
+  let open = false;
   for (let d = 0; d < from.length; d++) {
-    if (from[d] === 1) continue;
     const td = d + lead;
-    let coord = size.div(i, ts[td]);
-    if (td > 0) coord = size.mod(coord, to[td]);
-    terms.push(size.mul(coord, fs[d]));
+    if (from[d] === 1) {
+      // A dim of 1 in both shapes does not break a run; a broadcast one does.
+      if (to[td] !== 1) open = false;
+      continue;
+    }
+    const last = runs.at(-1);
+    if (open && last) {
+      last.extent *= to[td];
+      last.toStride = ts[td];
+      last.fromStride = fs[d];
+    } else runs.push({ toStride: ts[td], extent: to[td], fromStride: fs[d], outermost: to.slice(0, td).every((e) => e === 1) });
+    open = true;
   }
-  return terms.join(' + ');
+  return runs;
 }
 
 /**
@@ -189,10 +220,10 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
       size: sizeArith(sizes, `S${id}_`),
       constant: (value) => (STRUCTURAL_CONSTANTS.has(Math.abs(value)) ? f32(value) : `bitcast<f32>(${sizes.field(`F${id}_${constants++}`, f32Bits(value))})`),
     });
-    // A node that reads its input at its own index (a reshape, a detach, an
-    // expand to the same shape) is that input: no function of its own, so a
+    // A node that reads its input at its own index and returns it (a reshape,
+    // a detach, an expand to the same shape) is that input: no function of its own, so a
     // graph with or without such a node renders the same WGSL.
-    if (n.inputs.length === 1 && body === `return ${inFns[0]}(i);`) {
+    if (n.inputs.length === 1 && (body === `return ${inFns[0]}(i);` || body === `let a = ${inFns[0]}(i);\n  return a;`)) {
       fnName.set(n.id, inFns[0]);
       return;
     }

@@ -7,6 +7,7 @@ import { numel } from '../ir/shape.ts';
 import { f32 } from '../ops/op.ts';
 import { gridFor } from '../../runtime/format/grid.ts';
 import type { KernelSpec } from '../../runtime/format/kernel.ts';
+import { SizeParams } from './sizes.ts';
 
 export const PHILOX_WGSL = /* wgsl */ `
 fn mulhilo(a: u32, b: u32) -> vec2<u32> {
@@ -35,37 +36,38 @@ fn unit(x: u32) -> f32 { return (f32(x >> 8u) + 1.0) * (1.0 / 16777216.0); }
 
 /**
  * One invocation per four outputs: `draw` is a WGSL vec4<f32> expression of
- * the Philox block `r` (a vec4<u32>).
+ * the Philox block `r` (a vec4<u32>). The length comes from the output binding
+ * and the stream from the Sizes uniform, so every draw of one distribution
+ * shares one WGSL (one pipeline) whatever its size and stream.
  */
 function philoxKernel(name: string, shape: Shape, stream: number, draw: string): KernelSpec {
   const n = numel(shape);
-  const groups = Math.ceil(n / 4);
-  const g = gridFor(groups);
+  const g = gridFor(Math.ceil(n / 4));
+  const sizes = new SizeParams();
+  const streamWord = sizes.field('STREAM', stream);
   const wgsl = `${PHILOX_WGSL}
 @group(0) @binding(0) var<storage, read> rng: array<u32, 4>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
+${sizes.declaration(2)}
 
 @compute @workgroup_size(${g.size})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let t = ${g.index('gid')};
-  if (t >= ${groups}u) { return; }
-  let r = philox(vec4<u32>(t, ${stream}u, rng[1], 0u), vec2<u32>(rng[0], 0xcafef00du));
+  let n = arrayLength(&out);
+  if (t * 4u >= n) { return; }
+  let r = philox(vec4<u32>(t, ${streamWord}, rng[1], 0u), vec2<u32>(rng[0], 0xcafef00du));
 ${draw}
   for (var j = 0u; j < 4u; j++) {
     let o = t * 4u + j;
-    if (o < ${n}u) { out[o] = v[j]; }
+    if (o < n) { out[o] = v[j]; }
   }
 }
 `;
-  return {
-    name: `${name}_${n}`,
-    wgsl,
-    bindings: [
-      { name: 'rng', access: 'read' },
-      { name: 'out', access: 'read_write' },
-    ],
-    workgroups: g.workgroups,
-  };
+  const { bindings, params } = sizes.attach([
+    { name: 'rng', access: 'read' },
+    { name: 'out', access: 'read_write' },
+  ]);
+  return { name, wgsl, bindings, workgroups: g.workgroups, params };
 }
 
 /** Standard normals (Box-Muller on two pairs of uniforms). */

@@ -18,6 +18,8 @@ import { randn } from '../oracle/random.ts';
 interface Case {
   name: string;
   x: number[]; // [N, C, H, W]
+  /** Shape of s and t: [1, C, 1, 1] unless given. */
+  ch?: number[];
 }
 const POW2: Case[] = [
   { name: 'a', x: [2, 4, 8, 8] },
@@ -26,9 +28,25 @@ const POW2: Case[] = [
 const OTHER: Case = { name: 'c', x: [2, 3, 5, 5] };
 
 /** y = x * s + t, the multiply inlined into the add's kernel; leaves x, s, t in that order. */
+const chOf = (c: Case) => c.ch ?? [1, c.x[1], 1, 1];
+
+/** Flat index into `from` (broadcast to `to`, same rank) of flat index i of `to`, in float64 arithmetic. */
+function broadcastAt(from: number[], to: number[], i: number): number {
+  let j = 0;
+  let rest = i;
+  let fstride = 1;
+  for (let d = to.length - 1; d >= 0; d--) {
+    const coord = rest % to[d];
+    rest = Math.floor(rest / to[d]);
+    if (from[d] !== 1) j += coord * fstride;
+    fstride *= from[d];
+  }
+  return j;
+}
+
 function affineKernel(c: Case): KernelSpec {
   const g = new Graph();
-  const ch = [1, c.x[1], 1, 1];
+  const ch = chOf(c);
   const x = g.newValue(c.x, 'input', { name: 'x' });
   const s = g.newValue(ch, 'input', { name: 's' });
   const t = g.newValue(ch, 'input', { name: 't' });
@@ -43,7 +61,7 @@ function plan(cases: Case[]): Plan {
   return dispatchPlan(
     'broadcast_sizes',
     cases.map((c) => {
-      const ch = [1, c.x[1], 1, 1];
+      const ch = chOf(c);
       return { spec: affineKernel(c), inputs: [[`x${c.name}`, c.x], [`s${c.name}`, ch], [`t${c.name}`, ch]], output: [c.name, c.x] };
     }),
   );
@@ -82,6 +100,43 @@ describe('size-generic broadcasts', () => {
       const [x, s, t] = ['x', 's', 't'].map((v) => data[`${v}${c.name}`]);
       const ref = Float64Array.from(x, (v, i) => v * s[Math.floor(i / (H * W)) % C] + t[Math.floor(i / (H * W)) % C]);
       expectClose(out[c.name], ref, 1e-6, `x * s + t over ${JSON.stringify(c.x)}`);
+    }
+  });
+});
+
+describe('broadcasts in runs', () => {
+  // Adjacent kept dims index as one run (one shift, mask and multiply), so a
+  // per-sample-per-channel operand [N, C, 1, 1] reads through the same WGSL as
+  // a per-channel one; a kept-broadcast-kept pattern [N, 1, H, W] is two runs.
+  const cases: Case[] = [
+    { name: 'nc', x: [2, 4, 8, 8], ch: [2, 4, 1, 1] },
+    { name: 'c', x: [4, 8, 4, 4], ch: [1, 8, 1, 1] },
+    { name: 'nhw', x: [2, 4, 8, 8], ch: [2, 1, 8, 8] },
+    { name: 'chw', x: [2, 4, 8, 8], ch: [1, 4, 8, 8] },
+  ];
+
+  it('[N, C, 1, 1] and [1, C, 1, 1] share one WGSL; [N, 1, H, W] has two terms', () => {
+    const [nc, c, nhw, chw] = cases.map(affineKernel);
+    expect(nc.wgsl).toBe(c.wgsl);
+    expect(chw.wgsl).toBe(c.wgsl);
+    expect(nhw.wgsl).not.toBe(c.wgsl);
+  });
+
+  it('each matches the float64 reference', async () => {
+    const p = parsePlan(serializePlan(plan(cases)));
+    expect(p.kernels.length).toBe(2);
+    rt ??= await Runtime.create(EMPTY_LAYOUT);
+    const data: Record<string, Float32Array> = {};
+    cases.forEach((c, k) => {
+      data[`x${c.name}`] = randn(c.x, 10 * k + 4).data;
+      data[`s${c.name}`] = randn(chOf(c), 10 * k + 5).data;
+      data[`t${c.name}`] = randn(chOf(c), 10 * k + 6).data;
+    });
+    const out = await rt.run(await rt.load(p), data);
+    for (const c of cases) {
+      const [x, s, t] = ['x', 's', 't'].map((v) => data[`${v}${c.name}`]);
+      const ref = Float64Array.from(x, (v, i) => v * s[broadcastAt(chOf(c), c.x, i)] + t[broadcastAt(chOf(c), c.x, i)]);
+      expectClose(out[c.name], ref, 1e-6, `x * s + t over ${JSON.stringify(c.x)}, s and t ${JSON.stringify(chOf(c))}`);
     }
   });
 });
