@@ -293,47 +293,50 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
     ${[...outerLines, `let j0 = b0 + ${outerExpr};`].join(' ')}
     for (var r1 = ${start}; r1 < ${RI}; r1 += ${step}) { let j = j0 + r1 * ${RIX}; ${adds} }
   }`;
-    // Two strategies, each its own WGSL, with literal loop steps: a unified
-    // kernel taking its lanes per output from the uniform measured 1.3x slower
-    // over the cpu preset's reductions (up to 3x on serial ones), and so did a
-    // tree splitting its lanes over both loops by uniform shifts. Serial: few
-    // elements per output, or outputs enough to fill the machine while the
-    // tree's inner loop would leave lanes idle (a 4x4 map under the batch).
+    // Two strategies with literal loop steps, both in one WGSL and chosen per
+    // launch by a word of the uniform (the branch is uniform, so the
+    // barriers of the tree stay in uniform control flow): reductions of one
+    // fused graph then share one pipeline whichever strategy their sizes pick.
+    // A kernel taking its lanes per output from the uniform instead measured
+    // 1.3x slower over the cpu preset's reductions (up to 3x on serial ones),
+    // and so did a tree splitting its lanes over both loops by uniform shifts.
+    // Serial: few elements per output, or outputs enough to fill the machine
+    // while the tree's inner loop would leave lanes idle (a 4x4 map under the
+    // batch).
     const serial = R <= SERIAL_REDUCE || (total >= 4096 && R <= 256) || (lane.extent < REDUCE_WG && total >= 2 * REDUCE_WG);
-    if (serial) {
-      const g = gridFor(total);
-      workgroups = g.workgroups;
-      main = `@compute @workgroup_size(${g.size})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let o = ${g.index('gid')};
-  if (o >= arrayLength(&out0)) { return; }
-${sizes.prologue().replace(/^/gm, '  ')}
-${baseLines.map((l) => `  ${l}`).join('\n')}
-${accs}
-  ${loops('0u', '1u')}
-${R_.map((k) => `  ${store(k, `acc${k}`)}`).join('\n')}
-}`;
-    } else {
-      const g = groupsFor(total);
-      workgroups = g.workgroups;
-      main = `${R_.map((k) => `var<workgroup> part${k}: array<f32, ${REDUCE_WG}>;`).join('\n')}
+    const SERIAL = sizes.u('SERIAL', serial ? 1 : 0);
+    // The grid's flat index whether or not it folds into y (num_workgroups
+    // tells), so the WGSL does not depend on the launch's size either.
+    const flat = (id: string) => `${id}.x + ${id}.y * nwg.x`;
+    workgroups = serial ? gridFor(total, REDUCE_WG).workgroups : groupsFor(total).workgroups;
+    const body = (start: string, step: string, indent: string) =>
+      [...baseLines.map((l) => `  ${l}`), accs, `  ${loops(start, step)}`].join('\n').replace(/^/gm, indent);
+    main = `${R_.map((k) => `var<workgroup> part${k}: array<f32, ${REDUCE_WG}>;`).join('\n')}
 
 @compute @workgroup_size(${REDUCE_WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let o = ${g.index('wid')};
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
 ${sizes.prologue().replace(/^/gm, '  ')}
-${baseLines.map((l) => `  ${l}`).join('\n')}
-${accs}
-  ${loops('lid', `${REDUCE_WG}u`)}
-${R_.map((k) => `  part${k}[lid] = acc${k};`).join('\n')}
-  workgroupBarrier();
-  for (var s = ${REDUCE_WG / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { ${R_.map((k) => `part${k}[lid] = ${combine(`part${k}[lid]`, `part${k}[lid + s]`)};`).join(' ')} }
-    workgroupBarrier();
-  }
-  if (lid == 0u) { ${R_.map((k) => store(k, `part${k}[0]`)).join(' ')} }
-}`;
+  let group = ${flat('wid')};
+  if (${SERIAL} != 0u) {
+    // One invocation per output.
+    let o = group * ${REDUCE_WG}u + lid;
+    if (o < arrayLength(&out0)) {
+${body('0u', '1u', '    ')}
+${R_.map((k) => `      ${store(k, `acc${k}`)}`).join('\n')}
     }
+  } else {
+    // One workgroup per output: a tree over its lanes.
+    let o = group;
+${body('lid', `${REDUCE_WG}u`, '  ')}
+${R_.map((k) => `    part${k}[lid] = acc${k};`).join('\n')}
+    workgroupBarrier();
+    for (var s = ${REDUCE_WG / 2}u; s > 0u; s >>= 1u) {
+      if (lid < s) { ${R_.map((k) => `part${k}[lid] = ${combine(`part${k}[lid]`, `part${k}[lid + s]`)};`).join(' ')} }
+      workgroupBarrier();
+    }
+    if (lid == 0u) { ${R_.map((k) => store(k, `part${k}[0]`)).join(' ')} }
+  }
+}`;
   } else {
     if (opts.accumulate) throw new Error('internal: only reductions accumulate');
     const fs = roots.map((r) => fnOf(r.output));
