@@ -126,6 +126,8 @@ export class GraphBuilder {
         this.depth--;
       }
     }
+    const same = op === 'mul' ? multipliedByOne(inputs) : undefined;
+    if (same) return same;
     const key = `${op}|${inputs.map((v) => v.id).join(',')}|${JSON.stringify(attrs)}`;
     const hit = this.memo.get(key);
     if (hit) return hit;
@@ -305,4 +307,17 @@ export class GraphBuilder {
   conv2d(x: Value, w: Value, opts: { stride?: number; pad?: number } = {}): Value {
     return this.apply('conv2d', [x, w], { stride: opts.stride ?? 1, pad: opts.pad ?? 0 });
   }
+}
+
+/**
+ * x for x * 1 where x has the product's shape (text * ca_text_scale with the
+ * scale 1, a loss weight of 1): the product would be a kernel of its own that
+ * copies x.
+ */
+function multipliedByOne(inputs: readonly Value[]): Value | undefined {
+  const isOne = (v: Value) => v.node?.op === 'fill' && v.node.attrs.value === 1;
+  const [a, b] = inputs;
+  if (isOne(b) && (b.shape.length <= a.shape.length && b.shape.every((d, k) => d === 1 || d === a.shape[a.shape.length - b.shape.length + k]))) return a;
+  if (isOne(a) && (a.shape.length <= b.shape.length && a.shape.every((d, k) => d === 1 || d === b.shape[b.shape.length - a.shape.length + k]))) return b;
+  return undefined;
 }

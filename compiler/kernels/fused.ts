@@ -348,7 +348,7 @@ ${R_.map((k) => `    part${k}[lid] = acc${k};`).join('\n')}
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let stride = nwg.x * nwg.y * ${g.size}u;
   let n = arrayLength(&out0);
-  for (var i = ${g.index('gid')}; i < n; i += stride) {
+  for (var i = gid.x + gid.y * nwg.x * ${g.size}u; i < n; i += stride) {
 ${R_.map((k) => `    out${k}[i] = ${fs[k]}(i);`).join('\n')}
   }
 }`;

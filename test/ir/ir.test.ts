@@ -76,6 +76,17 @@ describe('IR', () => {
     expect(writes).not.toContain(dArena);
   });
 
+  it('x * 1 is x when the 1 does not broadcast x, and still a product when it does', () => {
+    const b = new GraphBuilder();
+    const x = b.input('x', [4, 3]);
+    expect(b.mul(x, 1)).toBe(x);
+    expect(b.mul(b.scalar(1, [1, 3]), x)).toBe(x);
+    const wider = b.mul(x, b.scalar(1, [2, 4, 3]));
+    expect(wider.node?.op).toBe('mul');
+    expect(wider.shape).toEqual([2, 4, 3]);
+    expect(b.mul(x, 2).node?.op).toBe('mul');
+  });
+
   it('detach passes values and blocks gradients', () => {
     const b = new GraphBuilder();
     const x = b.input('x', [3]);
