@@ -128,9 +128,11 @@ export interface GemmTiling {
 /**
  * The tile policy, the one place tile sizes are chosen: 8x8 outputs per
  * invocation (best measured on lavapipe; 8 columns = 2 vec4s), 4 rows when
- * there are fewer than 8 (1-3 rows too: the clamped extra rows repeat the
+ * there are fewer than 16 (1-3 rows too: the clamped extra rows repeat the
  * last one, cheap at that size, and the kernel is then the same WGSL as the
- * 4-row problems' instead of one more pipeline to compile), and 8
+ * 4-row problems' instead of one more pipeline to compile; 8-15 rows: the
+ * tiny preset's 8-channel convs measured the same step time with 4-row tiles
+ * as with 8, three alternating pairs, and need 3 fewer pipelines), and 8
  * invocations per workgroup (one SIMD vector on lavapipe). Measured against
  * 8-32 invocations chosen by the column tiles (the previous policy): equal or
  * faster on every bench shape (conv 3x3 64->64 @32x32 backward-weight 44 ms
@@ -146,7 +148,7 @@ export interface GemmTiling {
  * Loaders may rely on tileCols being 8.
  */
 export function chooseTiling(rows: number, laneWindow = false, laneGather = false): GemmTiling {
-  const tileRows = laneGather && rows >= 16 ? 16 : rows >= 8 ? 8 : 4;
+  const tileRows = laneGather && rows >= 16 ? 16 : rows >= 16 ? 8 : 4;
   const tileCols = 8;
   const lanes = 8;
   return { tileRows: laneWindow ? Math.min(tileRows, 4) : tileRows, tileCols, lanes };
