@@ -13,7 +13,7 @@
 // composites are written in; typed helpers for composites live with their
 // records (e.g. batchNorm() in compiler/ops/batchnorm.ts).
 import { Graph, type Attrs, type Init, type Value } from './graph.ts';
-import { axis as normAxis, fmtShape, numel, sameShape, type Shape } from './shape.ts';
+import { axis as normAxis, broadcastsTo, fmtShape, numel, sameShape, type Shape } from './shape.ts';
 import { opDef } from '../ops/registry.ts';
 
 /** Called for every `apply`, with the nesting depth of composite expansion (0: applied directly). */
@@ -216,6 +216,10 @@ export class GraphBuilder {
   }
   expand(x: Value, shape: Shape): Value {
     if (sameShape(x.shape, shape)) return x;
+    // A broadcast of a broadcast is one broadcast of the original: one index
+    // map in a fused kernel instead of two nested ones.
+    const inner = x.node?.op === 'expand' ? x.node.inputs[0] : undefined;
+    if (inner && broadcastsTo(inner.shape, shape)) return this.expand(inner, shape);
     return this.apply('expand', [x], { shape: [...shape] });
   }
   /** Sums `x` down to `shape` (the reverse of broadcasting). */

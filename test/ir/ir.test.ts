@@ -87,6 +87,15 @@ describe('IR', () => {
     expect(b.mul(x, 2).node?.op).toBe('mul');
   });
 
+  it('a broadcast of a broadcast is one broadcast of the original', () => {
+    const b = new GraphBuilder();
+    const c = b.input('c', [1, 3, 1, 1]);
+    const twice = b.expand(b.expand(c, [2, 3, 1, 1]), [2, 3, 4, 4]);
+    expect(twice.node?.op).toBe('expand');
+    expect(twice.node?.inputs[0]).toBe(c);
+    expect(twice.shape).toEqual([2, 3, 4, 4]);
+  });
+
   it('detach passes values and blocks gradients', () => {
     const b = new GraphBuilder();
     const x = b.input('x', [3]);
