@@ -451,7 +451,12 @@ class AstBuilder {
     const k = this.kids(n);
     if (k.NumberLiteral) {
       const t = this.tok(n, 'NumberLiteral');
-      return { kind: 'num', value: Number(t.image), span: this.spanOfTok(t) };
+      const value = Number(t.image);
+      // 1e999 would become Infinity: a width or a rate that prints as Infinity and serialises as null.
+      if (!Number.isFinite(value)) {
+        this.refuse(error(Codes.badValue, `number ${t.image} is too large (beyond float64's ${Number.MAX_VALUE})`, this.spanOfTok(t), { help: 'write a finite number' }));
+      }
+      return { kind: 'num', value, span: this.spanOfTok(t) };
     }
     if (k.StringLiteral) {
       const t = this.tok(n, 'StringLiteral');

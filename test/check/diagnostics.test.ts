@@ -151,6 +151,16 @@ describe('diagnostics', () => {
     expect(hinge.first.message).toBe("adversarial loss 'hinge' is not supported yet");
   });
 
+  it('a number beyond float64 (1e999 would read as Infinity) is refused where it is written, in the file or in --set', () => {
+    const inFile = only(MINI + 'train { d = adam(lr = 1e999) }\n');
+    expect(inFile.first.code).toBe('GAN306');
+    expect(inFile.first.message).toBe('number 1e999 is too large (beyond float64\'s 1.7976931348623157e+308)');
+    expect(inFile.pos).toMatchObject({ line: 24, col: 23, text: '1e999' });
+    const set = only(MINI, { set: ['ngf=-2e400'] });
+    expect(set.first.code).toBe('GAN306');
+    expect(set.first.span).toMatchObject({ file: '--set ngf=-2e400', offset: 5, length: 5 });
+  });
+
   it('a stage must produce an image of its resolution', () => {
     const { first, pos } = only(mini('stage g0 @ 16', 'stage g0 @ 32'));
     expect(first.code).toBe('GAN304');
