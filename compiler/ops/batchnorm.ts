@@ -9,8 +9,9 @@
 // variance buffers when attrs.stats (batchNorm() below assembles them).
 import type { GraphBuilder } from '../ir/builder.ts';
 import type { Value } from '../ir/graph.ts';
-import { fmtShape } from '../ir/shape.ts';
-import type { CompositeOp } from './op.ts';
+import { broadcastsTo, fmtShape } from '../ir/shape.ts';
+import { shapeError, type CompositeOp, type PrimitiveOp } from './op.ts';
+import { broadcastIndexer, mapOut } from './refutil.ts';
 
 export interface BatchNormAttrs {
   training: boolean;
@@ -22,21 +23,78 @@ export interface BatchNormAttrs {
   stats: boolean;
 }
 
-/**
- * Batch mean and biased variance over `axes`, as
- * v = mean((x - c)^2) - (mean - c)^2 with c = detach(mean): an identity for
- * any constant c, so v and all its derivatives are the variance's (a gradient
- * penalty differentiates it twice), and the second term is exactly 0 in value.
- * What it buys: autodiff no longer routes mean's gradient through the
- * variance's sum of centred values (identically 0), so the backward's sum(dy)
- * and sum(dy * xc) do not wait for each other and share one reduction launch.
- */
+/** Batch mean and biased variance over `axes` (two passes: the variance of the centred values). */
 function moments(b: GraphBuilder, x: Value, axes: number[]): { mean: Value; v: Value } {
   const mean = b.mean(x, axes, true);
-  const c = b.detach(mean);
-  const xc = b.sub(x, c);
-  const off = b.sub(mean, c);
-  return { mean, v: b.sub(b.mean(b.mul(xc, xc), axes, true), b.mul(off, off)) };
+  const xc = b.sub(x, mean);
+  return { mean, v: b.mean(b.mul(xc, xc), axes, true) };
+}
+
+export interface NormalizeAttrs {
+  /**
+   * The axes the statistics reduce over (the gradient rule's sums); not named
+   * `axes`, which marks a reduction for batch splitting (plan/split.ts): this
+   * op itself is elementwise.
+   */
+  statsOver: number[];
+}
+
+/**
+ * xhat = (x - mean) * rstd, where mean and rstd = 1/sqrt(var + eps) are x's
+ * own batch statistics over `axes` (only batchnorm's training mode builds it,
+ * from moments()). Its gradient rule is the total derivative through the
+ * statistics, dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), and none for
+ * mean and rstd, so autodiff never walks the statistics' graphs at first
+ * order: the backward is one launch of per-channel sums and one elementwise
+ * pass, and every BatchNorm's input gradient is one form of kernel. The rule
+ * is built from differentiable ops on live values (rstd, xhat), so a second
+ * derivative (a gradient penalty) is exact too (test/ops/double.test.ts).
+ */
+export const bnNormalizeOp: PrimitiveOp<NormalizeAttrs> = {
+  name: 'bn_normalize',
+  doc: "(x - mean) * rstd with x's own batch statistics (BatchNorm's training-mode normalisation); the gradient is x's total derivative",
+  kind: 'fusible',
+  arity: 3,
+  shape: (ins) => {
+    if (!broadcastsTo(ins[1], ins[0]) || !broadcastsTo(ins[2], ins[0])) throw shapeError('bn_normalize', 'mean and rstd must broadcast to x', ins);
+    return [...ins[0]];
+  },
+  fn: (c) => `let x = ${c.bcast(0)};\n  let m = ${c.bcast(1)};\n  let r = ${c.bcast(2)};\n  return ((x - m) * r);`,
+  ref: (ins, c) => {
+    const [im, ir] = [broadcastIndexer(c.ins[1], c.out), broadcastIndexer(c.ins[2], c.out)];
+    return mapOut(c.out, (i) => (ins[0][i] - ins[1][im(i)]) * ins[2][ir(i)]);
+  },
+  grad: ({ b, x, y, gy, attrs, needs }) => {
+    if (!needs[0]) return [null, null, null];
+    const axes = attrs.statsOver;
+    const meanG = b.mean(gy, axes, true);
+    const meanGY = b.mean(b.mul(gy, y), axes, true);
+    return [b.mul(x[2], b.sub(b.sub(gy, meanG), b.mul(y, meanGY))), null, null];
+  },
+  parity: [
+    {
+      name: '2d',
+      inputs: [[3, 4, 3, 3]],
+      grad: [0],
+      torch: 'F.batch_norm(x0, None, None, training=True, eps=1e-5)',
+      build: (b, [x]) => normalized(b, x, [0, 2, 3], 1e-5).xhat,
+    },
+    {
+      name: '1d',
+      inputs: [[5, 6]],
+      grad: [0],
+      torch: 'F.batch_norm(x0, None, None, training=True, eps=1e-3)',
+      build: (b, [x]) => normalized(b, x, [0], 1e-3).xhat,
+    },
+  ],
+  flopsPerElement: 2,
+};
+
+/** x normalised by its batch statistics over `axes` (training mode), with the statistics. */
+function normalized(b: GraphBuilder, x: Value, axes: number[], eps: number): { xhat: Value; mean: Value; v: Value } {
+  const { mean, v } = moments(b, x, axes);
+  const rstd = b.div(1, b.sqrt(b.add(v, eps)));
+  return { xhat: b.apply('bn_normalize', [x, mean, rstd], { statsOver: axes }), mean, v };
 }
 
 function expand(b: GraphBuilder, ins: readonly Value[], o: BatchNormAttrs): Value {
@@ -58,9 +116,7 @@ function expand(b: GraphBuilder, ins: readonly Value[], o: BatchNormAttrs): Valu
   };
   if (o.training) {
     const n = axes.reduce((p, a) => p * x.shape[a], 1);
-    const { mean, v } = moments(b, x, axes);
-    const xc = b.sub(x, mean);
-    const rstd = b.div(1, b.sqrt(b.add(v, eps)));
+    const { xhat, mean, v } = normalized(b, x, axes, eps);
     if (runningMean && runningVar) {
       if (n < 2) throw new Error(`batchnorm: training needs more than one value per channel, got ${fmtShape(x.shape)}`);
       const rm = b.read(runningMean);
@@ -69,7 +125,7 @@ function expand(b: GraphBuilder, ins: readonly Value[], o: BatchNormAttrs): Valu
       const unbiased = b.mul(b.reshape(b.detach(v), [c]), n / (n - 1));
       b.assign(runningVar, b.add(b.mul(rv, 1 - momentum), b.mul(unbiased, momentum)));
     }
-    return affine(b.mul(xc, rstd));
+    return affine(xhat);
   }
   if (!runningMean || !runningVar) throw new Error('batchnorm: eval mode needs the running mean and variance');
   const mean = b.reshape(b.read(runningMean), bshape);

@@ -8,7 +8,7 @@ import { linearOp, matmulOp } from './matmul.ts';
 import { convOps } from './conv.ts';
 import { randomOps } from './random.ts';
 import { compositeOps } from './composite.ts';
-import { batchNormOp } from './batchnorm.ts';
+import { batchNormOp, bnNormalizeOp } from './batchnorm.ts';
 import { lossOps } from './losses.ts';
 import { gatherOps } from './gather.ts';
 import { transformerOps } from './transformer.ts';
@@ -27,6 +27,7 @@ const all: OpDef[] = [
   ...randomOps,
   ...compositeOps,
   batchNormOp,
+  bnNormalizeOp,
   ...lossOps,
   ...gatherOps,
   ...transformerOps,
