@@ -122,8 +122,9 @@ function expand(b: GraphBuilder, ins: readonly Value[], o: BatchNormAttrs): Valu
       const rm = b.read(runningMean);
       b.assign(runningMean, b.add(b.mul(rm, 1 - momentum), b.mul(b.reshape(b.detach(mean), [c]), momentum)));
       const rv = b.read(runningVar);
-      const unbiased = b.mul(b.reshape(b.detach(v), [c]), n / (n - 1));
-      b.assign(runningVar, b.add(b.mul(rv, 1 - momentum), b.mul(unbiased, momentum)));
+      // The unbiased variance's factor folded into the momentum: both updates
+      // are then r * (1 - m) + s * k, one WGSL (one pipeline) for both.
+      b.assign(runningVar, b.add(b.mul(rv, 1 - momentum), b.mul(b.reshape(b.detach(v), [c]), (momentum * n) / (n - 1))));
     }
     return affine(xhat);
   }
