@@ -189,6 +189,10 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
   const sizes = new SizeParams();
   const fnOf = (v: Value): string => {
     if (v.node && inlined(v)) {
+      // A constant gets a function per use: fills of equal value are one node
+      // (hash-consing), and sharing it would make the WGSL depend on which
+      // constants happen to be equal (BatchNorm's two momentum updates).
+      if (v.node.op === 'fill') done.delete(v.node.id);
       emit(v.node);
       return fnName.get(v.node.id)!;
     }

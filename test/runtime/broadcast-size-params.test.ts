@@ -156,4 +156,24 @@ describe('run-time constants', () => {
     expect(a.params).toContain(new Uint32Array(Float32Array.of(0.25).buffer)[0]);
     expect(b.params).toContain(new Uint32Array(Float32Array.of(-3).buffer)[0]);
   });
+
+  it('one constant read twice renders like two constants that differ (equal fills are one node after hash-consing)', () => {
+    const twoScaled = (c1: number, c2: number): KernelSpec => {
+      const g = new Graph();
+      const x = g.newValue([4, 8], 'input', { name: 'x' });
+      const z = g.newValue([4, 8], 'input', { name: 'z' });
+      const k1 = g.addNode('fill', [], { value: c1, shape: [] }, []);
+      const k2 = c2 === c1 ? k1 : g.addNode('fill', [], { value: c2, shape: [] }, []);
+      const xk = g.addNode('mul', [x, k1], {}, [4, 8]);
+      const zk = g.addNode('mul', [z, k2], {}, [4, 8]);
+      const y = g.addNode('add', [xk, zk], {}, [4, 8]);
+      return fusedKernel([y.node!], (v) => [k1, k2, xk, zk].includes(v)).spec;
+    };
+    const shared = twoScaled(0.3, 0.3);
+    const apart = twoScaled(0.3, 0.7);
+    expect(shared.wgsl).toBe(apart.wgsl);
+    const bits = (v: number) => new Uint32Array(Float32Array.of(v).buffer)[0];
+    expect(shared.params!.filter((w) => w === bits(0.3))).toHaveLength(2);
+    expect(apart.params).toContain(bits(0.7));
+  });
 });
