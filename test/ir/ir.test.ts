@@ -223,6 +223,14 @@ describe('plan: horizontal fusion', () => {
     expect(plan.kernels[0].bindings.map((k) => k.name)).toEqual(['in0', 'out0', 'out1']);
   });
 
+  it('leaves independent elementwise siblings in launches of their own (each mix would be another pipeline)', () => {
+    const b = new GraphBuilder();
+    const x = b.input('x', [8]);
+    const y = b.input('y', [8]);
+    const plan = compileProgram(b.graph, layoutState(b.graph), { name: 'e', outputs: { p: b.mul(x, 3), q: b.add(y, 1) } });
+    expect(plan.stats.dispatches).toBe(2);
+  });
+
   it('never merges a sum with one that reads its result', () => {
     const b = new GraphBuilder();
     const x = b.input('x', [4, 6]);
