@@ -321,7 +321,7 @@ export class GraphBuilder {
 function multipliedByOne(inputs: readonly Value[]): Value | undefined {
   const isOne = (v: Value) => v.node?.op === 'fill' && v.node.attrs.value === 1;
   const [a, b] = inputs;
-  if (isOne(b) && (b.shape.length <= a.shape.length && b.shape.every((d, k) => d === 1 || d === a.shape[a.shape.length - b.shape.length + k]))) return a;
-  if (isOne(a) && (a.shape.length <= b.shape.length && a.shape.every((d, k) => d === 1 || d === b.shape[b.shape.length - a.shape.length + k]))) return b;
+  if (isOne(b) && broadcastsTo(b.shape, a.shape)) return a;
+  if (isOne(a) && broadcastsTo(a.shape, b.shape)) return b;
   return undefined;
 }
