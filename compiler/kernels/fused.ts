@@ -40,6 +40,8 @@ export interface FusedKernel {
   leaves: Value[];
 }
 
+const pow2 = (v: number) => v >= 1 && (v & (v - 1)) === 0;
+
 /**
  * SizeArith over `params`, its fields named `prefix` + a counter. Measured
  * on lavapipe: a shift or mask by a run-time amount costs what a literal one
@@ -53,7 +55,6 @@ export interface FusedKernel {
 function sizeArith(params: SizeParams, prefix: string): SizeArith {
   let n = 0;
   const field = (value: number) => params.field(`${prefix}${n++}`, value);
-  const pow2 = (v: number) => v >= 1 && (v & (v - 1)) === 0;
   return {
     div: (e, v) => (pow2(v) ? `(${e} >> ${field(Math.log2(v))})` : `(${e} / ${v}u)`),
     mod: (e, v) => (pow2(v) ? `(${e} & ${field(v - 1)})` : `(${e} % ${v}u)`),
@@ -77,10 +78,18 @@ function broadcastIndex(from: Shape, to: Shape, i: string, size: SizeArith): str
       // The mask is a no-op on the outermost run but keeps one WGSL form for
       // every broadcast with this many runs; only a non-power-of-two extent
       // there (a % by a literal) is left out.
-      const kept = r.outermost && !(r.extent >= 1 && (r.extent & (r.extent - 1)) === 0) ? coord : size.mod(coord, r.extent);
+      const kept = r.outermost && !pow2(r.extent) ? coord : size.mod(coord, r.extent);
       return size.mul(kept, r.fromStride);
     })
     .join(' + ');
+}
+
+/** A run of adjacent kept dims: its innermost stride in each shape, its extent, and whether nothing but 1s lies outside it. */
+interface BroadcastRun {
+  toStride: number;
+  extent: number;
+  fromStride: number;
+  outermost: boolean;
 }
 
 /**
@@ -89,11 +98,11 @@ function broadcastIndex(from: Shape, to: Shape, i: string, size: SizeArith): str
  * index the whole run. Measured on the tiny step: per-dim terms rendered a
  * per-channel read of [N, C, 1, 1] and of [1, C, 1, 1] as different WGSL.
  */
-function broadcastRuns(from: Shape, to: Shape): { toStride: number; extent: number; fromStride: number; outermost: boolean }[] {
+function broadcastRuns(from: Shape, to: Shape): BroadcastRun[] {
   const lead = to.length - from.length;
   const fs = strides(from);
   const ts = strides(to);
-  const runs: { toStride: number; extent: number; fromStride: number; outermost: boolean }[] = [];
+  const runs: BroadcastRun[] = [];
   let open = false;
   for (let d = 0; d < from.length; d++) {
     const td = d + lead;
@@ -224,10 +233,10 @@ export function fusedKernel(roots: readonly Node[], isInlined: (v: Value) => boo
       size: sizeArith(sizes, `S${id}_`),
       constant: (value) => (STRUCTURAL_CONSTANTS.has(Math.abs(value)) ? f32(value) : `bitcast<f32>(${sizes.field(`F${id}_${constants++}`, f32Bits(value))})`),
     });
-    // A node that reads its input at its own index and returns it (a reshape,
-    // a detach, an expand to the same shape) is that input: no function of its own, so a
+    // A node that reads its input at its own index (a reshape, a detach, an
+    // expand to the same shape) is that input: no function of its own, so a
     // graph with or without such a node renders the same WGSL.
-    if (n.inputs.length === 1 && (body === `return ${inFns[0]}(i);` || body === `let a = ${inFns[0]}(i);\n  return a;`)) {
+    if (n.inputs.length === 1 && body === `return ${inFns[0]}(i);`) {
       fnName.set(n.id, inFns[0]);
       return;
     }

@@ -30,7 +30,13 @@ function unary<A = Attrs>(s: UnarySpec<A>): PrimitiveOp<A> {
     kind: 'fusible',
     arity: 1,
     shape: (ins) => [...ins[0]],
-    fn: (c: FnCtx<A>) => `let a = ${c.bcast(0)};\n  ${s.prelude ? `${s.prelude}\n  ` : ''}return ${s.expr('a', c.attrs)};`,
+    fn: (c: FnCtx<A>) => {
+      const y = s.expr('a', c.attrs);
+      // An identity (detach) reads its input and returns it: the form fused
+      // kernels elide (compiler/kernels/fused.ts), so it renders no function.
+      if (y === 'a' && !s.prelude) return `return ${c.bcast(0)};`;
+      return `let a = ${c.bcast(0)};\n  ${s.prelude ? `${s.prelude}\n  ` : ''}return ${y};`;
+    },
     grad: (g) => [g.needs[0] ? s.grad(g) : null],
     ...(s.differentiable === false ? { differentiable: false } : {}),
     ref: (ins, c) => unaryRef((a) => s.js(a, c.attrs))(ins, c),
