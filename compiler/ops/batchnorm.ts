@@ -31,11 +31,7 @@ function moments(b: GraphBuilder, x: Value, axes: number[]): { mean: Value; v: V
 }
 
 export interface NormalizeAttrs {
-  /**
-   * The axes the statistics reduce over (the gradient rule's sums); not named
-   * `axes`, which marks a reduction for batch splitting (plan/split.ts): this
-   * op itself is elementwise.
-   */
+  /** The axes the statistics reduce over (the gradient rule's sums; the op itself is elementwise). */
   statsOver: number[];
 }
 

@@ -99,7 +99,7 @@ function cutFused(roots: Node[], fusion: Fusion): Cut {
     if (b) {
       const axis = typeof a.axis === 'number' ? (a.axis < 0 ? a.axis + v.shape.length : a.axis) : -1;
       if (axis === 0) throw new Refusal(`'${n.op}' works along the batch axis`);
-      if (Array.isArray(a.axes) && (a.axes as number[]).some((x) => x === 0 || x === -n.inputs[0].shape.length)) throw new Refusal(`'${n.op}' reduces over the batch`);
+      if (def.kind === 'reduce' && (a.axes as number[]).some((x) => x === 0 || x === -n.inputs[0].shape.length)) throw new Refusal(`'${n.op}' reduces over the batch`);
       if (Array.isArray(a.shape) && a.shape[0] !== N) throw new Refusal(`'${n.op}' moves the batch axis`);
     }
     for (const x of n.inputs) {
